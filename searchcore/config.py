@@ -1,0 +1,48 @@
+"""Settings read from environment variables (one place, one prefix: SEARCHCORE_)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+MODEL_NAMES: tuple[str, ...] = ("resnet50", "vgg16")
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"SEARCHCORE_{name}", default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where models, vectors and cached embeddings live, and the engine's limits."""
+
+    home: Path
+    model_dir: Path
+    milvus_uri: str
+    milvus_token: str
+    collection_prefix: str
+    redis_url: str
+    redis_prefix: str
+    cache_ttl_seconds: int
+    max_pixels: int
+    batch_size: int
+    decode_workers: int
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "Settings":
+        """Defaults, then SEARCHCORE_* variables, then explicit keyword overrides."""
+        home = Path(_env("HOME", str(Path.home() / ".cache" / "searchcore"))).expanduser()
+        settings = cls(
+            home=home,
+            model_dir=Path(_env("MODEL_DIR", str(home / "models"))).expanduser(),
+            milvus_uri=_env("MILVUS_URI", str(home / "milvus.db")),
+            milvus_token=_env("MILVUS_TOKEN", ""),
+            collection_prefix=_env("COLLECTION_PREFIX", "images_"),
+            redis_url=_env("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            redis_prefix=_env("REDIS_PREFIX", "searchcore:"),
+            cache_ttl_seconds=int(_env("CACHE_TTL", str(30 * 24 * 3600))),
+            max_pixels=int(_env("MAX_PIXELS", str(50_000_000))),
+            batch_size=int(_env("BATCH_SIZE", "16")),
+            decode_workers=int(_env("DECODE_WORKERS", "2")),
+        )
+        return replace(settings, **overrides) if overrides else settings
