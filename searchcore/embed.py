@@ -1,0 +1,98 @@
+"""Raw images to vectors for several models: cache first, then decode (in a thread pool,
+overlapping the previous batch's inference), resize once per input size, batched ONNX runs."""
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Mapping
+
+import numpy as np
+
+from .cache import EmbeddingCache
+from .decode import DecodeError, RawImage, decode
+from .encoder import Encoder
+from .preprocess import resize
+
+Pixels = dict[tuple[tuple[int, int], str], np.ndarray]
+
+
+@dataclass
+class Embedded:
+    """One image's vectors per model, or the reason it could not be embedded."""
+
+    raw: RawImage
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    error: DecodeError | None = None
+
+
+@dataclass
+class _Started:
+    items: list[Embedded]
+    needs: list[frozenset[str]]
+    decoding: dict[int, Future]
+
+
+class Embedder:
+    def __init__(self, encoders: Mapping[str, Encoder], cache: EmbeddingCache, max_pixels: int,
+                 batch_size: int = 16, workers: int = 2) -> None:
+        self.encoders = dict(encoders)
+        self.cache = cache
+        self.max_pixels = max_pixels
+        self.batch_size = batch_size
+        self.workers = workers
+        self._resize_keys = {e.resize_key for e in self.encoders.values()}
+        self._draft = max(max(size) for size, _ in self._resize_keys)
+
+    def embed(self, raws: list[RawImage], models: Iterable[str] | None = None) -> list[Embedded]:
+        """Every image through the given models (default: all), in one go."""
+        wanted = frozenset(models or self.encoders)
+        return [item for batch in self.stream([[(r, wanted) for r in raws]]) for item in batch]
+
+    def stream(self, batches: Iterable[list[tuple[RawImage, frozenset[str]]]]) -> Iterator[list[Embedded]]:
+        """Embed batch after batch; batch N+1 decodes while batch N runs through the models."""
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="decode") as pool:
+            pending: _Started | None = None
+            for batch in batches:
+                started = self._start(batch, pool)
+                if pending is not None:
+                    yield self._finish(pending)
+                pending = started
+            if pending is not None:
+                yield self._finish(pending)
+
+    def _start(self, batch: list[tuple[RawImage, frozenset[str]]], pool: ThreadPoolExecutor) -> _Started:
+        items = [Embedded(raw) for raw, _ in batch]
+        needs = [frozenset(models) for _, models in batch]
+        for name in set().union(*needs) if needs else ():
+            encoder = self.encoders[name]
+            shas = [item.raw.sha256 for item, need in zip(items, needs) if name in need]
+            found = self.cache.get_many(encoder.cache_key, shas, encoder.dim)
+            for item, need in zip(items, needs):
+                if name in need and item.raw.sha256 in found:
+                    item.vectors[name] = found[item.raw.sha256]
+        decoding = {i: pool.submit(self._pixels, item.raw) for i, (item, need) in enumerate(zip(items, needs))
+                    if need - item.vectors.keys()}
+        return _Started(items, needs, decoding)
+
+    def _pixels(self, raw: RawImage) -> Pixels:
+        image = decode(raw, self.max_pixels, draft_size=(self._draft, self._draft))
+        return {key: resize(image, key) for key in self._resize_keys}
+
+    def _finish(self, started: _Started) -> list[Embedded]:
+        pixels: dict[int, Pixels] = {}
+        for i, future in started.decoding.items():
+            try:
+                pixels[i] = future.result()
+            except DecodeError as exc:
+                started.items[i].error = exc
+        for name, encoder in self.encoders.items():
+            todo = [i for i in pixels if name in started.needs[i] and name not in started.items[i].vectors]
+            fresh: dict[str, np.ndarray] = {}
+            for start in range(0, len(todo), self.batch_size):
+                chunk = todo[start:start + self.batch_size]
+                vectors = encoder.encode(np.stack([pixels[i][encoder.resize_key] for i in chunk]))
+                for i, vector in zip(chunk, vectors):
+                    started.items[i].vectors[name] = vector
+                    fresh[started.items[i].raw.sha256] = vector
+            self.cache.put_many(encoder.cache_key, fresh)
+        return started.items

@@ -1,0 +1,58 @@
+"""One reused ONNX Runtime session per model: preprocessed pixels in, L2-normalised vectors out."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from .manifest import ONNX_NAME, ModelManifest, is_built
+from .preprocess import resize_key, to_input
+
+
+class ModelNotBuiltError(RuntimeError):
+    def __init__(self, directory: Path) -> None:
+        super().__init__(f"no verified model in {directory}: run `python -m searchcore build-models`")
+
+
+class Encoder:
+    """A model's ONNX session plus the manifest that says how to feed it."""
+
+    def __init__(self, directory: Path) -> None:
+        if not is_built(directory):
+            raise ModelNotBuiltError(directory)
+        self.manifest = ModelManifest.load(directory)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(directory / ONNX_NAME), options,
+                                            providers=["CPUExecutionProvider"])
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def dim(self) -> int:
+        return self.manifest.dim
+
+    @property
+    def cache_key(self) -> str:
+        """Vectors are only interchangeable between identical ONNX files."""
+        return f"{self.manifest.name}:{self.manifest.onnx_sha256}"
+
+    @property
+    def resize_key(self) -> tuple[tuple[int, int], str]:
+        return resize_key(self.manifest.preprocessing)
+
+    def run(self, tensor: np.ndarray) -> np.ndarray:
+        """Raw model output for an already preprocessed float32 batch."""
+        return self.session.run([self.manifest.output_name], {self.manifest.input_name: tensor})[0]
+
+    def encode(self, pixels: np.ndarray) -> np.ndarray:
+        """NxHxWx3 uint8 RGB pixels (already resized) to N unit-length float32 vectors."""
+        return l2_normalise(self.run(to_input(pixels, self.manifest.preprocessing)))
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)

@@ -1,0 +1,113 @@
+"""The typed API that the CLI and the app share: models + cache + store wired once."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+from .cache import EmbeddingCache
+from .config import MODEL_NAMES, Settings
+from .decode import DecodeError, RawImage, raw_from_bytes, read_raw
+from .embed import Embedder
+from .encoder import Encoder
+from .evaluate import EvalReport, evaluate
+from .index import Indexer, IndexReport
+from .search import QueryResult, search
+from . import store
+
+log = logging.getLogger("searchcore")
+
+
+class Engine:
+    """Open once, use for many calls: ONNX sessions, the Milvus client and Redis are reused."""
+
+    def __init__(self, settings: Settings | None = None, models: Sequence[str] = MODEL_NAMES) -> None:
+        self.settings = settings or Settings.from_env()
+        unknown = set(models) - set(MODEL_NAMES)
+        if unknown:
+            raise ValueError(f"unknown model(s) {sorted(unknown)}; choose from {MODEL_NAMES}")
+        self.models = tuple(models)
+        s = self.settings
+        self.encoders = {m: Encoder(s.model_dir / m) for m in self.models}
+        self.cache = EmbeddingCache(s.redis_url, s.redis_prefix, s.cache_ttl_seconds)
+        self.client = store.connect(s.milvus_uri, s.milvus_token)
+        self.stores = {m: store.VectorStore(self.client, s.collection_prefix + m, e.dim, e.manifest.onnx_sha256)
+                       for m, e in self.encoders.items()}
+        self.embedder = Embedder(self.encoders, self.cache, s.max_pixels, s.batch_size, s.decode_workers)
+
+    def _models(self, models: Sequence[str] | None) -> tuple[str, ...]:
+        chosen = tuple(models or self.models)
+        missing = [m for m in chosen if m not in self.encoders]
+        if missing:
+            raise ValueError(f"model(s) {missing} not loaded; this engine has {self.models}")
+        return chosen
+
+    def index(self, paths: Sequence[Path | str], models: Sequence[str] | None = None) -> IndexReport:
+        chosen = self._models(models)
+        return Indexer(self.embedder, {m: self.stores[m] for m in chosen}, self.settings.batch_size).run(paths)
+
+    def search_raw(self, raws: Sequence[RawImage], models: Sequence[str] | None = None,
+                   k: int = 10) -> list[QueryResult]:
+        """Queries given as bytes (files or uploads), embedded in one batched pass."""
+        chosen = self._models(models)
+        results = []
+        for item in self.embedder.embed(list(raws), chosen):
+            if item.error:
+                results.append(QueryResult(query=item.raw.source, id=item.raw.id, hits={}, error=str(item.error)))
+            else:
+                results.append(search(item.raw.id, item.raw.source, item.vectors,
+                                      {m: self.stores[m] for m in chosen}, k))
+        return results
+
+    def search_files(self, paths: Sequence[Path | str], models: Sequence[str] | None = None,
+                     k: int = 10) -> list[QueryResult]:
+        raws, errors = [], {}
+        for i, path in enumerate(paths):
+            try:
+                raws.append(read_raw(path))
+            except DecodeError as exc:
+                errors[i] = QueryResult(query=str(path), id=-1, hits={}, error=str(exc))
+        found = iter(self.search_raw(raws, models, k))
+        return [errors[i] if i in errors else next(found) for i in range(len(paths))]
+
+    def search_bytes(self, data: bytes, name: str, models: Sequence[str] | None = None,
+                     k: int = 10) -> QueryResult:
+        return self.search_raw([raw_from_bytes(data, name)], models, k)[0]
+
+    def search_id(self, image_id: int, models: Sequence[str] | None = None, k: int = 10) -> QueryResult:
+        """Search with an indexed image's stored vectors (no decoding, no inference)."""
+        chosen = self._models(models)
+        vectors = {m: self.stores[m].vectors([image_id]).get(image_id) for m in chosen}
+        missing = [m for m, v in vectors.items() if v is None]
+        if missing:
+            return QueryResult(query=f"id:{image_id}", id=image_id, hits={},
+                               error=f"id {image_id} is not indexed for {', '.join(missing)}")
+        row = self.stores[chosen[0]].rows([image_id])[image_id]
+        return search(image_id, row["path"], vectors, {m: self.stores[m] for m in chosen}, k)
+
+    def evaluate(self, root: Path | str, models: Sequence[str] | None = None) -> EvalReport:
+        return evaluate(Path(root), self.embedder, self._models(models))
+
+    def stats(self) -> dict:
+        return {"milvus_uri": self.settings.milvus_uri, "redis_cache": self.cache.available,
+                "models": {m: {"collection": st.name, "rows": st.count(), "dim": st.dim,
+                               "weights": self.encoders[m].manifest.weights.get("source"),
+                               "onnx_sha256": self.encoders[m].manifest.onnx_sha256}
+                           for m, st in self.stores.items()}}
+
+    def remove(self, target: str) -> int:
+        """Remove an id, a file's row, or every row under a folder, from every model's collection."""
+        if target.isdigit():
+            ids_per_store = {m: [int(target)] for m in self.stores}
+        else:
+            path = str(Path(target).expanduser().resolve())
+            ids_per_store = {m: st.ids_under(path) for m, st in self.stores.items()}
+        removed = set()
+        for m, ids in ids_per_store.items():
+            present = list(self.stores[m].existing(ids))
+            self.stores[m].delete(present)
+            removed.update(present)
+        return len(removed)
+
+    def close(self) -> None:
+        self.client.close()

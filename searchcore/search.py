@@ -1,0 +1,78 @@
+"""Query vectors -> each model's hits -> their agreement and a fused list (mean cosine)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from itertools import combinations
+from typing import Mapping
+
+import numpy as np
+
+from .compare import Agreement, agreement
+from .store import Hit, VectorStore
+
+
+@dataclass(frozen=True)
+class FusedHit:
+    id: int
+    path: str
+    sha256: str
+    cosine: float
+    cosines: dict[str, float]
+    ranks: dict[str, int | None]
+
+
+@dataclass
+class QueryResult:
+    """Everything one query found; `id` is the query's content id (its own row, if indexed)."""
+
+    query: str
+    id: int
+    hits: dict[str, list[Hit]]
+    agreement: dict[str, Agreement] = field(default_factory=dict)
+    fused: list[FusedHit] = field(default_factory=list)
+    error: str | None = None
+
+    def is_self(self, hit: Hit | FusedHit) -> bool:
+        return hit.id == self.id
+
+    def to_json(self) -> dict:
+        def hits_json(hits):
+            return [{"rank": r, **asdict(h), "self": self.is_self(h)} for r, h in enumerate(hits, 1)]
+        return {"query": self.query, "id": self.id, "error": self.error,
+                "hits": {m: hits_json(h) for m, h in self.hits.items()},
+                "agreement": {pair: asdict(a) for pair, a in self.agreement.items()},
+                "fused": hits_json(self.fused)}
+
+
+def search(query_id: int, query: str, vectors: Mapping[str, np.ndarray], stores: Mapping[str, VectorStore],
+           k: int) -> QueryResult:
+    """One query's vector per model -> hits per model, pairwise agreement, fused list."""
+    hits = {name: stores[name].search(vectors[name][None, :], k)[0] for name in vectors}
+    result = QueryResult(query=query, id=query_id, hits=hits)
+    for a, b in combinations(hits, 2):
+        result.agreement[f"{a}~{b}"] = agreement([h.id for h in hits[a]], [h.id for h in hits[b]], k)
+    if len(hits) > 1:
+        result.fused = fuse(vectors, hits, stores, k)
+    return result
+
+
+def fuse(vectors: Mapping[str, np.ndarray], hits: Mapping[str, list[Hit]], stores: Mapping[str, VectorStore],
+         k: int) -> list[FusedHit]:
+    """Rank the union of all hits by the mean cosine over every model; a model that did not
+    return a candidate still scores it exactly, from its stored vector."""
+    candidates: dict[int, Hit] = {}
+    cosines: dict[int, dict[str, float]] = {}
+    ranks: dict[int, dict[str, int | None]] = {}
+    for name, model_hits in hits.items():
+        for rank, hit in enumerate(model_hits, 1):
+            candidates.setdefault(hit.id, hit)
+            cosines.setdefault(hit.id, {})[name] = hit.cosine
+            ranks.setdefault(hit.id, {})[name] = rank
+    for name in hits:
+        missing = [i for i in candidates if name not in cosines[i]]
+        for i, vector in stores[name].vectors(missing).items():
+            cosines[i][name] = float(np.dot(vector, vectors[name]))
+    fused = [FusedHit(id=i, path=h.path, sha256=h.sha256, cosine=float(np.mean(list(cosines[i].values()))),
+                      cosines=cosines[i], ranks={m: ranks[i].get(m) for m in hits})
+             for i, h in candidates.items() if len(cosines[i]) == len(hits)]
+    return sorted(fused, key=lambda f: -f.cosine)[:k]

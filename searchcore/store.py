@@ -1,0 +1,136 @@
+"""Milvus: one collection per model, id = content hash, HNSW over L2 on unit vectors."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from pymilvus import DataType, MilvusClient
+
+MAX_PATH = 4096
+MODEL_PROPERTY = "searchcore.onnx_sha256"
+HNSW_M_RANGE = (2, 2048)
+HNSW_EF_CONSTRUCTION_RANGE = (1, 2**31 - 1)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result. Milvus' L2 metric is squared; l2 here is the true distance."""
+
+    id: int
+    path: str
+    sha256: str
+    l2: float
+    cosine: float
+
+    @classmethod
+    def from_squared_l2(cls, id: int, path: str, sha256: str, squared: float) -> "Hit":
+        squared = max(float(squared), 0.0)
+        return cls(id=id, path=path, sha256=sha256, l2=math.sqrt(squared), cosine=1.0 - squared / 2.0)
+
+
+def _not_lite_noise(record: logging.LogRecord) -> bool:
+    """Milvus Lite's in-process server logs a traceback for an RPC pymilvus probes and tolerates."""
+    return "Method not implemented" not in record.getMessage()
+
+
+def connect(uri: str, token: str = "") -> MilvusClient:
+    """Milvus Lite at a local path (created if missing), or any Milvus server URI."""
+    if "://" not in uri:
+        Path(uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        logging.getLogger("grpc._server").addFilter(_not_lite_noise)
+    return MilvusClient(uri=uri, token=token)
+
+
+def hnsw_index_params(m: int = 16, ef_construction: int = 200) -> dict:
+    """Validated before creation: a bad index saved by Milvus Lite breaks the next load."""
+    for label, value, (low, high) in (("M", m, HNSW_M_RANGE), ("efConstruction", ef_construction,
+                                                               HNSW_EF_CONSTRUCTION_RANGE)):
+        if not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"HNSW {label}={value!r} is outside [{low}, {high}]")
+    return {"M": m, "efConstruction": ef_construction}
+
+
+class StoreMismatchError(RuntimeError):
+    """The collection holds vectors of another model build; mixing them would be silently wrong."""
+
+
+class VectorStore:
+    """The collection of one model."""
+
+    def __init__(self, client: MilvusClient, name: str, dim: int, model_sha256: str) -> None:
+        self.client, self.name, self.dim = client, name, dim
+        identity = {MODEL_PROPERTY: model_sha256}
+        if not client.has_collection(name):
+            self._create(identity)
+        stored = client.describe_collection(name).get("properties", {}).get(MODEL_PROPERTY)
+        if stored != model_sha256:
+            raise StoreMismatchError(
+                f"collection {name!r} holds vectors of another model build (onnx sha256 {stored}); this model's "
+                f"is {model_sha256}. Use another SEARCHCORE_COLLECTION_PREFIX or remove the collection.")
+        client.load_collection(name)
+
+    def _create(self, properties: dict[str, str]) -> None:
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
+        schema.add_field("path", DataType.VARCHAR, max_length=MAX_PATH)
+        schema.add_field("sha256", DataType.VARCHAR, max_length=64)
+        index = self.client.prepare_index_params()
+        index.add_index(field_name="vector", index_type="HNSW", metric_type="L2", params=hnsw_index_params())
+        self.client.create_collection(self.name, schema=schema, index_params=index, properties=properties)
+
+    def existing(self, ids: Iterable[int]) -> dict[int, str]:
+        """Which of these ids are stored, with their paths."""
+        ids = list(ids)
+        if not ids:
+            return {}
+        rows = self.client.get(self.name, ids=ids, output_fields=["path"])
+        return {int(r["id"]): r["path"] for r in rows}
+
+    def upsert(self, rows: list[dict]) -> None:
+        if rows:
+            self.client.upsert(self.name, rows)
+
+    def search(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
+        results = self.client.search(self.name, data=np.asarray(vectors, np.float32).tolist(), limit=k,
+                                     output_fields=["path", "sha256"],
+                                     search_params={"metric_type": "L2", "params": {"ef": max(64, k)}})
+        return [[Hit.from_squared_l2(int(h["id"]), h["entity"]["path"], h["entity"]["sha256"], h["distance"])
+                 for h in hits] for hits in results]
+
+    def vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
+        ids = list(ids)
+        if not ids:
+            return {}
+        rows = self.client.get(self.name, ids=ids, output_fields=["vector"])
+        return {int(r["id"]): np.asarray(r["vector"], np.float32) for r in rows}
+
+    def rows(self, ids: Iterable[int]) -> dict[int, dict]:
+        ids = list(ids)
+        return {int(r["id"]): r for r in self.client.get(self.name, ids=ids, output_fields=["path", "sha256"])} \
+            if ids else {}
+
+    def ids_under(self, path: str) -> list[int]:
+        """Ids whose stored path is this file or lies under this folder."""
+        quoted = json.dumps(path)
+        folder = json.dumps(path.rstrip("/") + "/%")
+        rows = self.client.query(self.name, filter=f"path == {quoted} or path like {folder}", output_fields=["id"])
+        return [int(r["id"]) for r in rows]
+
+    def delete(self, ids: list[int]) -> int:
+        if not ids:
+            return 0
+        result = self.client.delete(self.name, ids=ids)
+        return int(result.get("delete_count", len(ids))) if isinstance(result, dict) else len(ids)
+
+    def count(self) -> int:
+        rows = self.client.query(self.name, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    def sample(self, limit: int) -> list[dict]:
+        return list(self.client.query(self.name, filter="", output_fields=["path", "sha256"], limit=limit))
