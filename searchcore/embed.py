@@ -1,5 +1,5 @@
-"""Raw images to vectors for several models: cache first, then decode (in a thread pool,
-overlapping the previous batch's inference), resize once per input size, batched ONNX runs."""
+"""Raw images to vectors for several models: cache first, then decode, resize and preprocess
+(in a thread pool, overlapping the previous batch's inference), then batched ONNX runs."""
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -13,7 +13,7 @@ from .decode import DecodeError, RawImage, decode
 from .encoder import Encoder
 from .preprocess import resize
 
-Pixels = dict[tuple[tuple[int, int], str], np.ndarray]
+Tensors = dict[str, np.ndarray]
 
 
 @dataclass
@@ -70,27 +70,29 @@ class Embedder:
             for item, need in zip(items, needs):
                 if name in need and item.raw.sha256 in found:
                     item.vectors[name] = found[item.raw.sha256]
-        decoding = {i: pool.submit(self._pixels, item.raw) for i, (item, need) in enumerate(zip(items, needs))
-                    if need - item.vectors.keys()}
+        decoding = {i: pool.submit(self._tensors, item.raw, need - item.vectors.keys())
+                    for i, (item, need) in enumerate(zip(items, needs)) if need - item.vectors.keys()}
         return _Started(items, needs, decoding)
 
-    def _pixels(self, raw: RawImage) -> Pixels:
+    def _tensors(self, raw: RawImage, models: Iterable[str]) -> Tensors:
+        """Decode once, resize once per input size, preprocess per model: one image's model inputs."""
         image = decode(raw, self.max_pixels, draft_size=(self._draft, self._draft))
-        return {key: resize(image, key) for key in self._resize_keys}
+        pixels = {key: resize(image, key)[None] for key in self._resize_keys}
+        return {m: self.encoders[m].preprocess(pixels[self.encoders[m].resize_key])[0] for m in models}
 
     def _finish(self, started: _Started) -> list[Embedded]:
-        pixels: dict[int, Pixels] = {}
+        tensors: dict[int, Tensors] = {}
         for i, future in started.decoding.items():
             try:
-                pixels[i] = future.result()
+                tensors[i] = future.result()
             except DecodeError as exc:
                 started.items[i].error = exc
         for name, encoder in self.encoders.items():
-            todo = [i for i in pixels if name in started.needs[i] and name not in started.items[i].vectors]
+            todo = [i for i in tensors if name in tensors[i]]
             fresh: dict[str, np.ndarray] = {}
             for start in range(0, len(todo), self.batch_size):
                 chunk = todo[start:start + self.batch_size]
-                vectors = encoder.encode(np.stack([pixels[i][encoder.resize_key] for i in chunk]))
+                vectors = encoder.vectors(np.stack([tensors[i][name] for i in chunk]))
                 for i, vector in zip(chunk, vectors):
                     started.items[i].vectors[name] = vector
                     fresh[started.items[i].raw.sha256] = vector

@@ -48,9 +48,16 @@ class Encoder:
         """Raw model output for an already preprocessed float32 batch."""
         return self.session.run([self.manifest.output_name], {self.manifest.input_name: tensor})[0]
 
+    def preprocess(self, pixels: np.ndarray) -> np.ndarray:
+        """NxHxWx3 uint8 RGB pixels (already resized) to this model's input tensor."""
+        return to_input(pixels, self.manifest.preprocessing)
+
+    def vectors(self, tensor: np.ndarray) -> np.ndarray:
+        """A preprocessed batch to unit-length float32 vectors."""
+        return l2_normalise(self.run(tensor))
+
     def encode(self, pixels: np.ndarray) -> np.ndarray:
-        """NxHxWx3 uint8 RGB pixels (already resized) to N unit-length float32 vectors."""
-        return l2_normalise(self.run(to_input(pixels, self.manifest.preprocessing)))
+        return self.vectors(self.preprocess(pixels))
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:

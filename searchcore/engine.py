@@ -111,3 +111,9 @@ class Engine:
 
     def close(self) -> None:
         self.client.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

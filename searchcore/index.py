@@ -108,7 +108,7 @@ class Indexer:
 
     def _write(self, embedded: list[Embedded], report: IndexReport) -> None:
         for name, store in self.stores.items():
-            store.upsert([{"id": e.raw.id, "vector": e.vectors[name].tolist(), "path": e.raw.source,
+            store.upsert([{"id": e.raw.id, "vector": e.vectors[name], "path": e.raw.source,
                            "sha256": e.raw.sha256} for e in embedded if name in e.vectors])
         for e in embedded:
             if e.error is not None:

