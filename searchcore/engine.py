@@ -55,7 +55,7 @@ class Engine:
             if item.error:
                 results.append(QueryResult(query=item.raw.source, id=item.raw.id, hits={}, error=str(item.error)))
             else:
-                results.append(search(item.raw.id, item.raw.source, item.vectors,
+                results.append(search(item.raw.id, item.raw.source, {m: item.vectors[m] for m in chosen},
                                       {m: self.stores[m] for m in chosen}, k))
         return results
 
