@@ -31,13 +31,20 @@ class QueryResult:
     agreement: dict[str, Agreement] = field(default_factory=dict)
     fused: list[FusedHit] = field(default_factory=list)
     error: str | None = None
+    vectors: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def is_self(self, hit: Hit | FusedHit) -> bool:
         return hit.id == self.id
 
     def to_json(self) -> dict:
+        """Plain JSON; a hit's path is under "file" (a "path" key makes Gradio's client download it)."""
+        def hit_json(rank: int, hit: Hit | FusedHit) -> dict:
+            fields = asdict(hit)
+            return {"rank": rank, "id": fields.pop("id"), "file": fields.pop("path"), **fields,
+                    "self": self.is_self(hit)}
+
         def hits_json(hits):
-            return [{"rank": r, **asdict(h), "self": self.is_self(h)} for r, h in enumerate(hits, 1)]
+            return [hit_json(r, h) for r, h in enumerate(hits, 1)]
         return {"query": self.query, "id": self.id, "error": self.error,
                 "hits": {m: hits_json(h) for m, h in self.hits.items()},
                 "agreement": {pair: asdict(a) for pair, a in self.agreement.items()},
@@ -48,7 +55,7 @@ def search(query_id: int, query: str, vectors: Mapping[str, np.ndarray], stores:
            k: int) -> QueryResult:
     """One query's vector per model -> hits per model, pairwise agreement, fused list."""
     hits = {name: stores[name].search(vectors[name][None, :], k)[0] for name in vectors}
-    result = QueryResult(query=query, id=query_id, hits=hits)
+    result = QueryResult(query=query, id=query_id, hits=hits, vectors=dict(vectors))
     for a, b in combinations(hits, 2):
         result.agreement[f"{a}~{b}"] = agreement([h.id for h in hits[a]], [h.id for h in hits[b]], k)
     if len(hits) > 1:

@@ -54,7 +54,7 @@ def test_search_json_marks_itself_and_compares_models(cli_env, photo_dir):
         assert result["id"] == read_raw(path).id
         for model in ("resnet50", "vgg16"):
             top = result["hits"][model][0]
-            assert (top["rank"], top["path"], top["self"]) == (1, str(path.resolve()), True)
+            assert (top["rank"], top["file"], top["self"]) == (1, str(path.resolve()), True)
             assert top["l2"] < 1e-3 and top["cosine"] > 0.999
             assert len(result["hits"][model]) == 4 and not any(h["self"] for h in result["hits"][model][1:])
             assert all(a["l2"] <= b["l2"] for a, b in zip(result["hits"][model], result["hits"][model][1:]))

@@ -1,0 +1,170 @@
+"""The web app: drag a photo in, see what ResNet50 and VGG16 find, side by side.
+
+Only wiring: components and events here, everything else in searchcore (views for what is shown).
+    python app.py [--images FOLDER] [--host 127.0.0.1] [--port 7860]
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+
+from searchcore import MODEL_NAMES, Engine, Settings, views  # noqa: E402
+from searchcore.build import build_models  # noqa: E402
+from searchcore.decode import IMAGE_SUFFIXES  # noqa: E402
+from searchcore.samples import sample_files, sample_folder  # noqa: E402
+
+log = logging.getLogger("searchcore.app")
+MAX_UPLOAD = "20mb"
+EXAMPLES = 8
+
+
+class QueryImage(gr.Image):
+    """An image input that hands the uploaded file to searchcore's own decoder untouched, so that
+    a broken or hostile upload gets searchcore's clear message instead of a generic failure."""
+
+    def get_block_name(self) -> str:
+        return "image"
+
+    def preprocess(self, payload):
+        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
+            return str(payload.path)
+        return super().preprocess(payload)
+
+
+def index_roots(settings: Settings, images: Path | None) -> list[Path]:
+    """Folders the app may index and serve files from: configured roots, --images, samples, uploads."""
+    configured = [Path(p) for p in os.environ.get("SEARCHCORE_INDEX_ROOTS", "").split(os.pathsep) if p]
+    roots = configured + ([images] if images else []) + [sample_folder(), settings.home / "uploads"]
+    return list(dict.fromkeys(p.expanduser().resolve() for p in roots))
+
+
+def prepare(engine: Engine, images: Path | None) -> None:
+    """Index the operator's folder, or the bundled sample photos when none is given and the index is empty."""
+    if images:
+        log.info("indexing %s: %s", images, engine.index([images]).summary())
+    elif all(s.count() == 0 for s in engine.stores.values()):
+        log.info("indexing the sample photos: %s", engine.index(sample_files()).summary())
+
+
+def build_ui(engine: Engine, roots: list[Path]) -> gr.Blocks:
+    uploads = engine.settings.home / "uploads"
+    examples = [[row["path"]] for row in engine.stores[MODEL_NAMES[0]].sample(EXAMPLES) if Path(row["path"]).is_file()]
+
+    def search(image: str | None, mode: str, k: int):
+        if not image:
+            return [], [], [], "", {}, "Drop a photo in to search.", None
+        result = engine.search_bytes(Path(image).read_bytes(), Path(image).name, views.MODES[mode], int(k))
+        return (views.gallery(result, "resnet50"), views.gallery(result, "vgg16"), views.gallery(result, views.FUSED),
+                views.agreement_text(result), result.to_json(), views.status_text(result), result)
+
+    def show_mode(mode: str):
+        models = views.MODES[mode]
+        return (gr.update(visible=mode != "Fused" and "resnet50" in models),
+                gr.update(visible=mode != "Fused" and "vgg16" in models), gr.update(visible=mode == "Fused"))
+
+    def select(name: str):
+        def handler(result, evt: gr.SelectData):
+            if result is None or result.error:
+                return "", None
+            chosen = views.hit_details(engine, result, name, evt.index)
+            return chosen.text, chosen.path
+        return handler
+
+    def index(folder: str, files: list[str] | None, progress=gr.Progress(track_tqdm=True)):
+        messages, paths, names = [], [], {}
+        if folder and folder.strip():
+            try:
+                paths.append(views.under_roots(folder.strip(), roots))
+            except ValueError as exc:
+                messages.append(f"⚠️ {exc}")
+        if files:
+            names = views.keep_uploads(files, uploads)
+            paths += list(names)
+        if paths:
+            messages.insert(0, views.index_summary(engine.index(paths), names))
+        return "\n\n".join(messages) or "Give a folder under the allowed roots, or upload images.", \
+            views.stats_rows(engine)
+
+    with gr.Blocks(title="Image search: ResNet50 vs VGG16") as demo:
+        gr.Markdown("# Search images by image — ResNet50 and VGG16 side by side\n"
+                    "Drop a photo (or paste, or use the webcam): each model's nearest images appear with their "
+                    "L2 distance; hits both models found are marked `both`.")
+        with gr.Tab("Search"):
+            with gr.Row():
+                with gr.Column(scale=1, min_width=300):
+                    query = QueryImage(type="filepath", label="Query image", sources=["upload", "clipboard", "webcam"],
+                                       elem_id="query")
+                    mode = gr.Radio(list(views.MODES), value="Side by side", label="Models", elem_id="mode")
+                    k = gr.Slider(1, 50, value=8, step=1, label="Top k", elem_id="topk")
+                    go = gr.Button("Search", variant="primary", elem_id="search")
+                    if examples:
+                        gr.Examples(examples, inputs=[query], label="Examples from the index")
+                with gr.Column(scale=3):
+                    status = gr.Markdown(elem_id="status")
+                    with gr.Row(equal_height=True):
+                        resnet = gr.Gallery(label="ResNet50", columns=2, height=620, elem_id="gallery-resnet50")
+                        vgg = gr.Gallery(label="VGG16", columns=2, height=620, elem_id="gallery-vgg16")
+                        fused = gr.Gallery(label="Fused (mean cosine)", columns=4, height=620, visible=False,
+                                           elem_id="gallery-fused")
+                    agreement = gr.Markdown(elem_id="agreement")
+                    with gr.Row():
+                        details = gr.Markdown("Select a hit to see its details.", elem_id="details")
+                        again = gr.Button("Search with the selected hit", elem_id="again")
+                    with gr.Accordion("JSON (ids, paths, L2, cosine)", open=False):
+                        as_json = gr.JSON()
+            result_state, selected = gr.State(None), gr.State(None)
+            outputs = [resnet, vgg, fused, agreement, as_json, status, result_state]
+            query.change(search, [query, mode, k], outputs, api_name="search", concurrency_limit=2,
+                         concurrency_id="search")
+            go.click(search, [query, mode, k], outputs, api_visibility="private", concurrency_id="search")
+            mode.change(show_mode, mode, [resnet, vgg, fused]).then(
+                search, [query, mode, k], outputs, api_visibility="private", concurrency_id="search")
+            for gallery_component, name in ((resnet, "resnet50"), (vgg, "vgg16"), (fused, views.FUSED)):
+                gallery_component.select(select(name), result_state, [details, selected], api_visibility="private")
+            again.click(lambda path: path, selected, query, api_visibility="private")
+
+        with gr.Tab("Index"):
+            gr.Markdown("Index a folder on the server (under: " + ", ".join(f"`{r}`" for r in roots) +
+                        ") and/or upload images. Re-indexing adds only what is new.")
+            with gr.Row():
+                folder = gr.Textbox(label="Folder on the server", elem_id="folder")
+                files = gr.File(label="Images to add", file_count="multiple", type="filepath",
+                                file_types=sorted(IMAGE_SUFFIXES), elem_id="files")
+            start = gr.Button("Index", variant="primary", elem_id="index")
+            summary = gr.Markdown(elem_id="summary")
+            stats = gr.Dataframe(views.stats_rows(engine), headers=["model", "images", "dim", "weights", "collection"],
+                                 interactive=False, label="Collections")
+            start.click(index, [folder, files], [summary, stats], api_name="index", concurrency_limit=1)
+            gr.Button("Refresh", size="sm").click(lambda: views.stats_rows(engine), None, stats, api_name="stats")
+    return demo
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=Path, help="a folder to index before serving")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("faiss.loader", "milvus_lite", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    settings = Settings.from_env()
+    build_models(settings.model_dir, MODEL_NAMES)
+    images = args.images.expanduser().resolve() if args.images else None
+    engine = Engine(settings)
+    prepare(engine, images)
+    roots = index_roots(settings, images)
+    demo = build_ui(engine, roots)
+    demo.queue(max_size=64, default_concurrency_limit=1)
+    demo.launch(server_name=args.host, server_port=args.port, share=False, allowed_paths=[str(r) for r in roots],
+                max_file_size=MAX_UPLOAD, show_error=True)
+
+
+if __name__ == "__main__":
+    main()
