@@ -54,14 +54,16 @@ def prepare(engine: Engine, images: Path | None) -> None:
 
 def build_ui(engine: Engine, roots: list[Path]) -> gr.Blocks:
     uploads = engine.settings.home / "uploads"
-    examples = [[row["path"]] for row in engine.stores[MODEL_NAMES[0]].sample(EXAMPLES) if Path(row["path"]).is_file()]
+    examples = [[row["path"]] for row in engine.stores[MODEL_NAMES[0]].sample(EXAMPLES)
+                if views.servable(row["path"], roots)]
 
     def search(image: str | None, mode: str, k: int):
         if not image:
             return [], [], [], "", {}, "Drop a photo in to search.", None
         result = engine.search_bytes(Path(image).read_bytes(), Path(image).name, views.MODES[mode], int(k))
-        return (views.gallery(result, "resnet50"), views.gallery(result, "vgg16"), views.gallery(result, views.FUSED),
-                views.agreement_text(result), result.to_json(), views.status_text(result), result)
+        return (views.gallery(result, "resnet50", roots), views.gallery(result, "vgg16", roots),
+                views.gallery(result, views.FUSED, roots), views.agreement_text(result), result.to_json(),
+                views.status_text(result, roots), result)
 
     def show_mode(mode: str):
         models = views.MODES[mode]
@@ -72,7 +74,7 @@ def build_ui(engine: Engine, roots: list[Path]) -> gr.Blocks:
         def handler(result, evt: gr.SelectData):
             if result is None or result.error:
                 return "", None
-            chosen = views.hit_details(engine, result, name, evt.index)
+            chosen = views.hit_details(engine, result, name, evt.index, roots)
             return chosen.text, chosen.path
         return handler
 

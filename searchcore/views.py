@@ -13,7 +13,8 @@ from typing import Sequence
 from .engine import Engine
 from .index import IndexReport
 from .manifest import file_sha256
-from .search import QueryResult
+from .search import FusedHit, QueryResult
+from .store import Hit
 
 LABELS = {"resnet50": "ResNet50", "vgg16": "VGG16"}
 MODES: dict[str, tuple[str, ...]] = {"Side by side": ("resnet50", "vgg16"), "ResNet50": ("resnet50",),
@@ -21,15 +22,26 @@ MODES: dict[str, tuple[str, ...]] = {"Side by side": ("resnet50", "vgg16"), "Res
 FUSED = "fused"
 
 
-def gallery(result: QueryResult, name: str) -> list[tuple[str, str]]:
+def servable(path: str, roots: Sequence[Path]) -> bool:
+    """A file the app may show: it exists and, symlinks resolved, lies under one of the roots."""
+    real = Path(path).resolve()
+    return real.is_file() and any(real.is_relative_to(root) for root in roots)
+
+
+def shown_hits(result: QueryResult, name: str, roots: Sequence[Path]) -> list[tuple[int, Hit | FusedHit]]:
+    """(rank, hit) for the hits of one list that can be shown; ranks stay those of the full list."""
+    hits = result.fused if name == FUSED else result.hits.get(name, [])
+    return [(rank, h) for rank, h in enumerate(hits, 1) if servable(h.path, roots)]
+
+
+def gallery(result: QueryResult, name: str, roots: Sequence[Path]) -> list[tuple[str, str]]:
     """(path, caption) pairs, caption `#3 · L2 0.41`, `· both` where both models found the hit."""
     if name == FUSED:
-        return [(h.path, f"#{r} · cos {h.cosine:.2f}") for r, h in enumerate(result.fused, 1)
-                if Path(h.path).is_file()]
+        return [(h.path, f"#{r} · cos {h.cosine:.2f}") for r, h in shown_hits(result, name, roots)]
     others = [{h.id for h in hits} for m, hits in result.hits.items() if m != name]
     shared = set.intersection(*others) if others else set()
     return [(h.path, f"#{r} · L2 {h.l2:.2f}" + (" · both" if h.id in shared else ""))
-            for r, h in enumerate(result.hits.get(name, []), 1) if Path(h.path).is_file()]
+            for r, h in shown_hits(result, name, roots)]
 
 
 def agreement_text(result: QueryResult) -> str:
@@ -41,11 +53,13 @@ def agreement_text(result: QueryResult) -> str:
             f"{a.overlap_at_k:.2f} · Jaccard {a.jaccard:.2f} · Kendall τ {tau} on the shared hits")
 
 
-def status_text(result: QueryResult) -> str:
+def status_text(result: QueryResult, roots: Sequence[Path]) -> str:
     if result.error:
         return f"⚠️ {result.error}"
     own = any(result.is_self(h) for hits in result.hits.values() for h in hits)
-    return f"Query `{Path(result.query).name}`" + (" — this very image is indexed (its own hit is shown)" if own else "")
+    text = f"Query `{Path(result.query).name}`" + (" — this very image is indexed (its own hit is shown)" if own else "")
+    hidden = {h.path for hits in result.hits.values() for h in hits if not servable(h.path, roots)}
+    return text + (f" — {len(hidden)} hit(s) not shown: file gone or outside the served folders" if hidden else "")
 
 
 @dataclass(frozen=True)
@@ -54,11 +68,9 @@ class Selection:
     text: str
 
 
-def hit_details(engine: Engine, result: QueryResult, name: str, index: int) -> Selection:
+def hit_details(engine: Engine, result: QueryResult, name: str, index: int, roots: Sequence[Path]) -> Selection:
     """The selected hit: path, id, and its rank and exact distance under each model."""
-    hits = result.fused if name == FUSED else result.hits[name]
-    shown = [h for h in hits if Path(h.path).is_file()]
-    hit = shown[index]
+    _, hit = shown_hits(result, name, roots)[index]
     lines = [f"**{Path(hit.path).name}**", f"- path: `{hit.path}`", f"- id: `{hit.id}`"]
     for model, query_vector in result.vectors.items():
         stored = engine.stores[model].vectors([hit.id]).get(hit.id)

@@ -75,6 +75,14 @@ def test_search_api_gives_both_models_side_by_side(app):
     assert len(fused) == 3 and fused[0]["caption"].startswith("#1 · cos 1.00")
 
 
+def test_files_outside_the_roots_are_not_served(app):
+    url, photos, _ = app
+    for path in ("/etc/passwd", str(ROOT / "app.py")):
+        response = requests.get(f"{url}gradio_api/file={path}", timeout=10)
+        assert response.status_code in (403, 404), (path, response.status_code)
+    assert requests.get(f"{url}gradio_api/file={photos / 'coffee.jpg'}", timeout=10).status_code == 200
+
+
 def test_bad_uploads_get_a_clear_message_and_the_app_keeps_serving(app, tmp_path):
     url, photos, _ = app
     client = Client(url, verbose=False)

@@ -70,6 +70,7 @@ from searchcore import Engine, Settings
 e = Engine(Settings.from_env(model_dir=__import__('pathlib').Path({str(model_dir)!r}),
                              milvus_uri={str(tmp_path / 'm.db')!r}, redis_url=''))
 e.search_bytes(open({str(ROOT / 'tests' / 'conftest.py')!r}, 'rb').read(), 'x')
+import app
 bad = [m for m in ('tensorflow', 'keras', 'tf2onnx', 'onnx') if m in sys.modules]
 print('IMPORTED', bad)
 """

@@ -1,0 +1,29 @@
+# Not built on the project's own machines (no Docker engine there): kept simple and checked by reading.
+# Stage 1 builds the ONNX models with the export-time packages; stage 2 carries only the runtime.
+FROM python:3.11-slim AS models
+RUN apt-get update && apt-get install -y --no-install-recommends npm && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY requirements.txt ./
+COPY models/requirements.txt models/
+RUN pip install --no-cache-dir -r requirements.txt -r models/requirements.txt
+COPY searchcore/ searchcore/
+COPY models/ models/
+ENV SEARCHCORE_MODEL_DIR=/opt/searchcore/models TF_CPP_MIN_LOG_LEVEL=2
+RUN python -m searchcore build-models
+
+FROM python:3.11-slim
+WORKDIR /app
+COPY requirements.txt ./
+RUN pip install --no-cache-dir -r requirements.txt
+COPY --from=models /opt/searchcore/models /opt/searchcore/models
+COPY searchcore/ searchcore/
+COPY app.py ./
+ENV SEARCHCORE_MODEL_DIR=/opt/searchcore/models \
+    SEARCHCORE_HOME=/data \
+    GRADIO_ANALYTICS_ENABLED=False \
+    GRADIO_SERVER_NAME=0.0.0.0 \
+    GRADIO_SERVER_PORT=7860
+VOLUME /data
+EXPOSE 7860
+# Add a folder with `-v /my/photos:/photos -e SEARCHCORE_INDEX_ROOTS=/photos` and `--images /photos`.
+CMD ["python", "app.py"]

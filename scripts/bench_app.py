@@ -1,0 +1,92 @@
+"""Time from upload to both galleries filled, in a real browser, over N searches (both models, fp32).
+
+    python scripts/bench_app.py ../shared/datasets/corel1k [--index 200] [--searches 20] [--k 8]
+
+Starts app.py on a temp index of --index images from the folder, Redis off (every query runs
+both models), then uploads --searches other images one by one through headless Chromium.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.test_app import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
+from searchcore.decode import IMAGE_SUFFIXES  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--index", type=int, default=200)
+    parser.add_argument("--searches", type=int, default=20)
+    parser.add_argument("--k", type=int, default=8)
+    args = parser.parse_args()
+    files = sorted(p for p in args.folder.resolve().rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    indexed, queries = files[::len(files) // args.index][:args.index], []
+    queries = [f for f in files[2::len(files) // args.searches] if f not in indexed][:args.searches]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "index"
+        folder.mkdir()
+        for i, f in enumerate(indexed):
+            shutil.copyfile(f, folder / f"{i:05d}{f.suffix}")
+        port = free_port()
+        env = {**os.environ, "SEARCHCORE_HOME": tmp, "SEARCHCORE_REDIS_URL": "",
+               "SEARCHCORE_MODEL_DIR": os.environ.get("SEARCHCORE_MODEL_DIR",
+                                                      str(Path.home() / ".cache/searchcore/models"))}
+        app = subprocess.Popen([sys.executable, "app.py", "--images", str(folder), "--port", str(port)], cwd=ROOT,
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}/"
+        try:
+            while True:
+                try:
+                    if requests.get(url, timeout=2).ok:
+                        break
+                except requests.RequestException:
+                    assert app.poll() is None, "app exited"
+                    time.sleep(1)
+            times = search_times(url, queries, args.k)
+        finally:
+            app.terminate()
+            app.wait()
+    print(f"{len(indexed)} images indexed, {len(times)} searches, k={args.k}, both models side by side, fp32")
+    print(f"upload -> both galleries filled: median {statistics.median(times):.2f} s, "
+          f"min {min(times):.2f} s, max {max(times):.2f} s")
+
+
+def search_times(url: str, queries: list[Path], k: int) -> list[float]:
+    times = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page.goto(url)
+        page.locator("#topk input[type=number]").fill(str(k))
+        page.locator("#topk input[type=number]").press("Enter")
+        for query in queries:
+            with tempfile.TemporaryDirectory() as tmp:
+                upload = Path(tmp) / f"{query.parent.name}-{query.name}"
+                upload.write_bytes(query.read_bytes())
+                start = time.perf_counter()
+                page.set_input_files("#query input[type=file]", str(upload))
+                page.locator("#status").get_by_text(upload.name).wait_for(timeout=120_000)
+                for model in ("resnet50", "vgg16"):
+                    page.locator(f"#gallery-{model} .caption-label").nth(k - 1).wait_for(timeout=120_000)
+                times.append(time.perf_counter() - start)
+        browser.close()
+    return times
+
+
+if __name__ == "__main__":
+    main()
