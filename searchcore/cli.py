@@ -6,10 +6,13 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .config import MODEL_NAMES, Settings
 from .search import QueryResult
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 
 def _models(text: str) -> tuple[str, ...]:
@@ -97,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         engine.close()
 
 
-def _run(engine, args: argparse.Namespace) -> int:
+def _run(engine: "Engine", args: argparse.Namespace) -> int:
     if args.command == "index":
         report = engine.index(args.paths)
         for source, reason in report.failed:

@@ -89,6 +89,8 @@ def decode(raw: RawImage, max_pixels: int, draft_size: tuple[int, int] | None = 
         raise DecodeError(raw.source, "not an image file Pillow can read") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DecodeError(raw.source, f"image data is broken or truncated ({exc})") from exc
+    except Exception as exc:  # a malformed file can trip any error inside a Pillow plugin
+        raise DecodeError(raw.source, f"image could not be decoded ({type(exc).__name__}: {exc})") from exc
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

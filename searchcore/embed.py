@@ -28,7 +28,6 @@ class Embedded:
 @dataclass
 class _Started:
     items: list[Embedded]
-    needs: list[frozenset[str]]
     decoding: dict[int, Future]
 
 
@@ -40,8 +39,7 @@ class Embedder:
         self.max_pixels = max_pixels
         self.batch_size = batch_size
         self.workers = workers
-        self._resize_keys = {e.resize_key for e in self.encoders.values()}
-        self._draft = max(max(size) for size, _ in self._resize_keys)
+        self._draft = max(max(e.manifest.preprocessing.size) for e in self.encoders.values())
 
     def embed(self, raws: list[RawImage], models: Iterable[str] | None = None) -> list[Embedded]:
         """Every image through the given models (default: all), in one go."""
@@ -72,13 +70,14 @@ class Embedder:
                     item.vectors[name] = found[item.raw.sha256]
         decoding = {i: pool.submit(self._tensors, item.raw, need - item.vectors.keys())
                     for i, (item, need) in enumerate(zip(items, needs)) if need - item.vectors.keys()}
-        return _Started(items, needs, decoding)
+        return _Started(items, decoding)
 
     def _tensors(self, raw: RawImage, models: Iterable[str]) -> Tensors:
         """Decode once, resize once per input size, preprocess per model: one image's model inputs."""
         image = decode(raw, self.max_pixels, draft_size=(self._draft, self._draft))
-        pixels = {key: resize(image, key)[None] for key in self._resize_keys}
-        return {m: self.encoders[m].preprocess(pixels[self.encoders[m].resize_key])[0] for m in models}
+        encoders = [self.encoders[m] for m in models]
+        pixels = {key: resize(image, key)[None] for key in {e.resize_key for e in encoders}}
+        return {e.name: e.preprocess(pixels[e.resize_key])[0] for e in encoders}
 
     def _finish(self, started: _Started) -> list[Embedded]:
         tensors: dict[int, Tensors] = {}
