@@ -30,13 +30,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def app(cli_env, photo_dir, tmp_path):
-    """`python app.py --images PHOTOS` on a free port; yields (url, photo_dir, extra_root)."""
+@pytest.fixture(params=["redis"])
+def app(request, cli_env, photo_dir, tmp_path):
+    """`python app.py --images PHOTOS` on a free port; yields (url, photo_dir, extra_root).
+    With the param "no-redis" the configured Redis is unreachable, as on a Hugging Face Space."""
     extra_root = tmp_path / "more"
     extra_root.mkdir()
     port = free_port()
     env = {**cli_env, "SEARCHCORE_INDEX_ROOTS": str(extra_root), "GRADIO_ANALYTICS_ENABLED": "False"}
+    if request.param == "no-redis":
+        env["SEARCHCORE_REDIS_URL"] = "redis://127.0.0.1:1/0"
     log = open(tmp_path / "app.log", "w")
     proc = subprocess.Popen([sys.executable, "app.py", "--images", str(photo_dir), "--port", str(port)],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -55,6 +58,8 @@ def app(cli_env, photo_dir, tmp_path):
     proc.terminate()
     proc.wait(timeout=30)
     log.close()
+    if request.param == "no-redis":
+        assert (tmp_path / "app.log").read_text().count("unreachable") == 1
 
 
 def test_search_api_gives_both_models_side_by_side(app):
@@ -83,6 +88,7 @@ def test_files_outside_the_roots_are_not_served(app):
     assert requests.get(f"{url}gradio_api/file={photos / 'coffee.jpg'}", timeout=10).status_code == 200
 
 
+@pytest.mark.parametrize("app", ["no-redis"], indirect=True)
 def test_bad_uploads_get_a_clear_message_and_the_app_keeps_serving(app, tmp_path):
     url, photos, _ = app
     client = Client(url, verbose=False)
