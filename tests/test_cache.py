@@ -33,10 +33,10 @@ def test_reindexing_skips_inference_when_cached(settings, photo_dir, monkeypatch
         expected = first.stores["vgg16"].vectors(first.stores["vgg16"].existing(
             [read_raw(p).id for p in photo_dir.rglob("*.jpg")]))
 
-    def no_inference(self, pixels):
+    def no_inference(self, tensor):
         raise AssertionError("inference ran although every vector was cached")
 
-    monkeypatch.setattr(Encoder, "encode", no_inference)
+    monkeypatch.setattr(Encoder, "run", no_inference)
     fresh = replace(settings, milvus_uri=str(settings.home / "second.db"))
     with Engine(fresh) as second:
         report = second.index([photo_dir])
