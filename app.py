@@ -16,6 +16,7 @@ import gradio as gr  # noqa: E402
 
 from searchcore import MODEL_NAMES, Engine, Settings, views  # noqa: E402
 from searchcore.build import build_models  # noqa: E402
+from searchcore.config import configure_logging  # noqa: E402
 from searchcore.decode import IMAGE_SUFFIXES  # noqa: E402
 from searchcore.samples import sample_files, sample_folder  # noqa: E402
 
@@ -153,9 +154,7 @@ def main() -> None:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("faiss.loader", "milvus_lite", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging()
     settings = Settings.from_env()
     build_models(settings.model_dir, MODEL_NAMES)
     images = args.images.expanduser().resolve() if args.images else None

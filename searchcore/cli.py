@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from .config import MODEL_NAMES, Settings
+from .config import MODEL_NAMES, Settings, configure_logging
 from .search import QueryResult
 
 if TYPE_CHECKING:
@@ -78,9 +78,7 @@ def print_result(result: QueryResult) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("faiss.loader", "milvus_lite", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging()
     settings = Settings.from_env()
 
     if args.command == "build-models":

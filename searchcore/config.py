@@ -1,11 +1,19 @@
 """Settings read from environment variables (one place, one prefix: SEARCHCORE_)."""
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 MODEL_NAMES: tuple[str, ...] = ("resnet50", "vgg16")
+
+
+def configure_logging() -> None:
+    """INFO to stderr for searchcore; the chatty start-up logs of faiss, Milvus Lite and httpx quieted."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("faiss.loader", "milvus_lite", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _env(name: str, default: str) -> str:

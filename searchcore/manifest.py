@@ -54,8 +54,9 @@ class ModelManifest:
         return cls(preprocessing=Preprocessing(**prep), **data)
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in 1 MiB blocks."""
+    digest = hashlib.new(algorithm)
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
@@ -71,4 +72,4 @@ def is_built(directory: Path) -> bool:
         manifest = ModelManifest.load(directory)
     except (ValueError, TypeError, KeyError):
         return False
-    return file_sha256(onnx_path) == manifest.onnx_sha256
+    return file_digest(onnx_path) == manifest.onnx_sha256

@@ -12,7 +12,7 @@ from typing import Sequence
 
 from .engine import Engine
 from .index import IndexReport
-from .manifest import file_sha256
+from .manifest import file_digest
 from .search import FusedHit, QueryResult
 from .store import Hit
 
@@ -101,7 +101,7 @@ def keep_uploads(files: Sequence[str], uploads: Path) -> dict[str, str]:
     kept = {}
     for file in files:
         source = Path(file)
-        target = uploads / f"{file_sha256(source)[:12]}-{source.name}"
+        target = uploads / f"{file_digest(source)[:12]}-{source.name}"
         shutil.copyfile(source, target)
         kept[str(target.resolve())] = source.name
     return kept

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -61,6 +62,12 @@ def cli_env(settings: Settings) -> dict[str, str]:
     return {**os.environ, "SEARCHCORE_HOME": str(settings.home), "SEARCHCORE_MODEL_DIR": str(settings.model_dir),
             "SEARCHCORE_MILVUS_URI": settings.milvus_uri, "SEARCHCORE_REDIS_URL": settings.redis_url,
             "SEARCHCORE_REDIS_PREFIX": settings.redis_prefix, "PYTHONPATH": str(ROOT)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def run_cli(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:

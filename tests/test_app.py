@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,19 +14,13 @@ import requests
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 
 CAPTION = re.compile(r"^#\d+ · L2 \d+\.\d\d( · both)?$")
 OUTPUT = ROOT / "test-output"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(params=["redis"])

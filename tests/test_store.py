@@ -13,6 +13,8 @@ import pytest
 from searchcore import store
 from searchcore.store import StoreMismatchError, VectorStore, hnsw_index_params
 
+from tests.conftest import free_port
+
 
 def unit(rows: int, dim: int, seed: int) -> np.ndarray:
     v = np.random.default_rng(seed).normal(size=(rows, dim)).astype(np.float32)
@@ -65,12 +67,6 @@ def test_reopened_collection_is_loaded_and_checked(tmp_path: Path):
 def test_bad_hnsw_parameters_are_refused_before_creation(m, ef):
     with pytest.raises(ValueError, match="HNSW"):
         hnsw_index_params(m, ef)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_server_uri_path(tmp_path: Path):
