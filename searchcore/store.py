@@ -85,13 +85,14 @@ class VectorStore:
         index.add_index(field_name="vector", index_type="HNSW", metric_type="L2", params=hnsw_index_params())
         self.client.create_collection(self.name, schema=schema, index_params=index, properties=properties)
 
+    def _get(self, ids: Iterable[int], fields: list[str]) -> dict[int, dict]:
+        """Stored rows by id (absent ids are left out), with the given fields."""
+        ids = list(ids)
+        return {int(r["id"]): r for r in self.client.get(self.name, ids=ids, output_fields=fields)} if ids else {}
+
     def existing(self, ids: Iterable[int]) -> dict[int, str]:
         """Which of these ids are stored, with their paths."""
-        ids = list(ids)
-        if not ids:
-            return {}
-        rows = self.client.get(self.name, ids=ids, output_fields=["path"])
-        return {int(r["id"]): r["path"] for r in rows}
+        return {i: r["path"] for i, r in self._get(ids, ["path"]).items()}
 
     def upsert(self, rows: list[dict]) -> None:
         if rows:
@@ -105,16 +106,10 @@ class VectorStore:
                  for h in hits] for hits in results]
 
     def vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
-        ids = list(ids)
-        if not ids:
-            return {}
-        rows = self.client.get(self.name, ids=ids, output_fields=["vector"])
-        return {int(r["id"]): np.asarray(r["vector"], np.float32) for r in rows}
+        return {i: np.asarray(r["vector"], np.float32) for i, r in self._get(ids, ["vector"]).items()}
 
     def rows(self, ids: Iterable[int]) -> dict[int, dict]:
-        ids = list(ids)
-        return {int(r["id"]): r for r in self.client.get(self.name, ids=ids, output_fields=["path", "sha256"])} \
-            if ids else {}
+        return self._get(ids, ["path", "sha256"])
 
     def ids_under(self, path: str) -> list[int]:
         """Ids whose stored path is this file or lies under this folder."""
