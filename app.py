@@ -6,8 +6,12 @@ Only wiring: components and events here, everything else in searchcore (views fo
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
+import hashlib
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -19,23 +23,50 @@ from searchcore.build import build_models  # noqa: E402
 from searchcore.config import configure_logging  # noqa: E402
 from searchcore.decode import IMAGE_SUFFIXES  # noqa: E402
 from searchcore.samples import sample_files, sample_folder  # noqa: E402
+from searchcore.shown import ShownFiles  # noqa: E402
+from searchcore.store import StoreUnavailableError  # noqa: E402
 
 log = logging.getLogger("searchcore.app")
 MAX_UPLOAD = "20mb"
+MAX_UPLOAD_BYTES = 20 * 1000 * 1000
 EXAMPLES = 8
+NO_RESULTS = ([], [], [], "", {})
 
 
 class QueryImage(gr.Image):
-    """An image input that hands the uploaded file to searchcore's own decoder untouched, so that
-    a broken or hostile upload gets searchcore's clear message instead of a generic failure."""
+    """An image input that hands the upload to searchcore's own decoder untouched, so that a broken or
+    hostile upload gets searchcore's clear message instead of a generic failure. A `data:` URL (sent
+    through the API instead of an upload) is size-checked before it is decoded from base64, and then
+    takes the same path: Gradio never decodes the picture itself."""
 
     def get_block_name(self) -> str:
         return "image"
 
     def preprocess(self, payload):
-        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
+        if payload is None:
+            return None
+        if (payload.url or "").startswith("data:"):
+            return save_data_url(payload.url, Path(self.GRADIO_CACHE) / "pasted")
+        if payload.path:
             return str(payload.path)
         return super().preprocess(payload)
+
+
+def save_data_url(url: str, folder: Path) -> str:
+    """The bytes of a base64 `data:` URL in a file of their own, or gr.Error before any decoding."""
+    header, _, body = url.partition(",")
+    if ";base64" not in header:
+        raise gr.Error("A data: URL must be base64-encoded.")
+    if len(body) > (MAX_UPLOAD_BYTES + 2) // 3 * 4 + 4:
+        raise gr.Error(f"The image is over the upload limit of {MAX_UPLOAD}.")
+    try:
+        data = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise gr.Error("The data: URL is not valid base64.") from None
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}-pasted-image"
+    path.write_bytes(data)
+    return str(path)
 
 
 def index_roots(settings: Settings, images: Path | None) -> list[Path]:
@@ -55,44 +86,74 @@ def prepare(engine: Engine, images: Path | None) -> None:
 
 def build_ui(engine: Engine, roots: list[Path]) -> gr.Blocks:
     uploads = engine.settings.home / "uploads"
-    examples = [[row["path"]] for row in engine.stores[MODEL_NAMES[0]].sample(EXAMPLES)
-                if views.servable(row["path"], roots)]
+    shown = ShownFiles(engine.settings.home / "shown", roots, engine.settings.max_pixels)
+    examples = [[str(copy)] for row in engine.stores[MODEL_NAMES[0]].sample(EXAMPLES)
+                if (copy := shown.original(row["path"], row["sha256"]))]
 
     def search(image: str | None, mode: str, k: int):
         if not image:
-            return [], [], [], "", {}, "Drop a photo in to search.", None
-        result = engine.search_bytes(Path(image).read_bytes(), Path(image).name, views.MODES[mode], int(k))
-        return (views.gallery(result, "resnet50", roots), views.gallery(result, "vgg16", roots),
-                views.gallery(result, views.FUSED, roots), views.agreement_text(result), result.to_json(),
-                views.status_text(result, roots), result)
+            return *NO_RESULTS, "Drop a photo in to search.", None
+        try:
+            models, top_k = views.check_mode(mode), views.check_k(k)
+            result = engine.search_files([image], models, top_k)[0]
+        except (ValueError, StoreUnavailableError) as exc:
+            return *NO_RESULTS, views.error_text(str(exc)), None
+        images = shown.thumbnails([h for hits in result.hits.values() for h in hits] + result.fused)
+        return (views.gallery(result, "resnet50", images), views.gallery(result, "vgg16", images),
+                views.gallery(result, views.FUSED, images), views.agreement_text(result), result.to_json(),
+                views.status_text(result, images), (result, images))
 
     def show_mode(mode: str):
-        models = views.MODES[mode]
+        models = views.MODES.get(mode, ())
         return (gr.update(visible=mode != "Fused" and "resnet50" in models),
                 gr.update(visible=mode != "Fused" and "vgg16" in models), gr.update(visible=mode == "Fused"))
 
     def select(name: str):
-        def handler(result, evt: gr.SelectData):
-            if result is None or result.error:
+        def handler(state, evt: gr.SelectData):
+            if state is None or state[0].error:
                 return "", None
-            chosen = views.hit_details(engine, result, name, evt.index, roots)
-            return chosen.text, chosen.path
+            try:
+                result, images = state
+                chosen = views.hit_details(engine, result, name, evt.index, images)
+            except StoreUnavailableError as exc:
+                return views.error_text(str(exc)), None
+            return chosen.text, chosen
         return handler
 
-    def index(folder: str, files: list[str] | None, progress=gr.Progress(track_tqdm=True)):
-        messages, paths, names = [], [], {}
-        if folder and folder.strip():
-            try:
-                paths.append(views.under_roots(folder.strip(), roots))
-            except ValueError as exc:
-                messages.append(f"⚠️ {exc}")
-        if files:
-            names = views.keep_uploads(files, uploads)
-            paths += list(names)
-        if paths:
-            messages.insert(0, views.index_summary(engine.index(paths), names))
-        return "\n\n".join(messages) or "Give a folder under the allowed roots, or upload images.", \
-            views.stats_rows(engine)
+    def search_selected(chosen):
+        copy = chosen and shown.original(chosen.path, chosen.sha256)
+        return str(copy) if copy else gr.skip()
+
+    def index(folder: str | None, files: list[str] | None, progress=gr.Progress(track_tqdm=True)):
+        messages, names, reports = [], {}, []
+        try:
+            if folder and folder.strip():
+                try:
+                    reports.append(engine.index([views.under_roots(folder.strip(), roots)], roots=roots))
+                except ValueError as exc:
+                    messages.append(views.error_text(str(exc)))
+            if files:
+                report, names = engine.index_uploads(files, uploads)
+                reports.append(report)
+        except StoreUnavailableError as exc:
+            messages.append(views.error_text(str(exc)))
+        full_list = None
+        for report in reports:
+            messages.insert(0, views.index_summary(report, names))
+            if report.failed:
+                full_list = Path(tempfile.mkdtemp(prefix="index-failures-")) / "index-failures.tsv"
+                full_list.write_text(views.failure_list(report, names))
+        if not messages:
+            messages.append("Give a folder under the allowed roots, or upload images.")
+        return "\n\n".join(messages), gr.update(value=str(full_list) if full_list else None,
+                                                 visible=full_list is not None), stats()
+
+    def stats():
+        try:
+            return views.stats_rows(engine)
+        except StoreUnavailableError as exc:
+            log.warning("%s", exc)
+            return []
 
     with gr.Blocks(title="Image search: ResNet50 vs VGG16") as demo:
         gr.Markdown("# Search images by image — ResNet50 and VGG16 side by side\n"
@@ -130,10 +191,10 @@ def build_ui(engine: Engine, roots: list[Path]) -> gr.Blocks:
                 search, [query, mode, k], outputs, api_visibility="private", concurrency_id="search")
             for gallery_component, name in ((resnet, "resnet50"), (vgg, "vgg16"), (fused, views.FUSED)):
                 gallery_component.select(select(name), result_state, [details, selected], api_visibility="private")
-            again.click(lambda path: path, selected, query, api_visibility="private")
+            again.click(search_selected, selected, query, api_visibility="private")
 
         with gr.Tab("Index"):
-            gr.Markdown("Index a folder on the server (under: " + ", ".join(f"`{r}`" for r in roots) +
+            gr.Markdown("Index a folder on the server (under: " + ", ".join(views.safe(str(r)) for r in roots) +
                         ") and/or upload images. Re-indexing adds only what is new.")
             with gr.Row():
                 folder = gr.Textbox(label="Folder on the server", elem_id="folder")
@@ -141,11 +202,12 @@ def build_ui(engine: Engine, roots: list[Path]) -> gr.Blocks:
                                 file_types=sorted(IMAGE_SUFFIXES), elem_id="files")
             start = gr.Button("Index", variant="primary", elem_id="index")
             summary = gr.Markdown(elem_id="summary")
-            stats = gr.Dataframe(views.stats_rows(engine), headers=["model", "images", "dim", "weights", "collection"],
+            failures = gr.File(label="Every failure (tab-separated)", visible=False, elem_id="failures")
+            table = gr.Dataframe(stats(), headers=["model", "images", "dim", "weights", "collection"],
                                  interactive=False, label="Collections")
-            start.click(index, [folder, files], [summary, stats], api_name="index", concurrency_limit=1)
-            gr.Button("Refresh", size="sm").click(lambda: views.stats_rows(engine), None, stats, api_name="stats")
-    return demo
+            start.click(index, [folder, files], [summary, failures, table], api_name="index", concurrency_limit=1)
+            gr.Button("Refresh", size="sm").click(stats, None, table, api_name="stats")
+    return demo, shown
 
 
 def main() -> None:
@@ -161,9 +223,10 @@ def main() -> None:
     engine = Engine(settings)
     prepare(engine, images)
     roots = index_roots(settings, images)
-    demo = build_ui(engine, roots)
+    demo, shown = build_ui(engine, roots)
     demo.queue(max_size=64, default_concurrency_limit=1)
-    demo.launch(server_name=args.host, server_port=args.port, share=False, allowed_paths=[str(r) for r in roots],
+    # Only the folder of shown copies is served: never a root itself (it may hold other files).
+    demo.launch(server_name=args.host, server_port=args.port, share=False, allowed_paths=[str(shown.folder)],
                 max_file_size=MAX_UPLOAD, show_error=True)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import asdict
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -21,6 +22,15 @@ def _models(text: str) -> tuple[str, ...]:
     if bad or not names:
         raise argparse.ArgumentTypeError(f"models must be among {','.join(MODEL_NAMES)}")
     return names
+
+
+def _top_k(text: str) -> int:
+    from .engine import check_top_k  # the engine's own rule, so CLI and API agree
+    try:
+        return check_top_k(int(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc) if text.lstrip("-").isdigit() else
+                                         f"top k must be a whole number, not {text!r}") from exc
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,7 +52,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("images", nargs="*", type=Path)
     s.add_argument("--id", type=int, action="append", default=[], help="an indexed image's id (repeatable)")
     s.add_argument("--models", **models)
-    s.add_argument("--top-k", type=int, default=10)
+    s.add_argument("--top-k", type=_top_k, default=10, help="hits per model, 1 to 1000 (default 10)")
     s.add_argument("--json", action="store_true", help="one JSON object per query")
 
     e = sub.add_parser("eval", help="P@1/P@10/P@20/mAP on a folder of class subfolders")
@@ -91,9 +101,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     from .engine import Engine
-    engine = Engine(settings, getattr(args, "models", MODEL_NAMES))
+    from .store import StoreUnavailableError
+    try:
+        engine = Engine(settings, getattr(args, "models", MODEL_NAMES))
+    except StoreUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     try:
         return _run(engine, args)
+    except StoreUnavailableError as exc:
+        print(f"error: {exc}; nothing already written is lost, and a re-run adds only what is missing"
+              if args.command == "index" else f"error: {exc}", file=sys.stderr)
+        return 3
     finally:
         engine.close()
 
@@ -101,8 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(engine: "Engine", args: argparse.Namespace) -> int:
     if args.command == "index":
         report = engine.index(args.paths)
-        for source, reason in report.failed:
-            print(f"failed: {source}: {reason}", file=sys.stderr)
+        for failure in report.failed:
+            print(f"failed: {failure.source}: {failure.reason}", file=sys.stderr)
+        for link in report.links_out:
+            print(f"note: {link} is a link that leads outside the folder given; indexed all the same", file=sys.stderr)
         print(report.summary())
         return 1 if report.failed else 0
     if args.command == "search":
@@ -119,7 +140,7 @@ def _run(engine: "Engine", args: argparse.Namespace) -> int:
     if args.command == "eval":
         report = engine.evaluate(args.dataset)
         print(json.dumps({"images": report.images, "classes": report.classes, "scores": report.scores,
-                          "failed": report.failed}) if args.json else report.table())
+                          "failed": [asdict(f) for f in report.failed]}) if args.json else report.table())
         return 0
     if args.command == "stats":
         stats = engine.stats()

@@ -14,6 +14,8 @@ def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("faiss.loader", "milvus_lite", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # pymilvus logs every failed reconnect with a full traceback; searchcore reports one clear line instead
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
 
 
 def _env(name: str, default: str) -> str:
@@ -28,6 +30,7 @@ class Settings:
     model_dir: Path
     milvus_uri: str
     milvus_token: str
+    milvus_timeout: float
     collection_prefix: str
     redis_url: str
     redis_prefix: str
@@ -45,6 +48,7 @@ class Settings:
             model_dir=Path(_env("MODEL_DIR", str(home / "models"))).expanduser(),
             milvus_uri=_env("MILVUS_URI", str(home / "milvus.db")),
             milvus_token=_env("MILVUS_TOKEN", ""),
+            milvus_timeout=float(_env("MILVUS_TIMEOUT", "10")),
             collection_prefix=_env("COLLECTION_PREFIX", "images_"),
             redis_url=_env("REDIS_URL", "redis://127.0.0.1:6379/0"),
             redis_prefix=_env("REDIS_PREFIX", "searchcore:"),

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import warnings
+import os
+import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -13,15 +16,17 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 BACKGROUND = (255, 255, 255)
 MAX_FILE_BYTES = 100 * 1024 * 1024
+P = TypeVar("P", Path, str)
 
 
 class DecodeError(ValueError):
     """An image that cannot be used, with the file it came from and why."""
 
-    def __init__(self, source: str, reason: str) -> None:
+    def __init__(self, source: str, reason: str, kind: str = "") -> None:
         super().__init__(f"{source}: {reason}")
         self.source = source
         self.reason = reason
+        self.kind = kind or reason  # a short category, for grouping many failures
 
 
 @dataclass(frozen=True)
@@ -46,51 +51,122 @@ def raw_from_bytes(data: bytes, source: str) -> RawImage:
     return RawImage(source=source, data=data, sha256=hashlib.sha256(data).hexdigest())
 
 
-def read_raw(path: Path | str) -> RawImage:
-    """Read a file's bytes; unreadable or oversized files raise DecodeError naming the file."""
+def read_raw(path: Path | str, roots: Sequence[Path] | None = None, max_bytes: int = MAX_FILE_BYTES) -> RawImage:
+    """Read one regular file's bytes, at most `max_bytes`, counted while reading (a FIFO, a device or a
+    link to one is refused without blocking). With `roots`, a file whose real path (links resolved)
+    is outside them is refused; it is named by its own path, never by its target."""
     path = Path(path)
+    source = str(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise DecodeError(str(path), f"file is {size} bytes, over the {MAX_FILE_BYTES} byte limit")
-        data = path.read_bytes()
+        real = path.resolve()
+        if roots is not None and not is_under(real, roots):
+            raise DecodeError(source, "links to a file outside the allowed folders", kind="outside the allowed folders")
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise DecodeError(source, f"not a regular file ({_file_kind(mode)})", kind="not a regular file")
+            os.set_blocking(fd, True)
+            with os.fdopen(fd, "rb", closefd=False) as handle:
+                data = handle.read(max_bytes + 1)
+        finally:
+            os.close(fd)
+    except DecodeError:
+        raise
     except OSError as exc:
-        raise DecodeError(str(path), exc.strerror or str(exc)) from exc
-    if not data:
-        raise DecodeError(str(path), "file is empty")
-    return raw_from_bytes(data, str(path))
+        raise DecodeError(source, exc.strerror or str(exc), kind="unreadable") from exc
+    except (ValueError, RuntimeError) as exc:  # a NUL byte in the name, a symlink loop
+        raise DecodeError(source, str(exc), kind="unreadable") from exc
+    if len(data) > max_bytes:
+        raise DecodeError(source, f"file is over the {max_bytes} byte limit", kind="file too large")
+    return raw_from_bytes(data, source)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A file that could not be used: its own path, a short kind (for grouping) and the full reason."""
+
+    source: str
+    kind: str
+    reason: str
+
+    @classmethod
+    def of(cls, error: DecodeError) -> "Failure":
+        return cls(error.source, error.kind, error.reason)
+
+
+def read_each(paths: Iterable[P], roots: Sequence[Path] | None = None) -> Iterator[tuple[P, RawImage | Failure]]:
+    """The one reader for index, eval and search: each path with its bytes or the reason it failed."""
+    for path in paths:
+        try:
+            yield path, read_raw(path, roots)
+        except DecodeError as exc:
+            yield path, Failure.of(exc)
+
+
+def read_many(paths: Iterable[P], failures: list[Failure], roots: Sequence[Path] | None = None,
+              ) -> Iterator[tuple[P, RawImage]]:
+    """(path, bytes) for each readable file; the others are recorded in `failures` and skipped."""
+    for path, outcome in read_each(paths, roots):
+        if isinstance(outcome, Failure):
+            failures.append(outcome)
+        else:
+            yield path, outcome
+
+
+def is_under(real: Path, roots: Sequence[Path]) -> bool:
+    """True when an already resolved path is one of the roots or lies below one."""
+    return any(real == root or real.is_relative_to(root) for root in roots)
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return name
+    return "a special file"
+
+
+def _bomb_pixels(exc: Exception) -> str:
+    """The pixel count Pillow's own decompression-bomb guard names in its message, if any."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    return found.group(1) if found else "too many"
 
 
 def decode(raw: RawImage, max_pixels: int, draft_size: tuple[int, int] | None = None) -> Image.Image:
     """Decode to RGB: first frame, EXIF orientation applied, alpha on white, any mode to 8-bit RGB.
 
-    `draft_size` lets JPEG decoding shrink by DCT scaling while staying at least that size.
+    `draft_size` lets JPEG decoding shrink by DCT scaling while staying at least that size. The pixel
+    limit is checked from the header, before any pixel is decoded; the process-wide warnings filter
+    is left alone (other threads, Gradio's among them, share it).
     """
+    if not raw.data:
+        raise DecodeError(raw.source, "file is empty", kind="empty file")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(raw.data))
-            width, height = image.size
-            if width * height > max_pixels:
-                raise DecodeError(
-                    raw.source, f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}"
-                )
-            if draft_size and image.format == "JPEG":
-                image.draft("RGB", draft_size)
-            image.seek(0)
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            return to_rgb(image)
+        image = Image.open(io.BytesIO(raw.data))
+        width, height = image.size
+        if width * height > max_pixels:
+            raise DecodeError(raw.source, f"image is {width}x{height} = {width * height} pixels, over the limit of "
+                              f"{max_pixels}", kind="too many pixels")
+        if draft_size and image.format == "JPEG":
+            image.draft("RGB", draft_size)
+        image.seek(0)
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        return to_rgb(image)
     except DecodeError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DecodeError(raw.source, f"image is too large ({exc})") from exc
+    except Image.DecompressionBombError as exc:  # Pillow's own guard fires in open() before our check can
+        limit = min(max_pixels, 2 * (Image.MAX_IMAGE_PIXELS or max_pixels))
+        raise DecodeError(raw.source, f"image is {_bomb_pixels(exc)} pixels, over the limit of {limit}",
+                          kind="too many pixels") from exc
     except UnidentifiedImageError as exc:
-        raise DecodeError(raw.source, "not an image file Pillow can read") from exc
+        raise DecodeError(raw.source, "not an image file Pillow can read", kind="not an image") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise DecodeError(raw.source, f"image data is broken or truncated ({exc})") from exc
+        raise DecodeError(raw.source, f"image data is broken or truncated ({exc})", kind="broken or truncated") from exc
     except Exception as exc:  # a malformed file can trip any error inside a Pillow plugin
-        raise DecodeError(raw.source, f"image could not be decoded ({type(exc).__name__}: {exc})") from exc
+        raise DecodeError(raw.source, f"image could not be decoded ({type(exc).__name__}: {exc})",
+                          kind="broken or truncated") from exc
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

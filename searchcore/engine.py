@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import logging
+import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from .cache import EmbeddingCache
 from .config import MODEL_NAMES, Settings
-from .decode import DecodeError, RawImage, raw_from_bytes, read_raw
+from .decode import Failure, RawImage, raw_from_bytes, read_each, read_many
 from .embed import Embedder
 from .encoder import Encoder
 from .evaluate import EvalReport, evaluate
@@ -16,6 +18,20 @@ from .search import QueryResult, search
 from . import store
 
 log = logging.getLogger("searchcore")
+MAX_TOP_K = 1000
+
+
+def check_top_k(k: object) -> int:
+    """k itself, if it is a whole number from 1 to MAX_TOP_K; otherwise a ValueError that says so."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_TOP_K:
+        raise ValueError(f"top k must be a whole number from 1 to {MAX_TOP_K}, not {k!r}")
+    return k
+
+
+def safe_file_name(name: str, limit: int = 100) -> str:
+    """A file name of letters, digits, `.`, `-` and `_` only (no control or bidi characters, no `/`)."""
+    cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name).lstrip(".")
+    return cleaned[-limit:] or "upload"
 
 
 class Engine:
@@ -30,8 +46,9 @@ class Engine:
         s = self.settings
         self.encoders = {m: Encoder(s.model_dir / m) for m in self.models}
         self.cache = EmbeddingCache(s.redis_url, s.redis_prefix, s.cache_ttl_seconds)
-        self.client = store.connect(s.milvus_uri, s.milvus_token)
-        self.stores = {m: store.VectorStore(self.client, s.collection_prefix + m, e.dim, e.manifest.onnx_sha256)
+        self.client = store.connect(s.milvus_uri, s.milvus_token, s.milvus_timeout)
+        self.stores = {m: store.VectorStore(self.client, s.collection_prefix + m, e.dim, e.manifest.onnx_sha256,
+                                            s.milvus_uri, s.milvus_timeout)
                        for m, e in self.encoders.items()}
         self.embedder = Embedder(self.encoders, self.cache, s.max_pixels, s.batch_size, s.decode_workers)
 
@@ -42,14 +59,41 @@ class Engine:
             raise ValueError(f"model(s) {missing} not loaded; this engine has {self.models}")
         return chosen
 
-    def index(self, paths: Sequence[Path | str], models: Sequence[str] | None = None) -> IndexReport:
+    def _indexer(self, models: Sequence[str] | None, roots: Sequence[Path] | None) -> Indexer:
         chosen = self._models(models)
-        return Indexer(self.embedder, {m: self.stores[m] for m in chosen}, self.settings.batch_size).run(paths)
+        return Indexer(self.embedder, {m: self.stores[m] for m in chosen}, self.settings.batch_size, roots)
+
+    def index(self, paths: Sequence[Path | str], models: Sequence[str] | None = None,
+              roots: Sequence[Path] | None = None) -> IndexReport:
+        """Index files and folders. With `roots`, files whose real path is outside them are refused."""
+        return self._indexer(models, roots).run(paths)
+
+    def index_uploads(self, files: Sequence[Path | str], uploads: Path) -> tuple[IndexReport, dict[str, str]]:
+        """Index uploaded files (temp paths) as `uploads/<sha12>-<name>`. A file is written there only once
+        it decoded and its vectors are stored, so nothing else is ever kept or served from that folder.
+        Returns the report and a map from every path the report may name to the upload's own name."""
+        failures: list[Failure] = []
+        names: dict[str, str] = {}
+        raws = []
+        for path, raw in read_many(files, failures):
+            kept = uploads / f"{raw.sha256[:12]}-{safe_file_name(Path(path).name)}"
+            names[str(kept)] = Path(path).name
+            raws.append(replace(raw, source=str(kept)))
+        names.update({f.source: Path(f.source).name for f in failures})
+        report = self._indexer(None, None).run_raws(raws)
+        report.failed[:0] = failures
+        uploads.mkdir(parents=True, exist_ok=True)
+        for raw in raws:
+            kept = Path(raw.source)
+            if raw.source in report.stored and not kept.exists():
+                kept.write_bytes(raw.data)
+        return report, names
 
     def search_raw(self, raws: Sequence[RawImage], models: Sequence[str] | None = None,
                    k: int = 10) -> list[QueryResult]:
         """Queries given as bytes (files or uploads), embedded in one batched pass."""
         chosen = self._models(models)
+        check_top_k(k)
         results = []
         for item in self.embedder.embed(list(raws), chosen):
             if item.error:
@@ -61,14 +105,11 @@ class Engine:
 
     def search_files(self, paths: Sequence[Path | str], models: Sequence[str] | None = None,
                      k: int = 10) -> list[QueryResult]:
-        raws, errors = [], {}
-        for i, path in enumerate(paths):
-            try:
-                raws.append(read_raw(path))
-            except DecodeError as exc:
-                errors[i] = QueryResult(query=str(path), id=-1, hits={}, error=str(exc))
-        found = iter(self.search_raw(raws, models, k))
-        return [errors[i] if i in errors else next(found) for i in range(len(paths))]
+        outcomes = [outcome for _, outcome in read_each(paths)]
+        found = iter(self.search_raw([o for o in outcomes if isinstance(o, RawImage)], models, k))
+        return [next(found) if isinstance(o, RawImage) else QueryResult(query=o.source, id=-1, hits={},
+                                                                         error=f"{o.source}: {o.reason}")
+                for o in outcomes]
 
     def search_bytes(self, data: bytes, name: str, models: Sequence[str] | None = None,
                      k: int = 10) -> QueryResult:
@@ -77,6 +118,7 @@ class Engine:
     def search_id(self, image_id: int, models: Sequence[str] | None = None, k: int = 10) -> QueryResult:
         """Search with an indexed image's stored vectors (no decoding, no inference)."""
         chosen = self._models(models)
+        check_top_k(k)
         vectors = {m: self.stores[m].vectors([image_id]).get(image_id) for m in chosen}
         missing = [m for m, v in vectors.items() if v is None]
         if missing:
@@ -100,7 +142,7 @@ class Engine:
         if target.isdigit():
             ids_per_store = {m: [int(target)] for m in self.stores}
         else:
-            path = str(Path(target).expanduser().resolve())
+            path = os.path.abspath(Path(target).expanduser())  # stored paths are absolute, links unresolved
             ids_per_store = {m: st.ids_under(path) for m, st in self.stores.items()}
         removed = set()
         for m, ids in ids_per_store.items():

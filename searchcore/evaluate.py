@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from .decode import IMAGE_SUFFIXES, DecodeError, read_raw
+from .decode import IMAGE_SUFFIXES, Failure, read_many
 from .embed import Embedder
 from .metrics import average_precision, precision_at
 
@@ -21,7 +21,7 @@ class EvalReport:
     images: int
     classes: int
     scores: dict[str, dict[str, float]]
-    failed: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
 
     def table(self) -> str:
         columns = list(next(iter(self.scores.values())))
@@ -52,7 +52,7 @@ def rank_scores(similarity: np.ndarray, labels: np.ndarray, ks: Sequence[int]) -
 def evaluate(root: Path, embedder: Embedder, models: Sequence[str], ks: Sequence[int] = (1, 10, 20),
              batch_size: int = 32) -> EvalReport:
     files = labelled_images(root)
-    failed: list[tuple[str, str]] = []
+    failed: list[Failure] = []
     vectors: dict[str, list[np.ndarray]] = {m: [] for m in models}
     labels: list[str] = []
     label_of: dict[str, str] = {}
@@ -61,22 +61,18 @@ def evaluate(root: Path, embedder: Embedder, models: Sequence[str], ks: Sequence
 
     def batches():
         for start in range(0, len(files), batch_size):
+            chunk = dict(files[start:start + batch_size])
             batch = []
-            for path, label in files[start:start + batch_size]:
-                try:
-                    raw = read_raw(path)
-                except DecodeError as exc:
-                    failed.append((exc.source, exc.reason))
-                    bar.update(1)
-                    continue
-                label_of[raw.source] = label
+            for path, raw in read_many(chunk, failed):
+                label_of[raw.source] = chunk[path]
                 batch.append((raw, wanted))
+            bar.update(len(chunk) - len(batch))
             yield batch
 
     for embedded in embedder.stream(batches()):
         for item in embedded:
             if item.error:
-                failed.append((item.error.source, item.error.reason))
+                failed.append(Failure.of(item.error))
                 continue
             labels.append(label_of[item.raw.source])
             for m in models:

@@ -5,15 +5,16 @@ killed at any point loses nothing already written and a re-run adds only what is
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import Iterable, Iterator, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
-from .decode import IMAGE_SUFFIXES, DecodeError, RawImage, read_raw
+from .decode import IMAGE_SUFFIXES, Failure, RawImage, read_many
 from .embed import Embedded, Embedder
 from .store import VectorStore
 
@@ -23,25 +24,42 @@ class IndexReport:
     indexed: int = 0
     already: int = 0
     duplicates: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+    links_out: list[str] = field(default_factory=list)
+    stored: set[str] = field(default_factory=set)  # files whose row now holds their own path
     seconds: float = 0.0
 
     def summary(self) -> str:
-        return (f"indexed {self.indexed}, already there {self.already}, duplicates {self.duplicates}, "
+        text = (f"indexed {self.indexed}, already there {self.already}, duplicates {self.duplicates}, "
                 f"failed {len(self.failed)} ({self.seconds:.1f} s)")
+        if self.links_out:
+            text += f"; {len(self.links_out)} file(s) reached through links that lead outside the folder given"
+        return text
+
+    def failures_by_kind(self) -> dict[str, list[Failure]]:
+        grouped: dict[str, list[Failure]] = {}
+        for failure in self.failed:
+            grouped.setdefault(failure.kind, []).append(failure)
+        return dict(sorted(grouped.items(), key=lambda item: -len(item[1])))
 
 
 def find_images(paths: Iterable[Path | str], report: IndexReport) -> list[Path]:
-    """Image files under the given files and folders (recursive, sorted); missing paths are failures."""
+    """Image files under the given files and folders (recursive, sorted), each by its own absolute
+    path (links are not resolved here: the reader checks where they lead). Missing paths are failures;
+    files whose links lead outside the folder they were found in are noted in the report."""
     found: list[Path] = []
-    for path in map(Path, paths):
+    for given in paths:
+        path = Path(os.path.abspath(Path(given).expanduser()))
         if path.is_dir():
-            found.extend(sorted(p.resolve() for p in path.rglob("*")
-                                if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()))
-        elif path.is_file():
-            found.append(path.resolve())
+            real_folder = path.resolve()
+            for file in sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
+                found.append(file)
+                if not file.resolve().is_relative_to(real_folder):
+                    report.links_out.append(str(file))
+        elif path.exists():
+            found.append(path)
         else:
-            report.failed.append((str(path), "no such file or directory"))
+            report.failed.append(Failure(str(given), "no such file or folder", "no such file or folder"))
     return list(dict.fromkeys(found))
 
 
@@ -54,19 +72,29 @@ def _batched(items: Iterable, size: int) -> Iterator[list]:
 class Indexer:
     """Writes the vectors of new images into one store per model."""
 
-    def __init__(self, embedder: Embedder, stores: Mapping[str, VectorStore], batch_size: int) -> None:
+    def __init__(self, embedder: Embedder, stores: Mapping[str, VectorStore], batch_size: int,
+                 roots: Sequence[Path] | None = None) -> None:
+        """With `roots`, only files whose real path lies under them are read (the app's rule)."""
         self.embedder = embedder
         self.stores = dict(stores)
         self.batch_size = batch_size
+        self.roots = roots
 
     def run(self, paths: Iterable[Path | str]) -> IndexReport:
         """Index every image under the paths; progress is a tqdm bar (Gradio's Progress can track it)."""
-        started = time.perf_counter()
         report = IndexReport()
-        files = find_images(paths, report)
-        bar = tqdm(total=len(files), unit="img", desc="indexing", disable=None)
+        return self._run(find_images(paths, report), report)
+
+    def run_raws(self, raws: Sequence[RawImage]) -> IndexReport:
+        """Index images already read (uploads are kept in memory until they are known good)."""
+        return self._run(list(raws), IndexReport())
+
+    def _run(self, items: list[Path | RawImage], report: IndexReport) -> IndexReport:
+        started = time.perf_counter()
+        bar = tqdm(total=len(items), unit="img", desc="indexing", disable=None)
         seen: set[str] = set()
-        plans = (self._plan(batch, seen, report, bar) for batch in _batched(files, self.batch_size))
+        plans = (self._plan(self._load(batch, report, bar), seen, report, bar)
+                 for batch in _batched(items, self.batch_size))
         for embedded in self.embedder.stream(plans):
             self._write(embedded, report)
             bar.update(len(embedded))
@@ -74,17 +102,20 @@ class Indexer:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _plan(self, files: list[Path], seen: set[str], report: IndexReport, bar: tqdm,
+    def _load(self, batch: list[Path | RawImage], report: IndexReport, bar: tqdm) -> list[RawImage]:
+        """The batch's bytes: files are read (only under the roots, if any); failures are recorded."""
+        before = len(report.failed)
+        paths = [item for item in batch if not isinstance(item, RawImage)]
+        raws = [item for item in batch if isinstance(item, RawImage)]
+        raws += [raw for _, raw in read_many(paths, report.failed, self.roots)]
+        bar.update(len(report.failed) - before)
+        return raws
+
+    def _plan(self, loaded: list[RawImage], seen: set[str], report: IndexReport, bar: tqdm,
               ) -> list[tuple[RawImage, frozenset[str]]]:
-        """Read a batch and keep what some model still lacks; count the rest."""
+        """Keep what some model still lacks; count the rest."""
         raws: list[RawImage] = []
-        for path in files:
-            try:
-                raw = read_raw(path)
-            except DecodeError as exc:
-                report.failed.append((exc.source, exc.reason))
-                bar.update(1)
-                continue
+        for raw in loaded:
             if raw.sha256 in seen:
                 report.duplicates += 1
                 bar.update(1)
@@ -101,6 +132,7 @@ class Indexer:
             paths = {stored[name][raw.id] for name in self.stores}
             if raw.source in paths:
                 report.already += 1
+                report.stored.add(raw.source)
             else:
                 report.duplicates += 1
             bar.update(1)
@@ -112,6 +144,7 @@ class Indexer:
                            "sha256": e.raw.sha256} for e in embedded if name in e.vectors])
         for e in embedded:
             if e.error is not None:
-                report.failed.append((e.error.source, e.error.reason))
+                report.failed.append(Failure.of(e.error))
             else:
                 report.indexed += 1
+                report.stored.add(e.raw.source)

@@ -1,6 +1,7 @@
 """Milvus: one collection per model, id = content hash, HNSW over L2 on unit vectors."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -8,8 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+import grpc
 import numpy as np
 from pymilvus import DataType, MilvusClient
+from pymilvus.exceptions import MilvusException
 
 MAX_PATH = 4096
 MODEL_PROPERTY = "searchcore.onnx_sha256"
@@ -38,13 +41,17 @@ def _not_lite_noise(record: logging.LogRecord) -> bool:
     return "Method not implemented" not in record.getMessage()
 
 
-def connect(uri: str, token: str = "") -> MilvusClient:
+def connect(uri: str, token: str = "", timeout: float = 10.0) -> MilvusClient:
     """Milvus Lite at a local path (created if missing), or any Milvus server URI."""
     if "://" not in uri:
         Path(uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
         logging.getLogger("grpc._server").addFilter(_not_lite_noise)
-    # No keepalive pings on an idle channel: Milvus Lite's server answers them with GOAWAY.
-    return MilvusClient(uri=uri, token=token, grpc_options={"grpc.keepalive_permit_without_calls": False})
+    try:
+        # No keepalive pings on an idle channel: Milvus Lite's server answers them with GOAWAY.
+        return MilvusClient(uri=uri, token=token, timeout=timeout,
+                            grpc_options={"grpc.keepalive_permit_without_calls": False})
+    except (MilvusException, grpc.RpcError) as exc:
+        raise StoreUnavailableError(f"Milvus at {uri} did not answer ({_short(exc)})") from exc
 
 
 def hnsw_index_params(m: int = 16, ef_construction: int = 200) -> dict:
@@ -60,11 +67,41 @@ class StoreMismatchError(RuntimeError):
     """The collection holds vectors of another model build; mixing them would be silently wrong."""
 
 
-class VectorStore:
-    """The collection of one model."""
+class StoreUnavailableError(RuntimeError):
+    """Milvus did not answer (server down, restarting, unreachable): one line that names the URI."""
 
-    def __init__(self, client: MilvusClient, name: str, dim: int, model_sha256: str) -> None:
+
+def _short(exc: Exception) -> str:
+    message = getattr(exc, "message", None) or getattr(exc, "details", lambda: None)() or str(exc)
+    return str(message).splitlines()[0][:200]
+
+
+def guarded(method):
+    """Turn any failure of the Milvus client inside a VectorStore method into StoreUnavailableError."""
+    @functools.wraps(method)
+    def wrapper(self: "VectorStore", *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (MilvusException, grpc.RpcError) as exc:
+            raise StoreUnavailableError(f"Milvus at {self.uri} did not answer ({_short(exc)})") from exc
+    return wrapper
+
+
+class VectorStore:
+    """The collection of one model. Writes and id look-ups are Strong (an indexer never misses what was
+    just written, by any process); searches are Session (they see this client's own writes without
+    waiting for the server's next time tick). Every call has a timeout, so a dead server is an error
+    within seconds, not a hang."""
+
+    def __init__(self, client: MilvusClient, name: str, dim: int, model_sha256: str, uri: str = "",
+                 timeout: float = 10.0) -> None:
         self.client, self.name, self.dim = client, name, dim
+        self.uri, self.timeout = uri or "the configured URI", timeout
+        self._open(model_sha256)
+
+    @guarded
+    def _open(self, model_sha256: str) -> None:
+        client, name = self.client, self.name
         identity = {MODEL_PROPERTY: model_sha256}
         if not client.has_collection(name):
             self._create(identity)
@@ -83,25 +120,34 @@ class VectorStore:
         schema.add_field("sha256", DataType.VARCHAR, max_length=64)
         index = self.client.prepare_index_params()
         index.add_index(field_name="vector", index_type="HNSW", metric_type="L2", params=hnsw_index_params())
-        self.client.create_collection(self.name, schema=schema, index_params=index, properties=properties)
+        self.client.create_collection(self.name, schema=schema, index_params=index, properties=properties,
+                                      consistency_level="Strong")
 
+    @guarded
     def _get(self, ids: Iterable[int], fields: list[str]) -> dict[int, dict]:
         """Stored rows by id (absent ids are left out), with the given fields."""
         ids = list(ids)
-        return {int(r["id"]): r for r in self.client.get(self.name, ids=ids, output_fields=fields)} if ids else {}
+        if not ids:
+            return {}
+        rows = self.client.get(self.name, ids=ids, output_fields=fields, timeout=self.timeout,
+                               consistency_level="Strong")
+        return {int(r["id"]): r for r in rows}
 
     def existing(self, ids: Iterable[int]) -> dict[int, str]:
         """Which of these ids are stored, with their paths."""
         return {i: r["path"] for i, r in self._get(ids, ["path"]).items()}
 
+    @guarded
     def upsert(self, rows: list[dict]) -> None:
         if rows:
-            self.client.upsert(self.name, rows)
+            self.client.upsert(self.name, rows, timeout=self.timeout)
 
+    @guarded
     def search(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
         results = self.client.search(self.name, data=np.asarray(vectors, np.float32).tolist(), limit=k,
-                                     output_fields=["path", "sha256"],
-                                     search_params={"metric_type": "L2", "params": {"ef": max(64, k)}})
+                                     output_fields=["path", "sha256"], timeout=self.timeout,
+                                     search_params={"metric_type": "L2", "params": {"ef": max(64, k)}},
+                                     consistency_level="Session")
         return [[Hit.from_squared_l2(int(h["id"]), h["entity"]["path"], h["entity"]["sha256"], h["distance"])
                  for h in hits] for hits in results]
 
@@ -111,22 +157,29 @@ class VectorStore:
     def rows(self, ids: Iterable[int]) -> dict[int, dict]:
         return self._get(ids, ["path", "sha256"])
 
+    @guarded
     def ids_under(self, path: str) -> list[int]:
         """Ids whose stored path is this file or lies under this folder."""
         quoted = json.dumps(path)
         folder = json.dumps(path.rstrip("/") + "/%")
-        rows = self.client.query(self.name, filter=f"path == {quoted} or path like {folder}", output_fields=["id"])
+        rows = self.client.query(self.name, filter=f"path == {quoted} or path like {folder}", output_fields=["id"],
+                                 timeout=self.timeout, consistency_level="Strong")
         return [int(r["id"]) for r in rows]
 
+    @guarded
     def delete(self, ids: list[int]) -> int:
         if not ids:
             return 0
-        result = self.client.delete(self.name, ids=ids)
+        result = self.client.delete(self.name, ids=ids, timeout=self.timeout)
         return int(result.get("delete_count", len(ids))) if isinstance(result, dict) else len(ids)
 
+    @guarded
     def count(self) -> int:
-        rows = self.client.query(self.name, filter="", output_fields=["count(*)"])
+        rows = self.client.query(self.name, filter="", output_fields=["count(*)"], timeout=self.timeout,
+                                 consistency_level="Strong")
         return int(rows[0]["count(*)"])
 
+    @guarded
     def sample(self, limit: int) -> list[dict]:
-        return list(self.client.query(self.name, filter="", output_fields=["path", "sha256"], limit=limit))
+        return list(self.client.query(self.name, filter="", output_fields=["path", "sha256"], limit=limit,
+                                      timeout=self.timeout, consistency_level="Strong"))

@@ -1,18 +1,19 @@
 """What the web app shows, as plain values for its components: galleries, captions, texts, tables.
 
-Kept out of app.py so that app.py only wires components to these functions and the engine.
+Kept out of app.py so that app.py only wires components to these functions and the engine. Every
+file name or path that reaches the page goes through `safe()` first.
 """
 from __future__ import annotations
 
 import math
-import shutil
+import os
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
-from .engine import Engine
+from .engine import Engine, check_top_k
 from .index import IndexReport
-from .manifest import file_digest
 from .search import FusedHit, QueryResult
 from .store import Hit
 
@@ -20,28 +21,57 @@ LABELS = {"resnet50": "ResNet50", "vgg16": "VGG16"}
 MODES: dict[str, tuple[str, ...]] = {"Side by side": ("resnet50", "vgg16"), "ResNet50": ("resnet50",),
                                      "VGG16": ("vgg16",), "Fused": ("resnet50", "vgg16")}
 FUSED = "fused"
+FAILURES_SHOWN_PER_KIND = 5
+MARKDOWN_SPECIAL = set("\\`*_[]<>|~")
 
 
-def servable(path: str, roots: Sequence[Path]) -> bool:
-    """A file the app may show: it exists and, symlinks resolved, lies under one of the roots."""
-    real = Path(path).resolve()
-    return real.is_file() and any(real.is_relative_to(root) for root in roots)
+def safe(text: str) -> str:
+    """Text from a file name, made harmless for Markdown: control and invisible formatting characters
+    (U+202E and the like) become visible `\\u202e` escapes, Markdown's special characters are escaped."""
+    out = []
+    for char in str(text):
+        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(f"\\\\u{ord(char):04x}")
+        elif char in MARKDOWN_SPECIAL:
+            out.append("\\" + char)
+        else:
+            out.append(char)
+    return "".join(out)
 
 
-def shown_hits(result: QueryResult, name: str, roots: Sequence[Path]) -> list[tuple[int, Hit | FusedHit]]:
-    """(rank, hit) for the hits of one list that can be shown; ranks stay those of the full list."""
+def plain(text: str) -> str:
+    """The same escapes of invisible characters for plain-text places (captions), no Markdown escaping."""
+    return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in str(text))
+
+
+def check_mode(mode: object) -> tuple[str, ...]:
+    """The models a mode shows; a ValueError naming the choices for anything else."""
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    return MODES[mode]
+
+
+def check_k(k: object) -> int:
+    """Top k from a component or an API call: a whole number in range, else a ValueError."""
+    if isinstance(k, float) and k.is_integer():
+        k = int(k)
+    return check_top_k(k)
+
+
+def shown_hits(result: QueryResult, name: str, images: Mapping[int, Path]) -> list[tuple[int, Hit | FusedHit]]:
+    """(rank, hit) for the hits of one list that have an image to show; ranks stay those of the full list."""
     hits = result.fused if name == FUSED else result.hits.get(name, [])
-    return [(rank, h) for rank, h in enumerate(hits, 1) if servable(h.path, roots)]
+    return [(rank, h) for rank, h in enumerate(hits, 1) if h.id in images]
 
 
-def gallery(result: QueryResult, name: str, roots: Sequence[Path]) -> list[tuple[str, str]]:
-    """(path, caption) pairs, caption `#3 · L2 0.41`, `· both` where both models found the hit."""
+def gallery(result: QueryResult, name: str, images: Mapping[int, Path]) -> list[tuple[str, str]]:
+    """(image, caption) pairs, caption `#3 · L2 0.41`, `· both` where both models found the hit."""
     if name == FUSED:
-        return [(h.path, f"#{r} · cos {h.cosine:.2f}") for r, h in shown_hits(result, name, roots)]
+        return [(str(images[h.id]), f"#{r} · cos {h.cosine:.2f}") for r, h in shown_hits(result, name, images)]
     others = [{h.id for h in hits} for m, hits in result.hits.items() if m != name]
     shared = set.intersection(*others) if others else set()
-    return [(h.path, f"#{r} · L2 {h.l2:.2f}" + (" · both" if h.id in shared else ""))
-            for r, h in shown_hits(result, name, roots)]
+    return [(str(images[h.id]), f"#{r} · L2 {h.l2:.2f}" + (" · both" if h.id in shared else ""))
+            for r, h in shown_hits(result, name, images)]
 
 
 def agreement_text(result: QueryResult) -> str:
@@ -53,25 +83,33 @@ def agreement_text(result: QueryResult) -> str:
             f"{a.overlap_at_k:.2f} · Jaccard {a.jaccard:.2f} · Kendall τ {tau} on the shared hits")
 
 
-def status_text(result: QueryResult, roots: Sequence[Path]) -> str:
+def status_text(result: QueryResult, images: Mapping[int, Path]) -> str:
     if result.error:
-        return f"⚠️ {result.error}"
+        return f"⚠️ {safe(result.error)}"
     own = any(result.is_self(h) for hits in result.hits.values() for h in hits)
-    text = f"Query `{Path(result.query).name}`" + (" — this very image is indexed (its own hit is shown)" if own else "")
-    hidden = {h.path for hits in result.hits.values() for h in hits if not servable(h.path, roots)}
-    return text + (f" — {len(hidden)} hit(s) not shown: file gone or outside the served folders" if hidden else "")
+    text = f"Query {safe(Path(result.query).name)}" + (" — this very image is indexed (its own hit is shown)"
+                                                        if own else "")
+    hidden = {h.id for hits in result.hits.values() for h in hits if h.id not in images}
+    return text + (f" — {len(hidden)} hit(s) not shown: file gone, changed, or outside the served folders"
+                   if hidden else "")
+
+
+def error_text(message: str) -> str:
+    return f"⚠️ {safe(message)}"
 
 
 @dataclass(frozen=True)
 class Selection:
+    id: int
     path: str
+    sha256: str
     text: str
 
 
-def hit_details(engine: Engine, result: QueryResult, name: str, index: int, roots: Sequence[Path]) -> Selection:
+def hit_details(engine: Engine, result: QueryResult, name: str, index: int, images: Mapping[int, Path]) -> Selection:
     """The selected hit: path, id, and its rank and exact distance under each model."""
-    _, hit = shown_hits(result, name, roots)[index]
-    lines = [f"**{Path(hit.path).name}**", f"- path: `{hit.path}`", f"- id: `{hit.id}`"]
+    _, hit = shown_hits(result, name, images)[index]
+    lines = [f"**{safe(Path(hit.path).name)}**", f"- path: {safe(hit.path)}", f"- id: {hit.id}"]
     for model, query_vector in result.vectors.items():
         stored = engine.stores[model].vectors([hit.id]).get(hit.id)
         ranks = [r for r, h in enumerate(result.hits[model], 1) if h.id == hit.id]
@@ -81,37 +119,45 @@ def hit_details(engine: Engine, result: QueryResult, name: str, index: int, root
             continue
         cosine = float(stored @ query_vector)
         lines.append(f"- {LABELS[model]}: {rank} · L2 {math.sqrt(max(0.0, 2 - 2 * cosine)):.3f} · cosine {cosine:.3f}")
-    return Selection(path=hit.path, text="\n".join(lines))
+    return Selection(id=hit.id, path=hit.path, sha256=hit.sha256, text="\n".join(lines))
 
 
 def under_roots(folder: str, roots: Sequence[Path]) -> Path:
-    """The folder, resolved, if it lies under one of the operator's roots; otherwise ValueError."""
-    path = Path(folder).expanduser().resolve()
+    """The folder, resolved, if it lies under one of the operator's roots; otherwise a ValueError that
+    says why in one line (also for names too long for the file system, NUL bytes, link loops)."""
+    shown = safe(folder if len(folder) <= 120 else folder[:60] + "…" + folder[-40:])
+    try:
+        path = Path(folder).expanduser().resolve()
+        is_dir = path.is_dir()
+    except (OSError, ValueError, RuntimeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ValueError(f"{shown} is not a usable folder name ({reason})") from None
     if not any(path == root or path.is_relative_to(root) for root in roots):
-        allowed = ", ".join(f"`{r}`" for r in roots) or "none configured (SEARCHCORE_INDEX_ROOTS)"
-        raise ValueError(f"`{folder}` is not under an allowed folder: {allowed}")
-    if not path.is_dir():
-        raise ValueError(f"`{folder}` is not a folder on the server")
+        allowed = ", ".join(safe(str(r)) for r in roots) or "none configured (SEARCHCORE_INDEX_ROOTS)"
+        raise ValueError(f"{shown} is not under an allowed folder: {allowed}")
+    if not is_dir:
+        raise ValueError(f"{shown} is not a folder on the server")
     return path
 
 
-def keep_uploads(files: Sequence[str], uploads: Path) -> dict[str, str]:
-    """Copy uploaded files (temp paths) into the uploads folder; returns copy path -> original name."""
-    uploads.mkdir(parents=True, exist_ok=True)
-    kept = {}
-    for file in files:
-        source = Path(file)
-        target = uploads / f"{file_digest(source)[:12]}-{source.name}"
-        shutil.copyfile(source, target)
-        kept[str(target.resolve())] = source.name
-    return kept
-
-
-def index_summary(report: IndexReport, names: dict[str, str] | None = None) -> str:
+def index_summary(report: IndexReport, names: Mapping[str, str] | None = None) -> str:
+    """The counts, then the failures grouped by kind: the first few of each, and how many more."""
     names = names or {}
-    lines = [f"**{report.summary()}**"]
-    lines += [f"- ⚠️ `{names.get(source, source)}`: {reason}" for source, reason in report.failed]
+    lines = [f"**{safe(report.summary())}**"]
+    for kind, failures in report.failures_by_kind().items():
+        lines.append(f"- ⚠️ {safe(kind)}: {len(failures)} file(s)")
+        lines += [f"    - {safe(names.get(f.source, f.source))}: {safe(f.reason)}"
+                  for f in failures[:FAILURES_SHOWN_PER_KIND]]
+        if len(failures) > FAILURES_SHOWN_PER_KIND:
+            lines.append(f"    - … and {len(failures) - FAILURES_SHOWN_PER_KIND} more (see the full list)")
     return "\n".join(lines)
+
+
+def failure_list(report: IndexReport, names: Mapping[str, str] | None = None) -> str:
+    """Every failure, one per line (`file<TAB>kind<TAB>reason`), for the downloadable list."""
+    names = names or {}
+    return "".join(f"{plain(names.get(f.source, f.source))}\t{f.kind}\t{plain(f.reason)}{os.linesep}"
+                   for f in report.failed)
 
 
 def stats_rows(engine: Engine) -> list[list]:

@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import re
 
+from pathlib import Path
+
+import pytest
+
 from searchcore import views
+from searchcore.decode import Failure
+from searchcore.index import IndexReport
 from searchcore.search import QueryResult
 from searchcore.store import Hit
 
@@ -12,18 +18,53 @@ def hit(i: int, path: str, l2: float) -> Hit:
     return Hit(id=i, path=path, sha256="0" * 64, l2=l2, cosine=1 - l2 * l2 / 2)
 
 
-def test_captions_mark_shared_hits_and_hide_unservable_files(tmp_path):
-    root, outside = tmp_path / "root", tmp_path / "outside"
-    root.mkdir(), outside.mkdir()
-    for name in ("a.jpg", "b.jpg"):
-        (root / name).write_bytes(b"x")
-    (outside / "c.jpg").write_bytes(b"x")
-    (root / "link.jpg").symlink_to(outside / "c.jpg")
+def test_captions_mark_shared_hits_and_leave_out_hits_without_an_image():
     result = QueryResult(query="q.jpg", id=1, hits={
-        "resnet50": [hit(1, str(root / "a.jpg"), 0.0), hit(2, str(root / "link.jpg"), 0.5), hit(3, str(root / "b.jpg"), 0.7)],
-        "vgg16": [hit(3, str(root / "b.jpg"), 0.3), hit(1, str(root / "a.jpg"), 0.4), hit(4, str(root / "gone.jpg"), 0.6)]})
-    resnet = views.gallery(result, "resnet50", [root])
-    assert resnet == [(str(root / "a.jpg"), "#1 · L2 0.00 · both"), (str(root / "b.jpg"), "#3 · L2 0.70 · both")]
-    assert views.gallery(result, "vgg16", [root])[0] == (str(root / "b.jpg"), "#1 · L2 0.30 · both")
-    assert re.search(r"2 hit\(s\) not shown", views.status_text(result, [root]))
-    assert "this very image is indexed" in views.status_text(result, [root])
+        "resnet50": [hit(1, "/r/a.jpg", 0.0), hit(2, "/r/link.jpg", 0.5), hit(3, "/r/b.jpg", 0.7)],
+        "vgg16": [hit(3, "/r/b.jpg", 0.3), hit(1, "/r/a.jpg", 0.4), hit(4, "/r/gone.jpg", 0.6)]})
+    images = {1: Path("/shown/1.webp"), 3: Path("/shown/3.webp")}  # 2 and 4 had no image to show
+    resnet = views.gallery(result, "resnet50", images)
+    assert resnet == [("/shown/1.webp", "#1 · L2 0.00 · both"), ("/shown/3.webp", "#3 · L2 0.70 · both")]
+    assert views.gallery(result, "vgg16", images)[0] == ("/shown/3.webp", "#1 · L2 0.30 · both")
+    assert re.search(r"2 hit\(s\) not shown", views.status_text(result, images))
+    assert "this very image is indexed" in views.status_text(result, images)
+
+
+def test_file_names_are_escaped_before_they_reach_the_page():
+    name = "evil\u202egpj.exe`*[x](http://a)\n.jpg"
+    shown = views.safe(name)
+    assert "\u202e" not in shown and "\n" not in shown and "\\\\u202e" in shown
+    assert "\\`" in shown and "\\[" in shown
+    result = QueryResult(query=f"/up/{name}", id=1, hits={}, error=None)
+    assert "\u202e" not in views.status_text(result, {})
+    report = IndexReport(failed=[Failure(f"/r/{name}", "not an image", "not an image file Pillow can read")])
+    assert "\u202e" not in views.index_summary(report) and "\u202e" not in views.failure_list(report)
+
+
+def test_many_failures_are_grouped_by_kind_with_the_full_list_apart():
+    failed = [Failure(f"/r/{i}.jpg", "not an image", "not an image file Pillow can read") for i in range(1000)]
+    failed += [Failure("/r/cut.jpg", "broken or truncated", "image data is broken or truncated (x)")]
+    report = IndexReport(failed=failed)
+    summary = views.index_summary(report)
+    assert len(summary) < 2000, len(summary)
+    assert "not an image: 1000 file(s)" in summary and "and 995 more" in summary
+    assert "broken or truncated: 1 file(s)" in summary and "cut.jpg" in summary
+    assert views.failure_list(report).count("\n") == 1001
+
+
+@pytest.mark.parametrize("mode", [None, "", "none", 3])
+def test_bad_modes_are_refused_by_name(mode):
+    with pytest.raises(ValueError, match="mode must be one of Side by side, ResNet50, VGG16, Fused"):
+        views.check_mode(mode)
+
+
+@pytest.mark.parametrize("k", [0, -1, 1001, 2.5, None, "8", True])
+def test_bad_top_k_is_refused(k):
+    with pytest.raises(ValueError, match="top k must be a whole number from 1 to 1000"):
+        views.check_k(k)
+
+
+def test_long_or_odd_folder_names_get_one_clear_line(tmp_path):
+    for folder, reason in (("x" * 300, "File name too long"), ("a\0b", "null"), (str(tmp_path), "not under")):
+        with pytest.raises(ValueError, match=reason):
+            views.under_roots(folder, [tmp_path / "root"])

@@ -1,0 +1,94 @@
+"""The only files the web app serves: copies of indexed images under the allowed roots, by content.
+
+The app never serves a folder of the operator's. When a hit is shown, its file is read (only if its
+real path lies under a root, and only if its bytes still have the indexed SHA-256), and a ~256 px
+WebP thumbnail (for galleries) or an exact copy (for the selected hit and the examples) is written
+here under the content hash. This folder is the app's one allowed path, so it holds nothing but
+images that decoded.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from PIL import Image
+
+from .decode import DecodeError, RawImage, decode, is_under, read_raw
+from .search import FusedHit
+from .store import Hit
+
+THUMBNAIL_PX = 256
+
+
+class ShownFiles:
+    def __init__(self, folder: Path, roots: Sequence[Path], max_pixels: int) -> None:
+        self.folder = folder
+        self.roots = list(roots)
+        self.max_pixels = max_pixels
+        (folder / "thumbs").mkdir(parents=True, exist_ok=True)
+        (folder / "full").mkdir(parents=True, exist_ok=True)
+
+    def thumbnails(self, hits: Iterable[Hit | FusedHit]) -> dict[int, Path]:
+        """id -> thumbnail for the hits that can be shown (each image made once)."""
+        unique = {h.id: h for h in hits}.values()
+        return {h.id: thumb for h in unique if (thumb := self.thumbnail(h.path, h.sha256))}
+
+    def thumbnail(self, path: str, sha256: str) -> Path | None:
+        """A WebP thumbnail of the indexed image, or None when its file is gone, changed or not allowed."""
+        target = self.folder / "thumbs" / f"{sha256}.webp"
+        if target.is_file():
+            return target if self._allowed(path) else None
+        raw = self._read(path, sha256)
+        if raw is None:
+            return None
+        try:
+            image = decode(raw, self.max_pixels, draft_size=(THUMBNAIL_PX, THUMBNAIL_PX))
+        except DecodeError:
+            return None
+        image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.LANCZOS)
+        self._write(target, lambda handle: image.save(handle, "WEBP", quality=80, method=4))
+        return target
+
+    def original(self, path: str, sha256: str) -> Path | None:
+        """An exact copy of the indexed file (same bytes, so searching with it finds itself)."""
+        suffix = Path(path).suffix.lower() if Path(path).suffix.isascii() else ""
+        target = self.folder / "full" / f"{sha256}{suffix[:6]}"
+        if target.is_file():
+            return target if self._allowed(path) else None
+        raw = self._read(path, sha256)
+        if raw is None:
+            return None
+        try:
+            decode(raw, self.max_pixels, draft_size=(THUMBNAIL_PX, THUMBNAIL_PX))
+        except DecodeError:
+            return None
+        self._write(target, lambda handle: handle.write(raw.data))
+        return target
+
+    def _allowed(self, path: str) -> bool:
+        try:
+            real = Path(path).resolve()
+        except (OSError, RuntimeError):
+            return False
+        return real.is_file() and is_under(real, self.roots)
+
+    def _read(self, path: str, sha256: str) -> RawImage | None:
+        try:
+            raw = read_raw(path, self.roots)
+        except DecodeError:
+            return None
+        return raw if raw.sha256 == sha256 else None
+
+    @staticmethod
+    def _write(target: Path, save) -> None:
+        """Write atomically, so that a concurrent request never serves half a file."""
+        handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=".tmp-", delete=False)
+        try:
+            with handle:
+                save(handle)
+            os.replace(handle.name, target)
+        except BaseException:
+            Path(handle.name).unlink(missing_ok=True)
+            raise

@@ -1,0 +1,131 @@
+"""A real Milvus standalone server (PyPI `milvus==2.3.5`: embedded etcd, local storage), no Docker.
+
+Used by the test fixture and by scripts/scale.py. `milvus-server` is a Python wrapper that unpacks
+the Milvus binary into its data folder and runs `milvus run standalone` as a child; both are put in
+a process group of their own so that `kill()` is a real SIGKILL of the whole server.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pymilvus import MilvusClient
+
+SERVER = Path(sys.executable).parent / "milvus-server"
+PORT_FLAGS = ("proxy", "proxy-internal", "root-coord", "query-coord", "query-node", "index-coord",
+              "index-node", "data-coord", "data-node")
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+class MilvusStandalone:
+    """Start, SIGKILL and restart one Milvus standalone on free ports over one data folder."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.ports = dict(zip(PORT_FLAGS, free_ports(len(PORT_FLAGS))))
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.ports['proxy']}"
+
+    def start(self, timeout: float = 240) -> "MilvusStandalone":
+        """Start and wait until a client can list collections (a restart after SIGKILL takes ~40 s)."""
+        if not SERVER.exists():
+            raise RuntimeError(f"{SERVER} is missing: pip install milvus==2.3.5")
+        args = [str(SERVER), "--data", str(self.data_dir),
+                # a short session TTL lets a server restarted after SIGKILL take over its old session sooner
+                "--extra-config", "common.session.ttl=5"]
+        for flag, port in self.ports.items():
+            args += [f"--{flag}-port", str(port)]
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("a") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"milvus-server exited with {self.proc.returncode}: see {self.log_path}")
+            if _port_open(self.ports["proxy"]) and self._answers():
+                return self
+            time.sleep(1)
+        raise RuntimeError(f"Milvus standalone did not answer on {self.uri} within {timeout} s: see {self.log_path}")
+
+    def _answers(self) -> bool:
+        try:
+            client = MilvusClient(uri=self.uri, timeout=3)
+        except Exception:  # noqa: BLE001 - any failure means "not ready yet"
+            return False
+        try:
+            client.list_collections()
+            return True
+        except Exception:  # noqa: BLE001
+            return False
+        finally:
+            client.close()
+
+    def kill(self) -> None:
+        """SIGKILL the wrapper and the Milvus binary, and wait until both are gone and the port is free."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.proc.pid, 0)
+            except ProcessLookupError:
+                if not _port_open(self.ports["proxy"]):
+                    break
+            time.sleep(0.2)
+        self.proc = None
+
+    def pids(self) -> list[int]:
+        """The server's processes (wrapper and Milvus binary), for RSS figures."""
+        if self.proc is None:
+            return []
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if os.getpgid(int(entry.name)) == self.proc.pid:
+                        found.append(int(entry.name))
+                except OSError:
+                    continue
+        return found
+
+    def stop(self) -> None:
+        """A clean shutdown (SIGTERM), then SIGKILL whatever is left."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+        self.kill()
