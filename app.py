@@ -145,8 +145,7 @@ def build_ui(engine: Engine, roots: list[Path]) -> gr.Blocks:
                 full_list.write_text(views.failure_list(report, names))
         if not messages:
             messages.append("Give a folder under the allowed roots, or upload images.")
-        return "\n\n".join(messages), gr.update(value=str(full_list) if full_list else None,
-                                                 visible=full_list is not None), stats()
+        return "\n\n".join(messages), str(full_list) if full_list else None, stats()
 
     def stats():
         try:
@@ -202,7 +201,7 @@ def build_ui(engine: Engine, roots: list[Path]) -> gr.Blocks:
                                 file_types=sorted(IMAGE_SUFFIXES), elem_id="files")
             start = gr.Button("Index", variant="primary", elem_id="index")
             summary = gr.Markdown(elem_id="summary")
-            failures = gr.File(label="Every failure (tab-separated)", visible=False, elem_id="failures")
+            failures = gr.File(label="Every failure, as a tab-separated list", elem_id="failures")
             table = gr.Dataframe(stats(), headers=["model", "images", "dim", "weights", "collection"],
                                  interactive=False, label="Collections")
             start.click(index, [folder, files], [summary, failures, table], api_name="index", concurrency_limit=1)

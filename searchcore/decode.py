@@ -114,6 +114,12 @@ def read_many(paths: Iterable[P], failures: list[Failure], roots: Sequence[Path]
             yield path, outcome
 
 
+def safe_file_name(name: str, limit: int = 100) -> str:
+    """A file name of letters, digits, `.`, `-` and `_` only (no control or bidi characters, no `/`)."""
+    cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name).lstrip(".")
+    return cleaned[-limit:] or "image"
+
+
 def is_under(real: Path, roots: Sequence[Path]) -> bool:
     """True when an already resolved path is one of the roots or lies below one."""
     return any(real == root or real.is_relative_to(root) for root in roots)

@@ -9,7 +9,7 @@ from typing import Sequence
 
 from .cache import EmbeddingCache
 from .config import MODEL_NAMES, Settings
-from .decode import Failure, RawImage, raw_from_bytes, read_each, read_many
+from .decode import Failure, RawImage, raw_from_bytes, read_each, read_many, safe_file_name
 from .embed import Embedder
 from .encoder import Encoder
 from .evaluate import EvalReport, evaluate
@@ -26,12 +26,6 @@ def check_top_k(k: object) -> int:
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_TOP_K:
         raise ValueError(f"top k must be a whole number from 1 to {MAX_TOP_K}, not {k!r}")
     return k
-
-
-def safe_file_name(name: str, limit: int = 100) -> str:
-    """A file name of letters, digits, `.`, `-` and `_` only (no control or bidi characters, no `/`)."""
-    cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name).lstrip(".")
-    return cleaned[-limit:] or "upload"
 
 
 class Engine:

@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 
 from PIL import Image
 
-from .decode import DecodeError, RawImage, decode, is_under, read_raw
+from .decode import DecodeError, RawImage, decode, is_under, read_raw, safe_file_name
 from .search import FusedHit
 from .store import Hit
 
@@ -28,7 +28,7 @@ class ShownFiles:
         self.roots = list(roots)
         self.max_pixels = max_pixels
         (folder / "thumbs").mkdir(parents=True, exist_ok=True)
-        (folder / "full").mkdir(parents=True, exist_ok=True)
+        (folder / "full").mkdir(parents=True, exist_ok=True)  # full/<sha256>/<name>
 
     def thumbnails(self, hits: Iterable[Hit | FusedHit]) -> dict[int, Path]:
         """id -> thumbnail for the hits that can be shown (each image made once)."""
@@ -52,9 +52,9 @@ class ShownFiles:
         return target
 
     def original(self, path: str, sha256: str) -> Path | None:
-        """An exact copy of the indexed file (same bytes, so searching with it finds itself)."""
-        suffix = Path(path).suffix.lower() if Path(path).suffix.isascii() else ""
-        target = self.folder / "full" / f"{sha256}{suffix[:6]}"
+        """An exact copy of the indexed file under its own (cleaned) name: same bytes, so searching
+        with it finds itself, and the same name, so the page can say which image it is."""
+        target = self.folder / "full" / sha256 / safe_file_name(Path(path).name)
         if target.is_file():
             return target if self._allowed(path) else None
         raw = self._read(path, sha256)
@@ -64,6 +64,7 @@ class ShownFiles:
             decode(raw, self.max_pixels, draft_size=(THUMBNAIL_PX, THUMBNAIL_PX))
         except DecodeError:
             return None
+        target.parent.mkdir(exist_ok=True)
         self._write(target, lambda handle: handle.write(raw.data))
         return target
 

@@ -77,11 +77,18 @@ def _short(exc: Exception) -> str:
 
 
 def guarded(method):
-    """Turn any failure of the Milvus client inside a VectorStore method into StoreUnavailableError."""
+    """Turn any failure of the Milvus client inside a VectorStore method into StoreUnavailableError.
+    A collection that a restarted server has not loaded again yet is loaded, and the call tried once more."""
     @functools.wraps(method)
     def wrapper(self: "VectorStore", *args, **kwargs):
         try:
-            return method(self, *args, **kwargs)
+            try:
+                return method(self, *args, **kwargs)
+            except MilvusException as exc:
+                if "not loaded" not in str(exc):
+                    raise
+                self.client.load_collection(self.name, timeout=self.timeout)
+                return method(self, *args, **kwargs)
         except (MilvusException, grpc.RpcError) as exc:
             raise StoreUnavailableError(f"Milvus at {self.uri} did not answer ({_short(exc)})") from exc
     return wrapper

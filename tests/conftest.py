@@ -5,17 +5,21 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import redis
+import requests
 import skimage.data
 from PIL import Image
 
 from searchcore import MODEL_NAMES, Engine, Settings
 from searchcore.build import build_models
+
+from tests.milvus_standalone import MilvusStandalone
 
 ROOT = Path(__file__).resolve().parent.parent
 COREL = ROOT.parent / "shared" / "datasets" / "corel1k"
@@ -59,9 +63,52 @@ def engine(settings: Settings):
 @pytest.fixture
 def cli_env(settings: Settings) -> dict[str, str]:
     """Environment for `python -m searchcore` subprocesses using the same temp store and prefix."""
+    return settings_env(settings)
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory) -> MilvusStandalone:
+    """One real Milvus standalone for the whole run (fault tests kill and restart it)."""
+    server = MilvusStandalone(tmp_path_factory.mktemp("milvus-standalone") / "data").start()
+    yield server
+    server.stop()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Environment for `python -m searchcore` or app.py subprocesses with these settings."""
     return {**os.environ, "SEARCHCORE_HOME": str(settings.home), "SEARCHCORE_MODEL_DIR": str(settings.model_dir),
             "SEARCHCORE_MILVUS_URI": settings.milvus_uri, "SEARCHCORE_REDIS_URL": settings.redis_url,
-            "SEARCHCORE_REDIS_PREFIX": settings.redis_prefix, "PYTHONPATH": str(ROOT)}
+            "SEARCHCORE_REDIS_PREFIX": settings.redis_prefix, "SEARCHCORE_COLLECTION_PREFIX": settings.collection_prefix,
+            "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False"}
+
+
+def start_app(env: dict[str, str], images: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
+    """`python app.py --images IMAGES` on a free port, once it answers; (process, url)."""
+    port = free_port()
+    log = log_path.open("w")
+    proc = subprocess.Popen([sys.executable, "app.py", "--images", str(images), "--port", str(port)],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log_path.read_text()
+        try:
+            if requests.get(url, timeout=2).ok:
+                return proc, url
+        except requests.RequestException:
+            time.sleep(0.5)
+    proc.kill()
+    pytest.fail("the app did not start: " + log_path.read_text())
+
+
+def stop_app(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def free_port() -> int:
@@ -75,10 +122,8 @@ def run_cli(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess
                           text=True, timeout=timeout)
 
 
-@pytest.fixture
-def photo_dir(tmp_path: Path) -> Path:
+def write_photos(folder: Path) -> Path:
     """Real photos (scikit-image's CC0 / public-domain samples) as JPEG files in a folder tree."""
-    folder = tmp_path / "photos"
     (folder / "nested").mkdir(parents=True)
     for i, name in enumerate(PHOTOS):
         target = folder / ("nested" if i % 2 else "") / f"{Path(name).stem}.jpg"
@@ -87,14 +132,25 @@ def photo_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def many_photos(tmp_path: Path) -> Path:
-    """48 distinct real-photo images: six crops of each sample photo."""
-    folder = tmp_path / "many"
-    folder.mkdir()
+def photo_dir(tmp_path: Path) -> Path:
+    return write_photos(tmp_path / "photos")
+
+
+def crops_of_photos(folder: Path, per_photo: int, quality: int = 90) -> Path:
+    """len(PHOTOS) * per_photo distinct real-photo images: crops of each sample photo, 320x240.
+    Folders made with another JPEG quality share no bytes with this one."""
+    folder.mkdir(parents=True)
     for name in PHOTOS:
         image = Image.open(SAMPLES / name).convert("RGB")
         w, h = image.size
-        for j in range(6):
-            box = (j * w // 20, j * h // 30, w - j * w // 25, h - j * h // 35)
-            image.crop(box).save(folder / f"{Path(name).stem}-{j}.jpg", quality=90)
+        for j in range(per_photo):
+            box = (j * w // (3 * per_photo), j * h // (5 * per_photo), w - j * w // (4 * per_photo),
+                   h - j * h // (6 * per_photo))
+            image.crop(box).resize((320, 240)).save(folder / f"{Path(name).stem}-{j}.jpg", quality=quality)
     return folder
+
+
+@pytest.fixture
+def many_photos(tmp_path: Path) -> Path:
+    """48 distinct real-photo images: six crops of each sample photo."""
+    return crops_of_photos(tmp_path / "many", 6)

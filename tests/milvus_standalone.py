@@ -1,12 +1,16 @@
 """A real Milvus standalone server (PyPI `milvus==2.3.5`: embedded etcd, local storage), no Docker.
 
 Used by the test fixture and by scripts/scale.py. `milvus-server` is a Python wrapper that unpacks
-the Milvus binary into its data folder and runs `milvus run standalone` as a child; both are put in
-a process group of their own so that `kill()` is a real SIGKILL of the whole server.
+the Milvus binary into its data folder, writes its config and runs `milvus run standalone` as a
+child. The first start goes through it; a restart runs the unpacked binary directly on the same
+config, because the wrapper moves to another port when the old one still has connections in
+TIME_WAIT. Each start is a process group of its own, so that `kill()` is a real SIGKILL of the server.
+Its embedded etcd always listens on 127.0.0.1:2379/2380: one standalone per machine at a time.
 """
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -54,22 +58,37 @@ class MilvusStandalone:
 
     def start(self, timeout: float = 240) -> "MilvusStandalone":
         """Start and wait until a client can list collections (a restart after SIGKILL takes ~40 s)."""
-        if not SERVER.exists():
-            raise RuntimeError(f"{SERVER} is missing: pip install milvus==2.3.5")
-        args = [str(SERVER), "--data", str(self.data_dir),
-                # a short session TTL lets a server restarted after SIGKILL take over its old session sooner
-                "--extra-config", "common.session.ttl=5"]
-        for flag, port in self.ports.items():
-            args += [f"--{flag}-port", str(port)]
+        binary, config = self.data_dir / "bin" / "milvus", self.data_dir / "configs" / "milvus.yaml"
+        if binary.exists() and config.exists():
+            args = [str(binary), "run", "standalone"]
+            env = {**os.environ, "DEPLOY_MODE": "STANDALONE", "METRICS_PORT": str(free_ports(1)[0]),
+                   "MILVUS_RUN_DIR": str(self.data_dir / "run"),
+                   "LD_LIBRARY_PATH": os.pathsep.join(filter(None, [str(binary.parent),
+                                                                    os.environ.get("LD_LIBRARY_PATH")]))}
+        else:
+            if not SERVER.exists():
+                raise RuntimeError(f"{SERVER} is missing: pip install milvus==2.3.5")
+            # a short session TTL lets a server restarted after SIGKILL take over its old session sooner
+            args, env = [str(SERVER), "--data", str(self.data_dir), "--extra-config", "common.session.ttl=5"], None
+            for flag, port in self.ports.items():
+                args += [f"--{flag}-port", str(port)]
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("a") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                         cwd=self.data_dir, env=env)
+        self._wait(timeout, config)
+        return self
+
+    def _wait(self, timeout: float, config: Path) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"milvus-server exited with {self.proc.returncode}: see {self.log_path}")
+            if config.exists():  # the port the wrapper really chose (it moves on from a busy one)
+                found = re.search(r"^proxy:\n(?:[ #].*\n)*?  port: (\d+)", config.read_text(), re.MULTILINE)
+                self.ports["proxy"] = int(found.group(1)) if found else self.ports["proxy"]
             if _port_open(self.ports["proxy"]) and self._answers():
-                return self
+                return
             time.sleep(1)
         raise RuntimeError(f"Milvus standalone did not answer on {self.uri} within {timeout} s: see {self.log_path}")
 

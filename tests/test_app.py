@@ -1,12 +1,12 @@
 """The web app, served for real: its API through gradio_client, its page through headless Chromium."""
 from __future__ import annotations
 
+import base64
+import io
+import json
 import os
 import re
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ import requests
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, start_app, stop_app
 
 CAPTION = re.compile(r"^#\d+ · L2 \d+\.\d\d( · both)?$")
 OUTPUT = ROOT / "test-output"
@@ -29,30 +29,23 @@ def app(request, cli_env, photo_dir, tmp_path):
     With the param "no-redis" the configured Redis is unreachable, as on a Hugging Face Space."""
     extra_root = tmp_path / "more"
     extra_root.mkdir()
-    port = free_port()
-    env = {**cli_env, "SEARCHCORE_INDEX_ROOTS": str(extra_root), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {**cli_env, "SEARCHCORE_INDEX_ROOTS": str(extra_root)}
     if request.param == "no-redis":
         env["SEARCHCORE_REDIS_URL"] = "redis://127.0.0.1:1/0"
-    log = open(tmp_path / "app.log", "w")
-    proc = subprocess.Popen([sys.executable, "app.py", "--images", str(photo_dir), "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, (tmp_path / "app.log").read_text()
-        try:
-            if requests.get(url, timeout=2).ok:
-                break
-        except requests.RequestException:
-            time.sleep(0.5)
-    else:
-        pytest.fail("the app did not start: " + (tmp_path / "app.log").read_text())
+    proc, url = start_app(env, photo_dir, tmp_path / "app.log")
     yield url, photo_dir, extra_root
-    proc.terminate()
-    proc.wait(timeout=30)
-    log.close()
+    stop_app(proc)
     if request.param == "no-redis":
         assert (tmp_path / "app.log").read_text().count("unreachable") == 1
+
+
+def call(url: str, endpoint: str, data: list) -> list:
+    """A raw call of a named endpoint (what gradio_client cannot send, such as a data: URL)."""
+    event = requests.post(f"{url}gradio_api/call/{endpoint}", json={"data": data}, timeout=30).json()["event_id"]
+    stream = requests.get(f"{url}gradio_api/call/{endpoint}/{event}", timeout=120).text
+    kind = re.findall(r"^event: (\w+)", stream, re.MULTILINE)[-1]
+    payload = re.findall(r"^data: (.*)$", stream, re.MULTILINE)[-1]
+    return [kind, json.loads(payload)]
 
 
 def test_search_api_gives_both_models_side_by_side(app):
@@ -73,12 +66,17 @@ def test_search_api_gives_both_models_side_by_side(app):
     assert len(fused) == 3 and fused[0]["caption"].startswith("#1 · cos 1.00")
 
 
-def test_files_outside_the_roots_are_not_served(app):
+def test_only_the_images_shown_are_served(app):
     url, photos, _ = app
-    for path in ("/etc/passwd", str(ROOT / "app.py")):
+    import skimage.data
+    sources = Path(skimage.data.__file__)  # the sample folder is an index root: its .py files must not be served
+    for path in ("/etc/passwd", str(ROOT / "app.py"), str(sources), str(photos / "coffee.jpg")):
         response = requests.get(f"{url}gradio_api/file={path}", timeout=10)
         assert response.status_code in (403, 404), (path, response.status_code)
-    assert requests.get(f"{url}gradio_api/file={photos / 'coffee.jpg'}", timeout=10).status_code == 200
+    _, (resnet, *_) = call(url, "search", [data_url((photos / "coffee.jpg").read_bytes()), "ResNet50", 3])
+    shown = requests.get(resnet[0]["image"]["url"], timeout=10)
+    assert shown.status_code == 200 and Image.open(io.BytesIO(shown.content)).format == "WEBP"
+    assert max(Image.open(io.BytesIO(shown.content)).size) <= 256
 
 
 @pytest.mark.parametrize("app", ["no-redis"], indirect=True)
@@ -91,7 +89,10 @@ def test_bad_uploads_get_a_clear_message_and_the_app_keeps_serving(app, tmp_path
     truncated.write_bytes((photos / "coffee.jpg").read_bytes()[:3000])
     huge = tmp_path / "huge.png"
     Image.new("1", (10_000, 6_000)).save(huge)
-    for path, reason in ((text, "not an image"), (truncated, "truncated"), (huge, "over the limit")):
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    for path, reason in ((text, "not an image"), (truncated, "truncated"), (huge, "over the limit"),
+                         (empty, "file is empty")):
         resnet, vgg, *_, status = client.predict(handle_file(str(path)), "Side by side", 3, api_name="/search")
         assert (resnet, vgg) == ([], [])
         assert path.name in status and reason in status, status
@@ -103,10 +104,42 @@ def test_bad_uploads_get_a_clear_message_and_the_app_keeps_serving(app, tmp_path
     assert len(resnet) == 2
 
 
+def data_url(data: bytes) -> dict:
+    return {"url": "data:image/png;base64," + base64.b64encode(data).decode(), "path": None,
+            "meta": {"_type": "gradio.FileData"}}
+
+
+def test_data_urls_take_searchcores_decoder_and_the_upload_cap(app):
+    url, photos, _ = app
+    bomb = io.BytesIO()
+    Image.new("1", (8_000, 8_000)).save(bomb, "PNG")  # 64 MP in a few kB
+    kind, outputs = call(url, "search", [data_url(bomb.getvalue()), "Side by side", 3])
+    assert kind == "complete" and "64000000 pixels, over the limit of 50000000" in outputs[5], outputs
+    kind, outputs = call(url, "search", [data_url(b"\0" * (21 * 1000 * 1000)), "Side by side", 3])
+    assert kind == "error" and "over the upload limit" in str(outputs), outputs
+    kind, outputs = call(url, "search", [data_url((photos / "coffee.jpg").read_bytes()), "Side by side", 3])
+    assert kind == "complete" and "this very image is indexed" in outputs[5], outputs
+
+
+def test_bad_arguments_get_a_clear_message(app, tmp_path):
+    url, photos, _ = app
+    client = Client(url, verbose=False)
+    query = handle_file(str(photos / "coffee.jpg"))
+    resnet, vgg, *_, status = client.predict(query, None, 3, api_name="/search")  # None passes the Radio's check
+    assert (resnet, vgg) == ([], []), status
+    assert "mode must be one of Side by side, ResNet50, VGG16, Fused, not None" in status, status
+    for mode, k, message in (("Both", 3, "not in the list of choices"), ("Side by side", 0, "less than minimum value 1"),
+                             ("Side by side", 51, "greater than maximum value 50")):
+        with pytest.raises(Exception, match=message):  # the components' own checks answer these
+            client.predict(query, mode, k, api_name="/search")
+    summary, *_ = client.predict("x" * 300, [], api_name="/index")
+    assert "is not a usable folder name (File name too long)" in summary and "Errno" not in summary, summary
+
+
 def test_index_api_only_under_configured_roots(app, tmp_path):
     url, photos, extra_root = app
     client = Client(url, verbose=False)
-    summary, _ = client.predict(str(tmp_path), [], api_name="/index")
+    summary, *_ = client.predict(str(tmp_path), [], api_name="/index")
     assert "not under an allowed folder" in summary
     (extra_root / "sub").mkdir()
     shutil.copy(photos / "nested" / "chelsea.jpg", extra_root / "sub" / "cat-copy.jpg")
@@ -114,14 +147,53 @@ def test_index_api_only_under_configured_roots(app, tmp_path):
     (extra_root / "sub" / "broken.png").write_text("nope")
     upload = tmp_path / "upload-crop.jpg"
     Image.open(photos / "nested" / "rocket.jpg").crop((0, 0, 200, 300)).save(upload)
-    summary, stats = client.predict(str(extra_root), [handle_file(str(upload)), handle_file(str(photos / "coffee.jpg"))],
-                                    api_name="/index")
-    assert "indexed 2, already there 0, duplicates 2, failed 1" in summary, summary
+    summary, failures, stats = client.predict(
+        str(extra_root), [handle_file(str(upload)), handle_file(str(photos / "coffee.jpg"))], api_name="/index")
+    assert "indexed 1, already there 0, duplicates 1, failed 1" in summary, summary  # the folder
+    assert "indexed 1, already there 0, duplicates 1, failed 0" in summary, summary  # the uploads
     assert "broken.png" in summary and "not an image" in summary
+    assert Path(failures).read_text().startswith(f"{extra_root / 'sub' / 'broken.png'}\tnot an image\t")
     assert [row[1] for row in stats["data"]] == [10, 10]
     *_, as_json, status = client.predict(handle_file(str(upload)), "Side by side", 1, api_name="/search")
     assert as_json["hits"]["vgg16"][0]["self"] and "upload-crop.jpg" in as_json["hits"]["vgg16"][0]["file"]
     assert client.predict(api_name="/stats")["data"] == stats["data"]
+
+
+def test_links_out_of_the_roots_are_refused_by_their_own_name(app, tmp_path):
+    url, photos, extra_root = app
+    secret = tmp_path / "elsewhere" / "secret.jpg"
+    secret.parent.mkdir()
+    Image.open(photos / "nested" / "rocket.jpg").rotate(180).save(secret)
+    (extra_root / "x.jpg").symlink_to(secret)
+    (extra_root / "passwd.jpg").symlink_to("/etc/passwd")
+    client = Client(url, verbose=False)
+    summary, failures, stats = client.predict(str(extra_root), [], api_name="/index")
+    assert "indexed 0, already there 0, duplicates 0, failed 2" in summary, summary
+    assert "outside the allowed folders: 2 file(s)" in summary and "x.jpg" in summary and "passwd.jpg" in summary
+    assert str(secret) not in summary and "/etc/passwd" not in summary and "elsewhere" not in Path(failures).read_text()
+    *_, as_json, _ = client.predict(handle_file(str(secret)), "Side by side", 10, api_name="/search")
+    assert not any(h["self"] for hits in as_json["hits"].values() for h in hits)
+    assert "elsewhere" not in json.dumps(as_json) and "x.jpg" not in json.dumps(as_json)
+
+
+def test_only_uploads_that_were_indexed_are_kept(app, tmp_path, settings):
+    url, photos, _ = app
+    page = tmp_path / "page.jpg"
+    page.write_text("<html><script>alert(1)</script></html>")
+    good = tmp_path / "good.jpg"
+    Image.open(photos / "coffee.jpg").crop((0, 0, 300, 200)).save(good)
+    client = Client(url, verbose=False)
+    summary, *_ = client.predict("", [handle_file(str(page)), handle_file(str(good)),
+                                      handle_file(str(photos / "coffee.jpg"))], api_name="/index")
+    assert "indexed 1, already there 0, duplicates 1, failed 1" in summary and "page.jpg" in summary, summary
+    kept = sorted(p.name for p in (settings.home / "uploads").iterdir())
+    assert len(kept) == 1 and kept[0].endswith("-good.jpg"), kept
+    for name in ("page.jpg", "coffee.jpg"):
+        leftovers = [p for p in (settings.home / "uploads").rglob(f"*{name}")]
+        assert leftovers == []
+        # and nothing of it is served: its would-be path in the uploads folder gives 403/404
+        response = requests.get(f"{url}gradio_api/file={settings.home / 'uploads' / name}", timeout=10)
+        assert response.status_code in (403, 404)
 
 
 @pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true",

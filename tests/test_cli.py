@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -103,3 +104,31 @@ def test_sigkill_mid_run_then_rerun_loses_and_duplicates_nothing(cli_env, settin
         for store in engine.stores.values():
             assert store.count() == 48
             assert set(store.existing(ids)) == ids
+
+
+def test_bad_top_k_and_special_files_get_a_clear_message(cli_env, photo_dir, tmp_path):
+    photo = photo_dir / "coffee.jpg"
+    for k in ("0", "-1", "20000", "ten"):
+        out = run_cli(cli_env, "search", str(photo), "--top-k", k, timeout=60)
+        assert out.returncode == 2 and "top k must be a whole number" in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.jpg"
+    zero.symlink_to("/dev/zero")
+    out = run_cli(cli_env, "search", str(fifo), str(zero), str(photo), "--top-k", "2", timeout=120)
+    assert out.returncode == 1, out.stderr
+    assert f"error: {fifo}: not a regular file (a FIFO)" in out.stdout
+    assert f"error: {zero}: not a regular file (a character device)" in out.stdout
+    assert f"query {photo} (id {read_raw(photo).id})" in out.stdout and out.stdout.count("error:") == 2
+
+
+def test_index_says_when_a_link_leads_out_of_the_folder(cli_env, photo_dir, tmp_path):
+    outside = tmp_path / "outside.jpg"
+    Image.open(photo_dir / "coffee.jpg").rotate(90, expand=True).save(outside)
+    (photo_dir / "link.jpg").symlink_to(outside)
+    out = run_cli(cli_env, "index", str(photo_dir))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().startswith("indexed 9, already there 0, duplicates 0, failed 0")
+    assert "1 file(s) reached through links that lead outside the folder given" in out.stdout
+    assert f"note: {photo_dir / 'link.jpg'} is a link that leads outside the folder given" in out.stderr

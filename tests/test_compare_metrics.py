@@ -34,3 +34,9 @@ def test_rank_scores_exclude_the_query_itself():
     similarity = np.array([[1, .9, .1, .2], [.9, 1, .3, .1], [.1, .3, 1, .8], [.2, .1, .8, 1]])
     scores = rank_scores(similarity, labels, ks=(1,))
     assert scores == {"P@1": 1.0, "mAP": 1.0}
+
+
+def test_agreement_when_the_index_holds_fewer_than_k_images():
+    a = agreement([1, 2, 3], [3, 2, 1], k=1000)
+    assert (a.k, a.shared, a.overlap_at_k, a.jaccard) == (3, 3, 1.0, 1.0)
+    assert agreement([], [], k=10).overlap_at_k == 0.0

@@ -1,10 +1,7 @@
 """Milvus: a Lite database in a temp dir, and the same code against a Milvus server by URI."""
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +9,6 @@ import pytest
 
 from searchcore import store
 from searchcore.store import StoreMismatchError, VectorStore, hnsw_index_params
-
-from tests.conftest import free_port
 
 
 def unit(rows: int, dim: int, seed: int) -> np.ndarray:
@@ -26,8 +21,8 @@ def fill(vs: VectorStore, vectors: np.ndarray) -> None:
                for i, v in enumerate(vectors)])
 
 
-def check_roundtrip(client) -> None:
-    vs = VectorStore(client, "t_model", 16, "abc")
+def check_roundtrip(client, name: str = "t_model") -> None:
+    vs = VectorStore(client, name, 16, "abc")
     vectors = unit(50, 16, 0)
     fill(vs, vectors)
     fill(vs, vectors)  # upserting the same ids again adds nothing
@@ -69,23 +64,12 @@ def test_bad_hnsw_parameters_are_refused_before_creation(m, ef):
         hnsw_index_params(m, ef)
 
 
-def test_server_uri_path(tmp_path: Path):
-    """The URI path for a real Milvus, exercised against `milvus-lite server`."""
-    port = free_port()
-    server = subprocess.Popen([Path(sys.executable).parent / "milvus-lite", "server", "--data-dir",
-                               str(tmp_path / "srv.db"), "--host", "127.0.0.1", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def test_server_uri_path_on_milvus_standalone(milvus_server):
+    """The URI path, against a real Milvus standalone server."""
+    client = store.connect(milvus_server.uri)
+    name = f"t{uuid.uuid4().hex[:12]}_model"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.3)
-        client = store.connect(f"http://127.0.0.1:{port}")
-        check_roundtrip(client)
-        client.close()
+        check_roundtrip(client, name)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        client.drop_collection(name)
+        client.close()
