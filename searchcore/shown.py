@@ -37,7 +37,19 @@ class ShownFiles:
 
     def thumbnail(self, path: str, sha256: str) -> Path | None:
         """A WebP thumbnail of the indexed image, or None when its file is gone, changed or not allowed."""
-        target = self.folder / "thumbs" / f"{sha256}.webp"
+        def save(raw: RawImage, image: Image.Image, handle) -> None:
+            image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.LANCZOS)
+            image.save(handle, "WEBP", quality=80, method=4)
+        return self._made(self.folder / "thumbs" / f"{sha256}.webp", path, sha256, save)
+
+    def original(self, path: str, sha256: str) -> Path | None:
+        """An exact copy of the indexed file under its own (cleaned) name: same bytes, so searching
+        with it finds itself, and the same name, so the page can say which image it is."""
+        return self._made(self.folder / "full" / sha256 / safe_file_name(Path(path).name), path, sha256,
+                          lambda raw, image, handle: handle.write(raw.data))
+
+    def _made(self, target: Path, path: str, sha256: str, save) -> Path | None:
+        """target, made once by save(raw, decoded image, handle) from the file at path, if it may be shown."""
         if target.is_file():
             return target if self._allowed(path) else None
         raw = self._read(path, sha256)
@@ -47,25 +59,8 @@ class ShownFiles:
             image = decode(raw, self.max_pixels, draft_size=(THUMBNAIL_PX, THUMBNAIL_PX))
         except DecodeError:
             return None
-        image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.LANCZOS)
-        self._write(target, lambda handle: image.save(handle, "WEBP", quality=80, method=4))
-        return target
-
-    def original(self, path: str, sha256: str) -> Path | None:
-        """An exact copy of the indexed file under its own (cleaned) name: same bytes, so searching
-        with it finds itself, and the same name, so the page can say which image it is."""
-        target = self.folder / "full" / sha256 / safe_file_name(Path(path).name)
-        if target.is_file():
-            return target if self._allowed(path) else None
-        raw = self._read(path, sha256)
-        if raw is None:
-            return None
-        try:
-            decode(raw, self.max_pixels, draft_size=(THUMBNAIL_PX, THUMBNAIL_PX))
-        except DecodeError:
-            return None
         target.parent.mkdir(exist_ok=True)
-        self._write(target, lambda handle: handle.write(raw.data))
+        self._write(target, lambda handle: save(raw, image, handle))
         return target
 
     def _allowed(self, path: str) -> bool:

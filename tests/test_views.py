@@ -6,11 +6,13 @@ import re
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from searchcore import views
-from searchcore.decode import Failure
+from searchcore.decode import Failure, read_raw
 from searchcore.index import IndexReport
 from searchcore.search import QueryResult
+from searchcore.shown import ShownFiles
 from searchcore.store import Hit
 
 
@@ -68,3 +70,20 @@ def test_long_or_odd_folder_names_get_one_clear_line(tmp_path):
     for folder, reason in (("x" * 300, "File name too long"), ("a\0b", "null"), (str(tmp_path), "not under")):
         with pytest.raises(ValueError, match=reason):
             views.under_roots(folder, [tmp_path / "root"])
+
+
+def test_shown_files_are_copies_of_unchanged_images_under_the_roots(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir(), outside.mkdir()
+    Image.new("RGB", (640, 480), (200, 30, 30)).save(root / "a.jpg")
+    Image.new("RGB", (64, 48), (30, 30, 200)).save(outside / "b.jpg")
+    (root / "c.jpg").symlink_to(outside / "b.jpg")
+    shown = ShownFiles(tmp_path / "shown", [root], 50_000_000)
+    a, b = read_raw(root / "a.jpg"), read_raw(outside / "b.jpg")
+    thumb = shown.thumbnail(str(root / "a.jpg"), a.sha256)
+    assert thumb.parent == tmp_path / "shown" / "thumbs" and Image.open(thumb).size == (256, 192)
+    assert shown.original(str(root / "a.jpg"), a.sha256).read_bytes() == a.data
+    assert shown.thumbnail(str(root / "c.jpg"), b.sha256) is None  # a link out of the roots
+    assert shown.thumbnail(str(root / "a.jpg"), "0" * 64) is None  # changed since it was indexed
+    assert shown.original(str(root / "gone.jpg"), a.sha256) is None
+    assert sorted(p.name for p in (tmp_path / "shown").rglob("*") if p.is_file()) == ["a.jpg", f"{a.sha256}.webp"]

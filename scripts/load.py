@@ -1,0 +1,77 @@
+"""Load on a running app's /search through gradio_client: bounded, loopback only.
+
+    python scripts/load.py http://127.0.0.1:7860/ --concurrency 20 --requests 60 [--images FOLDER] [--k 8]
+
+Sends --requests searches from --concurrency threads (one client each), cycling through the images
+of --images (default: scikit-image's sample photos), and prints p50, p95 and the error count.
+A search counts as an error when the call fails or its status line carries a warning.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlparse
+
+from gradio_client import Client, handle_file
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from searchcore.decode import IMAGE_SUFFIXES  # noqa: E402
+from searchcore.samples import sample_files  # noqa: E402
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("url")
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=60)
+    parser.add_argument("--images", type=Path, help="query images (default: the sample photos)")
+    parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("--mode", default="Side by side")
+    args = parser.parse_args()
+    host = urlparse(args.url).hostname or ""
+    if host not in LOOPBACK and not host.startswith("127."):
+        raise SystemExit(f"{host}: this load test only targets this machine (loopback)")
+    images = (sorted(p for p in args.images.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+              if args.images else sample_files())
+    local = threading.local()
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        if not hasattr(local, "client"):
+            local.client = Client(args.url, verbose=False)
+        began = time.perf_counter()
+        try:
+            *_, status = local.client.predict(handle_file(str(images[i % len(images)])), args.mode, args.k,
+                                              api_name="/search")
+            failed = "⚠️" in status
+        except Exception as exc:  # noqa: BLE001 - every failure is counted
+            failed, status = True, repr(exc)
+        with lock:
+            latencies.append(time.perf_counter() - began)
+            if failed:
+                errors.append(status)
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(args.concurrency) as pool:
+        list(pool.map(one, range(args.requests)))
+    wall = time.perf_counter() - began
+    latencies.sort()
+    p95 = latencies[min(len(latencies) - 1, int(round(0.95 * len(latencies))) - 1)]
+    print(f"{args.requests} searches ({args.mode}, k={args.k}) from {args.concurrency} clients in {wall:.1f} s: "
+          f"p50 {statistics.median(latencies):.2f} s, p95 {p95:.2f} s, errors {len(errors)}")
+    for message in errors[:5]:
+        print(f"  error: {message[:200]}")
+
+
+if __name__ == "__main__":
+    main()
