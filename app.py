@@ -30,7 +30,20 @@ log = logging.getLogger("searchcore.app")
 MAX_UPLOAD = "20mb"
 MAX_UPLOAD_BYTES = 20 * 1000 * 1000
 EXAMPLES = 8
-NO_RESULTS = ([], [], [], "", {})
+LISTS = ("resnet50", "vgg16", views.FUSED, views.only("resnet50"), views.only("vgg16"))
+NO_SELECTION = "Select a hit to see its details."
+# Rank by rank: every gallery cell has the same height, so row r of both lists shows the same ranks.
+CSS = """
+.ranked .grid-wrap.fixed-height, .ranked .gallery-container { max-height: none !important; height: auto !important;
+  min-height: 0 !important; overflow-y: visible !important; }
+.ranked .thumbnail-item { aspect-ratio: 4 / 3; }
+@media (max-width: 640px) {  /* a phone keeps the two lists side by side, one hit per row */
+  .pair { flex-wrap: nowrap !important; gap: 6px !important; }
+  .pair .ranked { min-width: 0 !important; }
+  .ranked .grid-container { grid-template-columns: 1fr !important; }
+}
+.ranked .caption-label { white-space: normal; font-size: 0.8em; line-height: 1.25; max-width: 100%; }
+"""
 
 
 class QueryImage(gr.Image):
@@ -84,36 +97,59 @@ def prepare(engine: Engine, images: Path | None) -> None:
         log.info("indexing the sample photos: %s", engine.index(sample_files()).summary())
 
 
-def build_ui(engine: Engine, roots: list[Path]) -> gr.Blocks:
-    uploads = engine.settings.home / "uploads"
+def build_ui(engine: Engine, roots: list[Path]) -> tuple[gr.Blocks, ShownFiles]:
     shown = ShownFiles(engine.settings.home / "shown", roots, engine.settings.max_pixels)
-    examples = [[str(copy)] for row in engine.stores[MODEL_NAMES[0]].sample(EXAMPLES)
-                if (copy := shown.original(row["path"], row["sha256"]))]
+    with gr.Blocks(title="Image search: ResNet50 vs VGG16", css=CSS) as demo:
+        gr.Markdown("# Search images by image — ResNet50 and VGG16 side by side\n"
+                    "Drop a photo (or paste, or use the webcam). Each model's nearest images appear rank by rank: "
+                    "the same row is the same rank. An image both models found carries the same mark (①, ②, …) "
+                    "in both lists. L2 distance: lower is closer; cosine similarity: higher is closer.")
+        with gr.Tab("Search"):
+            search_tab(engine, shown)
+        with gr.Tab("Index"):
+            index_tab(engine, roots)
+    return demo, shown
 
+
+def gallery(label: str, elem_id: str, visible: bool = True, allow_preview: bool = True) -> gr.Gallery:
+    return gr.Gallery(label=label, columns=2, height="auto", object_fit="cover", preview=False, visible=visible,
+                      allow_preview=allow_preview, elem_id=elem_id, elem_classes=["ranked"])
+
+
+def search_tab(engine: Engine, shown: ShownFiles) -> None:
+    """Query, mode and k; each model's hits rank by rank, the hits only one model found, the details."""
     def search(image: str | None, mode: str, k: int):
         if not image:
-            return *NO_RESULTS, "Drop a photo in to search.", None
+            return empty_results("Drop a photo in to search.")
         try:
             models, top_k = views.check_mode(mode), views.check_k(k)
             result = engine.search_files([image], models, top_k)[0]
         except (ValueError, StoreUnavailableError) as exc:
-            return *NO_RESULTS, views.error_text(str(exc)), None
+            return empty_results(views.error_text(str(exc)))
         images = shown.thumbnails([h for hits in result.hits.values() for h in hits] + result.fused)
-        return (views.gallery(result, "resnet50", images), views.gallery(result, "vgg16", images),
-                views.gallery(result, views.FUSED, images), views.agreement_text(result), result.to_json(),
-                views.status_text(result, images), (result, images))
+        # a new result forgets the selection of the old one (details, selected hit)
+        return (*(views.gallery(result, name, images) for name in LISTS), views.agreement_text(result),
+                NO_SELECTION, result.to_json(), views.status_text(result, images), (result, images), None)
+
+    def empty_results(status: str):
+        return *([] for _ in LISTS), "", NO_SELECTION, {}, status, None, None
+
+    def close_previews():
+        return tuple(gr.Gallery(selected_index=None) for _ in LISTS)
 
     def show_mode(mode: str):
         models = views.MODES.get(mode, ())
-        return (gr.update(visible=mode != "Fused" and "resnet50" in models),
-                gr.update(visible=mode != "Fused" and "vgg16" in models), gr.update(visible=mode == "Fused"))
+        both, columns = len(models) > 1 and mode != "Fused", 2 if len(models) > 1 else 4
+        return (gr.update(visible=mode != "Fused" and "resnet50" in models, columns=columns),
+                gr.update(visible=mode != "Fused" and "vgg16" in models, columns=columns),
+                gr.update(visible=mode == "Fused"), gr.update(visible=both))
 
     def select(name: str):
         def handler(state, evt: gr.SelectData):
             if state is None or state[0].error:
-                return "", None
+                return NO_SELECTION, None
+            result, images = state
             try:
-                result, images = state
                 chosen = views.hit_details(engine, result, name, evt.index, images)
             except StoreUnavailableError as exc:
                 return views.error_text(str(exc)), None
@@ -123,6 +159,65 @@ def build_ui(engine: Engine, roots: list[Path]) -> gr.Blocks:
     def search_selected(chosen):
         copy = chosen and shown.original(chosen.path, chosen.sha256)
         return str(copy) if copy else gr.skip()
+
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            query = QueryImage(type="filepath", label="Query image", sources=["upload", "clipboard", "webcam"],
+                               elem_id="query")
+            mode = gr.Radio(list(views.MODES), value="Side by side", label="Models", elem_id="mode")
+            k = gr.Slider(1, 50, value=8, step=1, label="Top k", elem_id="topk")
+            go = gr.Button("Search", variant="primary", elem_id="search")
+        with gr.Column(scale=3):
+            status = gr.Markdown(elem_id="status")
+            with gr.Row(equal_height=False, elem_classes=["pair"]):
+                resnet = gallery("ResNet50", "gallery-resnet50")
+                vgg = gallery("VGG16", "gallery-vgg16")
+                fused = gallery("Fused (mean cosine of both models)", "gallery-fused", visible=False)
+            agreement = gr.Markdown(elem_id="agreement")
+            with gr.Row(equal_height=False, elem_classes=["pair"]) as only_row:
+                # no preview here: Gradio opens a one-image gallery as a preview by itself
+                only_resnet = gallery("Found by ResNet50 only", "only-resnet50", allow_preview=False)
+                only_vgg = gallery("Found by VGG16 only", "only-vgg16", allow_preview=False)
+            with gr.Row():
+                details = gr.Markdown(NO_SELECTION, elem_id="details")
+                again = gr.Button("Search with the selected hit", elem_id="again")
+            with gr.Accordion("JSON (ids, paths, L2, cosine)", open=False):
+                as_json = gr.JSON(open=True)
+    examples = spread_examples(engine, shown)
+    if examples:
+        gr.Examples(examples, inputs=[query], label="Examples from the index", examples_per_page=EXAMPLES)
+    result_state, selected = gr.State(None), gr.State(None)
+    galleries = [resnet, vgg, fused, only_resnet, only_vgg]
+    outputs = [*galleries, agreement, details, as_json, status, result_state, selected]
+    inputs = [query, mode, k]
+    searches = [query.change(search, inputs, outputs, api_name="search", concurrency_limit=2, concurrency_id="search"),
+                go.click(search, inputs, outputs, api_visibility="private", concurrency_id="search"),
+                k.change(search, inputs, outputs, api_visibility="private", concurrency_id="search",
+                         trigger_mode="always_last"),
+                mode.change(show_mode, mode, [resnet, vgg, fused, only_row]).then(
+                    search, inputs, outputs, api_visibility="private", concurrency_id="search")]
+    for done in searches:  # a preview left open would show another image of the new list
+        done.then(close_previews, None, galleries, api_visibility="private")
+    for component, name in zip(galleries, LISTS):
+        component.select(select(name), result_state, [details, selected], api_visibility="private")
+    again.click(search_selected, selected, query, api_visibility="private")
+
+
+def spread_examples(engine: Engine, shown: ShownFiles) -> list[list[str]]:
+    """Up to EXAMPLES indexed images, one folder after another, so that they show the whole index."""
+    rows = engine.stores[MODEL_NAMES[0]].sample(EXAMPLES * 50)
+    picked = []
+    for row in views.round_robin(rows, key=lambda r: str(Path(r["path"]).parent)):
+        if len(picked) == EXAMPLES:
+            break
+        if copy := shown.original(row["path"], row["sha256"]):
+            picked.append([str(copy)])
+    return picked
+
+
+def index_tab(engine: Engine, roots: list[Path]) -> None:
+    """A folder on the server and/or uploads, with progress, a grouped summary and the full failure list."""
+    uploads = engine.settings.home / "uploads"
 
     def index(folder: str | None, files: list[str] | None, progress=gr.Progress(track_tqdm=True)):
         messages, names, reports = [], {}, []
@@ -154,59 +249,21 @@ def build_ui(engine: Engine, roots: list[Path]) -> gr.Blocks:
             log.warning("%s", exc)
             return []
 
-    with gr.Blocks(title="Image search: ResNet50 vs VGG16") as demo:
-        gr.Markdown("# Search images by image — ResNet50 and VGG16 side by side\n"
-                    "Drop a photo (or paste, or use the webcam): each model's nearest images appear with their "
-                    "L2 distance; hits both models found are marked `both`.")
-        with gr.Tab("Search"):
-            with gr.Row():
-                with gr.Column(scale=1, min_width=300):
-                    query = QueryImage(type="filepath", label="Query image", sources=["upload", "clipboard", "webcam"],
-                                       elem_id="query")
-                    mode = gr.Radio(list(views.MODES), value="Side by side", label="Models", elem_id="mode")
-                    k = gr.Slider(1, 50, value=8, step=1, label="Top k", elem_id="topk")
-                    go = gr.Button("Search", variant="primary", elem_id="search")
-                    if examples:
-                        gr.Examples(examples, inputs=[query], label="Examples from the index")
-                with gr.Column(scale=3):
-                    status = gr.Markdown(elem_id="status")
-                    with gr.Row(equal_height=True):
-                        resnet = gr.Gallery(label="ResNet50", columns=2, height=620, elem_id="gallery-resnet50")
-                        vgg = gr.Gallery(label="VGG16", columns=2, height=620, elem_id="gallery-vgg16")
-                        fused = gr.Gallery(label="Fused (mean cosine)", columns=4, height=620, visible=False,
-                                           elem_id="gallery-fused")
-                    agreement = gr.Markdown(elem_id="agreement")
-                    with gr.Row():
-                        details = gr.Markdown("Select a hit to see its details.", elem_id="details")
-                        again = gr.Button("Search with the selected hit", elem_id="again")
-                    with gr.Accordion("JSON (ids, paths, L2, cosine)", open=False):
-                        as_json = gr.JSON()
-            result_state, selected = gr.State(None), gr.State(None)
-            outputs = [resnet, vgg, fused, agreement, as_json, status, result_state]
-            query.change(search, [query, mode, k], outputs, api_name="search", concurrency_limit=2,
-                         concurrency_id="search")
-            go.click(search, [query, mode, k], outputs, api_visibility="private", concurrency_id="search")
-            mode.change(show_mode, mode, [resnet, vgg, fused]).then(
-                search, [query, mode, k], outputs, api_visibility="private", concurrency_id="search")
-            for gallery_component, name in ((resnet, "resnet50"), (vgg, "vgg16"), (fused, views.FUSED)):
-                gallery_component.select(select(name), result_state, [details, selected], api_visibility="private")
-            again.click(search_selected, selected, query, api_visibility="private")
-
-        with gr.Tab("Index"):
-            gr.Markdown("Index a folder on the server (under: " + ", ".join(views.safe(str(r)) for r in roots) +
-                        ") and/or upload images. Re-indexing adds only what is new.")
-            with gr.Row():
-                folder = gr.Textbox(label="Folder on the server", elem_id="folder")
-                files = gr.File(label="Images to add", file_count="multiple", type="filepath",
-                                file_types=sorted(IMAGE_SUFFIXES), elem_id="files")
-            start = gr.Button("Index", variant="primary", elem_id="index")
-            summary = gr.Markdown(elem_id="summary")
-            failures = gr.File(label="Every failure, as a tab-separated list", elem_id="failures")
-            table = gr.Dataframe(stats(), headers=["model", "images", "dim", "weights", "collection"],
-                                 interactive=False, label="Collections")
-            start.click(index, [folder, files], [summary, failures, table], api_name="index", concurrency_limit=1)
-            gr.Button("Refresh", size="sm").click(stats, None, table, api_name="stats")
-    return demo, shown
+    names = {sample_folder(): "the bundled sample photos", uploads.resolve(): "earlier uploads"}
+    gr.Markdown("Index a folder on the server (under: " + views.roots_text(roots, names) +
+                ") and/or upload images. Re-indexing adds only what is new.")
+    with gr.Row():
+        folder = gr.Textbox(label="Folder on the server", elem_id="folder")
+        files = gr.File(label="Images to add", file_count="multiple", type="filepath",
+                        file_types=sorted(IMAGE_SUFFIXES), elem_id="files")
+    start = gr.Button("Index", variant="primary", elem_id="index")
+    summary = gr.Markdown(elem_id="summary")
+    failures = gr.File(label="Every failure, as a tab-separated list", elem_id="failures")
+    table = gr.Dataframe(stats(), headers=views.STATS_HEADERS, interactive=False, label="Collections")
+    # then the upload box is emptied: its files are indexed, and the next click must not send them again
+    start.click(index, [folder, files], [summary, failures, table], api_name="index", concurrency_limit=1).then(
+        lambda: None, None, files, api_visibility="private")
+    gr.Button("Refresh", size="sm").click(stats, None, table, api_name="stats")
 
 
 def main() -> None:

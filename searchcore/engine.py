@@ -128,6 +128,7 @@ class Engine:
         return {"milvus_uri": self.settings.milvus_uri, "redis_cache": self.cache.available,
                 "models": {m: {"collection": st.name, "rows": st.count(), "dim": st.dim,
                                "weights": self.encoders[m].manifest.weights.get("source"),
+                               "weights_package": self.encoders[m].manifest.weights.get("package"),
                                "onnx_sha256": self.encoders[m].manifest.onnx_sha256}
                            for m, st in self.stores.items()}}
 

@@ -58,20 +58,55 @@ def check_k(k: object) -> int:
     return check_top_k(k)
 
 
+def only(name: str) -> str:
+    """The list of the hits that only this model found."""
+    return f"only:{name}"
+
+
+def ranked(result: QueryResult, name: str) -> list[tuple[int, Hit | FusedHit]]:
+    """(rank, hit) of one list: a model's, the fused one, or only:<model> (ranks from the model's own list)."""
+    if name == FUSED:
+        return list(enumerate(result.fused, 1))
+    model = name.removeprefix("only:")
+    own = list(enumerate(result.hits.get(model, []), 1))
+    if model == name:
+        return own
+    others = set().union(*({h.id for h in hits} for m, hits in result.hits.items() if m != model))
+    return [(rank, h) for rank, h in own if h.id not in others]
+
+
 def shown_hits(result: QueryResult, name: str, images: Mapping[int, Path]) -> list[tuple[int, Hit | FusedHit]]:
     """(rank, hit) for the hits of one list that have an image to show; ranks stay those of the full list."""
-    hits = result.fused if name == FUSED else result.hits.get(name, [])
-    return [(rank, h) for rank, h in enumerate(hits, 1) if h.id in images]
+    return [(rank, h) for rank, h in ranked(result, name) if h.id in images]
+
+
+def shared_marks(result: QueryResult) -> dict[int, str]:
+    """A numbered mark (①, ②, …) per hit that every model found, numbered by the first model's ranks,
+    so that the same image carries the same mark in every list."""
+    lists = list(result.hits.values())
+    if len(lists) < 2:
+        return {}
+    shared = set.intersection(*({h.id for h in hits} for hits in lists))
+    order = [h.id for h in lists[0] if h.id in shared]
+    return {i: (chr(0x2460 + n) if n < 20 else f"({n + 1})") for n, i in enumerate(order)}
+
+
+def l2_from_cosine(cosine: float) -> float:
+    """The L2 distance of two unit vectors with this cosine similarity."""
+    return math.sqrt(max(0.0, 2.0 - 2.0 * cosine))
+
+
+def caption(rank: int, hit: Hit | FusedHit, mark: str = "") -> str:
+    """`#3 ② L2 0.412 · cos 0.915 · elephants/0516.jpg`: both metrics, three decimals, folder and name."""
+    where = Path(hit.path)
+    return (f"#{rank}{' ' + mark if mark else ''} L2 {l2_from_cosine(hit.cosine):.3f} · cos {hit.cosine:.3f} · "
+            f"{plain(where.parent.name + '/' + where.name)}")
 
 
 def gallery(result: QueryResult, name: str, images: Mapping[int, Path]) -> list[tuple[str, str]]:
-    """(image, caption) pairs, caption `#3 · L2 0.41`, `· both` where both models found the hit."""
-    if name == FUSED:
-        return [(str(images[h.id]), f"#{r} · cos {h.cosine:.2f}") for r, h in shown_hits(result, name, images)]
-    others = [{h.id for h in hits} for m, hits in result.hits.items() if m != name]
-    shared = set.intersection(*others) if others else set()
-    return [(str(images[h.id]), f"#{r} · L2 {h.l2:.2f}" + (" · both" if h.id in shared else ""))
-            for r, h in shown_hits(result, name, images)]
+    """(image, caption) pairs of one list, in rank order; shared hits carry their mark."""
+    marks = shared_marks(result) if name != FUSED else {}
+    return [(str(images[h.id]), caption(r, h, marks.get(h.id, ""))) for r, h in shown_hits(result, name, images)]
 
 
 def agreement_text(result: QueryResult) -> str:
@@ -79,8 +114,9 @@ def agreement_text(result: QueryResult) -> str:
         return ""
     a = next(iter(result.agreement.values()))
     tau = "n/a" if a.kendall_tau is None else f"{a.kendall_tau:.2f}"
-    return (f"**Agreement of ResNet50 and VGG16** (top {a.k}): {a.shared} shared hits · overlap@{a.k} "
-            f"{a.overlap_at_k:.2f} · Jaccard {a.jaccard:.2f} · Kendall τ {tau} on the shared hits")
+    return (f"Agreement of ResNet50 and VGG16 in the top {a.k}: **{a.shared} shared hits** (marked ①, ②, … in "
+            f"both lists) · overlap@{a.k} {a.overlap_at_k:.2f} · Jaccard {a.jaccard:.2f} · Kendall τ {tau} on the "
+            f"shared hits")
 
 
 def status_text(result: QueryResult, images: Mapping[int, Path]) -> str:
@@ -118,7 +154,7 @@ def hit_details(engine: Engine, result: QueryResult, name: str, index: int, imag
             lines.append(f"- {LABELS[model]}: not indexed")
             continue
         cosine = float(stored @ query_vector)
-        lines.append(f"- {LABELS[model]}: {rank} · L2 {math.sqrt(max(0.0, 2 - 2 * cosine)):.3f} · cosine {cosine:.3f}")
+        lines.append(f"- {LABELS[model]}: {rank} · L2 {l2_from_cosine(cosine):.3f} · cosine {cosine:.3f}")
     return Selection(id=hit.id, path=hit.path, sha256=hit.sha256, text="\n".join(lines))
 
 
@@ -160,6 +196,26 @@ def failure_list(report: IndexReport, names: Mapping[str, str] | None = None) ->
                    for f in report.failed)
 
 
+STATS_HEADERS = ["model", "images", "vector size", "ImageNet weights from", "Milvus collection"]
+
+
 def stats_rows(engine: Engine) -> list[list]:
     stats = engine.stats()
-    return [[LABELS[m], s["rows"], s["dim"], s["weights"], s["collection"]] for m, s in stats["models"].items()]
+    return [[LABELS[m], s["rows"], s["dim"], s["weights_package"] or s["weights"], s["collection"]]
+            for m, s in stats["models"].items()]
+
+
+def roots_text(roots: Sequence[Path], names: Mapping[Path, str]) -> str:
+    """The allowed folders in plain words: a known folder by its name, the others by their path."""
+    return ", ".join(names.get(root) or safe(str(root)) for root in roots)
+
+
+def round_robin(rows: Sequence[dict], key) -> list[dict]:
+    """Rows reordered one group after another (first of each group, then second of each, …)."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(key(row), []).append(row)
+    ordered = []
+    for i in range(max((len(g) for g in groups.values()), default=0)):
+        ordered += [g[i] for g in groups.values() if i < len(g)]
+    return ordered

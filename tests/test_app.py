@@ -16,8 +16,9 @@ from PIL import Image
 
 from tests.conftest import ROOT, start_app, stop_app
 
-CAPTION = re.compile(r"^#\d+ · L2 \d+\.\d\d( · both)?$")
+CAPTION = re.compile(r"^#\d+( [\u2460-\u2473])? L2 \d\.\d{3} · cos -?\d\.\d{3} · [^/]+/[^/]+$")
 OUTPUT = ROOT / "test-output"
+STATUS = 8  # the status line's place among /search's outputs
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -51,19 +52,25 @@ def call(url: str, endpoint: str, data: list) -> list:
 def test_search_api_gives_both_models_side_by_side(app):
     url, photos, _ = app
     client = Client(url, verbose=False)
-    resnet, vgg, fused, agreement, as_json, status = client.predict(
+    resnet, vgg, fused, only_resnet, only_vgg, agreement, details, as_json, status = client.predict(
         handle_file(str(photos / "coffee.jpg")), "Side by side", 5, api_name="/search")
     for gallery in (resnet, vgg):
         assert len(gallery) == 5 and all(CAPTION.match(item["caption"]) for item in gallery)
-        assert gallery[0]["caption"] == "#1 · L2 0.00 · both"  # the query itself is indexed
+        assert gallery[0]["caption"] == "#1 ① L2 0.000 · cos 1.000 · photos/coffee.jpg"  # the query itself is indexed
     assert "overlap@5" in agreement and "Jaccard" in agreement and "Kendall τ" in agreement
+    only = {h["id"] for h in as_json["hits"]["resnet50"]} - {h["id"] for h in as_json["hits"]["vgg16"]}
+    assert len(only_resnet) == len(only) and not any(re.match(r"#\d+ [\u2460-\u2473]", i["caption"])
+                                                     for i in only_resnet + only_vgg)
     shared = {h["id"] for h in as_json["hits"]["resnet50"]} & {h["id"] for h in as_json["hits"]["vgg16"]}
-    assert sum("· both" in item["caption"] for item in resnet) == len(shared)
+    marked = [re.match(r"#\d+ ([\u2460-\u2473])", item["caption"]) for item in resnet]
+    assert sum(m is not None for m in marked) == len(shared)
+    assert {m.group(1) for m in marked if m} == {re.match(r"#\d+ (\S)", i["caption"]).group(1) for i in vgg
+                                                 if re.match(r"#\d+ [\u2460-\u2473]", i["caption"])}
     assert as_json["hits"]["resnet50"][0]["file"] == str((photos / "coffee.jpg").resolve())
     assert {"l2", "cosine", "id", "file"} <= set(as_json["hits"]["vgg16"][0])
     assert "this very image is indexed" in status
     _, _, fused, *_ = client.predict(handle_file(str(photos / "coffee.jpg")), "Fused", 3, api_name="/search")
-    assert len(fused) == 3 and fused[0]["caption"].startswith("#1 · cos 1.00")
+    assert len(fused) == 3 and fused[0]["caption"].startswith("#1 L2 0.000 · cos 1.000")
 
 
 def test_only_the_images_shown_are_served(app):
@@ -114,11 +121,11 @@ def test_data_urls_take_searchcores_decoder_and_the_upload_cap(app):
     bomb = io.BytesIO()
     Image.new("1", (8_000, 8_000)).save(bomb, "PNG")  # 64 MP in a few kB
     kind, outputs = call(url, "search", [data_url(bomb.getvalue()), "Side by side", 3])
-    assert kind == "complete" and "64000000 pixels, over the limit of 50000000" in outputs[5], outputs
+    assert kind == "complete" and "64000000 pixels, over the limit of 50000000" in outputs[STATUS], outputs
     kind, outputs = call(url, "search", [data_url(b"\0" * (21 * 1000 * 1000)), "Side by side", 3])
     assert kind == "error" and "over the upload limit" in str(outputs), outputs
     kind, outputs = call(url, "search", [data_url((photos / "coffee.jpg").read_bytes()), "Side by side", 3])
-    assert kind == "complete" and "this very image is indexed" in outputs[5], outputs
+    assert kind == "complete" and "this very image is indexed" in outputs[STATUS], outputs
 
 
 def test_bad_arguments_get_a_clear_message(app, tmp_path):
@@ -224,6 +231,99 @@ def test_browser_upload_fills_both_galleries(app):
         assert Path(chosen).is_file() and "VGG16: #2" in details.inner_text()
         page.locator("#again").click()
         page.locator("#status").get_by_text(Path(chosen).name).wait_for(timeout=60_000)
-        page.locator("#gallery-resnet50 .caption-label").first.get_by_text("#1 · L2 0.00").wait_for(timeout=60_000)
+        page.locator("#gallery-resnet50 .caption-label").first.get_by_text("#1 ① L2 0.000").wait_for(timeout=60_000)
         browser.close()
     assert (OUTPUT / "app-search.png").stat().st_size > 10_000
+
+
+def browser_page(pw, url: str, width: int = 1500, height: int = 1100):
+    browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(url)
+    return browser, page
+
+
+def upload(page, path: Path, k: int) -> None:
+    page.set_input_files("#query input[type=file]", str(path))
+    page.locator("#status").get_by_text(path.name).wait_for(timeout=60_000)
+    page.locator("#gallery-vgg16 .caption-label").nth(k - 1).wait_for(timeout=60_000)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true",
+                    reason="needs Debian's chromium (.ci/run installs it)")
+def test_browser_selection_follows_the_search_and_k_searches_again(app):
+    from playwright.sync_api import sync_playwright
+
+    url, photos, _ = app
+    with sync_playwright() as pw:
+        browser, page = browser_page(pw, url)
+        details, status = page.locator("#details"), page.locator("#status")
+        # "Search with the selected hit" with nothing selected leaves query and results alone
+        upload(page, photos / "coffee.jpg", 8)
+        page.locator("#again").click()
+        page.wait_for_timeout(1500)
+        assert "coffee.jpg" in status.inner_text() and page.locator("#gallery-vgg16 .caption-label").count() == 8
+        # a selection, then a new upload: the details and the preview belong to the old result and go
+        page.locator("#gallery-vgg16 .thumbnail-item").nth(2).click()
+        details.get_by_text("VGG16: #3").wait_for(timeout=30_000)
+        assert page.locator("#gallery-vgg16 .preview").count() == 1
+        upload(page, photos / "nested" / "chelsea.jpg", 8)
+        details.get_by_text("Select a hit to see its details.").wait_for(timeout=30_000)
+        page.locator("#gallery-vgg16 .preview").wait_for(state="detached", timeout=10_000)
+        page.locator("#again").click()  # the old selection is gone: nothing to search with
+        page.wait_for_timeout(1500)
+        assert "chelsea.jpg" in status.inner_text()
+        # changing k searches again, and the agreement line follows
+        page.locator("#topk input[type=number]").fill("5")
+        page.locator("#topk input[type=number]").press("Enter")
+        page.locator("#agreement").get_by_text("in the top 5").wait_for(timeout=60_000)
+        assert page.locator("#gallery-resnet50 .caption-label").count() == 5
+        page.wait_for_timeout(1000)  # the follow-up that closes previews has ended: nothing is dimmed
+        page.screenshot(path=str(OUTPUT / "app-compare.png"), full_page=True)
+        browser.close()
+
+
+@pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true",
+                    reason="needs Debian's chromium (.ci/run installs it)")
+def test_browser_phone_shows_results_after_the_query_rank_by_rank(app):
+    from playwright.sync_api import sync_playwright
+
+    url, photos, _ = app
+    with sync_playwright() as pw:
+        browser, page = browser_page(pw, url, 390, 844)
+        upload(page, photos / "coffee.jpg", 8)
+        query, button = page.locator("#query").bounding_box(), page.locator("#search").bounding_box()
+        resnet = page.locator("#gallery-resnet50").bounding_box()
+        vgg = page.locator("#gallery-vgg16").bounding_box()
+        examples = page.get_by_text("Examples from the index").bounding_box()
+        assert query["y"] < button["y"] < resnet["y"] < button["y"] + 200, (button, resnet)
+        assert examples["y"] > resnet["y"] + resnet["height"]  # the examples come after the results
+        # the two lists stay side by side, so rank r of each is on the same row
+        assert abs(resnet["y"] - vgg["y"]) < 2 and vgg["x"] > resnet["x"] + resnet["width"] - 2
+        assert vgg["x"] + vgg["width"] <= 390
+        rows = [page.locator(f"#gallery-{m} .thumbnail-item").nth(4).bounding_box()["y"] for m in ("resnet50", "vgg16")]
+        assert abs(rows[0] - rows[1]) < 2
+        page.screenshot(path=str(OUTPUT / "app-phone.png"), full_page=True)
+        browser.close()
+
+
+@pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true",
+                    reason="needs Debian's chromium (.ci/run installs it)")
+def test_browser_index_tab_empties_the_upload_box(app, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    url, photos, _ = app
+    upload_file = tmp_path / "new-crop.jpg"
+    Image.open(photos / "coffee.jpg").crop((0, 0, 300, 200)).save(upload_file)
+    with sync_playwright() as pw:
+        browser, page = browser_page(pw, url)
+        page.get_by_role("tab", name="Index").click()
+        page.set_input_files("#files input[type=file]", str(upload_file))
+        page.locator("#files").get_by_text("new-crop.jpg").wait_for(timeout=30_000)
+        page.locator("#index").click()
+        page.locator("#summary").get_by_text("indexed 1").wait_for(timeout=60_000)
+        page.wait_for_function("() => !document.querySelector('#files').innerText.includes('new-crop.jpg')",
+                               timeout=30_000)
+        page.locator("#index").click()  # a second click sends nothing again
+        page.locator("#summary").get_by_text("Give a folder under the allowed roots").wait_for(timeout=60_000)
+        browser.close()
