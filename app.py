@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -89,15 +90,39 @@ def index_roots(settings: Settings, images: Path | None) -> list[Path]:
     return list(dict.fromkeys(p.expanduser().resolve() for p in roots))
 
 
-def prepare(engine: Engine, images: Path | None) -> None:
-    """Index the operator's folder, or the bundled sample photos when none is given and the index is empty."""
-    if images:
-        log.info("indexing %s: %s", images, engine.index([images]).summary())
-    elif all(s.count() == 0 for s in engine.stores.values()):
-        log.info("indexing the sample photos: %s", engine.index(sample_files()).summary())
+class StartupIndexing:
+    """The operator's folder (or, for an empty index, the sample photos) indexed in a thread while the
+    page is already served: searches cover what is indexed so far, and the page says how far it is."""
+
+    def __init__(self, engine: Engine, images: Path | None) -> None:
+        self.engine, self.images = engine, images
+        self.done = self.total = 0
+        self.failure: str | None = None
+        self.finished = threading.Event()
+
+    def start(self) -> "StartupIndexing":
+        threading.Thread(target=self._run, name="startup-indexing", daemon=True).start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            if self.images:
+                log.info("indexing %s: %s", self.images, self.engine.index([self.images], on_progress=self._progress)
+                         .summary())
+            elif all(s.count() == 0 for s in self.engine.stores.values()):
+                log.info("indexing the sample photos: %s",
+                         self.engine.index(sample_files(), on_progress=self._progress).summary())
+        except Exception as exc:  # noqa: BLE001 - shown in the page instead of killing a thread silently
+            log.exception("indexing at start-up failed")
+            self.failure = str(exc)
+        finally:
+            self.finished.set()
+
+    def _progress(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
 
 
-def build_ui(engine: Engine, roots: list[Path]) -> tuple[gr.Blocks, ShownFiles]:
+def build_ui(engine: Engine, roots: list[Path], startup: StartupIndexing) -> tuple[gr.Blocks, ShownFiles]:
     shown = ShownFiles(engine.settings.home / "shown", roots, engine.settings.max_pixels)
     with gr.Blocks(title="Image search: ResNet50 vs VGG16", css=CSS) as demo:
         gr.Markdown("# Search images by image — ResNet50 and VGG16 side by side\n"
@@ -105,7 +130,7 @@ def build_ui(engine: Engine, roots: list[Path]) -> tuple[gr.Blocks, ShownFiles]:
                     "the same row is the same rank. An image both models found carries the same mark (①, ②, …) "
                     "in both lists. L2 distance: lower is closer; cosine similarity: higher is closer.")
         with gr.Tab("Search"):
-            search_tab(engine, shown)
+            search_tab(engine, shown, startup)
         with gr.Tab("Index"):
             index_tab(engine, roots)
     return demo, shown
@@ -116,7 +141,7 @@ def gallery(label: str, elem_id: str, visible: bool = True, allow_preview: bool 
                       allow_preview=allow_preview, elem_id=elem_id, elem_classes=["ranked"])
 
 
-def search_tab(engine: Engine, shown: ShownFiles) -> None:
+def search_tab(engine: Engine, shown: ShownFiles, startup: StartupIndexing) -> None:
     """Query, mode and k; each model's hits rank by rank, the hits only one model found, the details."""
     def search(image: str | None, mode: str, k: int):
         if not image:
@@ -183,9 +208,10 @@ def search_tab(engine: Engine, shown: ShownFiles) -> None:
                 again = gr.Button("Search with the selected hit", elem_id="again")
             with gr.Accordion("JSON (ids, paths, L2, cosine)", open=False):
                 as_json = gr.JSON(open=True)
-    examples = spread_examples(engine, shown)
-    if examples:
-        gr.Examples(examples, inputs=[query], label="Examples from the index", examples_per_page=EXAMPLES)
+    examples = gr.Dataset(components=[query], samples=spread_examples(engine, shown), label="Examples from the index",
+                          samples_per_page=EXAMPLES, elem_id="examples", type="values")
+    examples.click(lambda sample: sample[0], examples, query, api_visibility="private")
+    startup_progress(startup, examples, lambda: spread_examples(engine, shown))
     result_state, selected = gr.State(None), gr.State(None)
     galleries = [resnet, vgg, fused, only_resnet, only_vgg]
     outputs = [*galleries, agreement, details, as_json, status, result_state, selected]
@@ -201,6 +227,20 @@ def search_tab(engine: Engine, shown: ShownFiles) -> None:
     for component, name in zip(galleries, LISTS):
         component.select(select(name), result_state, [details, selected], api_visibility="private")
     again.click(search_selected, selected, query, api_visibility="private")
+
+
+def startup_progress(startup: StartupIndexing, examples: gr.Dataset, make_examples) -> None:
+    """A line that follows the start-up indexing (a timer polls it) and, once it is over, new examples."""
+    banner = gr.Markdown(views.startup_text(startup.done, startup.total, startup.finished.is_set(), startup.failure),
+                         elem_id="startup")
+    timer = gr.Timer(1.0, active=not startup.finished.is_set())
+
+    def tick():
+        finished = startup.finished.is_set()
+        text = views.startup_text(startup.done, startup.total, finished, startup.failure)
+        return text, gr.Timer(active=not finished), gr.Dataset(samples=make_examples()) if finished else gr.skip()
+
+    timer.tick(tick, None, [banner, timer, examples], api_visibility="private", show_progress="hidden")
 
 
 def spread_examples(engine: Engine, shown: ShownFiles) -> list[list[str]]:
@@ -277,9 +317,10 @@ def main() -> None:
     build_models(settings.model_dir, MODEL_NAMES)
     images = args.images.expanduser().resolve() if args.images else None
     engine = Engine(settings)
-    prepare(engine, images)
+    startup = StartupIndexing(engine, images)
     roots = index_roots(settings, images)
-    demo, shown = build_ui(engine, roots)
+    demo, shown = build_ui(engine, roots, startup)
+    startup.start()  # after build_ui: Gradio patches tqdm there, and a bar made before the patch breaks under it
     demo.queue(max_size=64, default_concurrency_limit=1)
     # Only the folder of shown copies is served: never a root itself (it may hold other files).
     demo.launch(server_name=args.host, server_port=args.port, share=False, allowed_paths=[str(shown.folder)],

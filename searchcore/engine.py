@@ -5,7 +5,7 @@ import logging
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .cache import EmbeddingCache
 from .config import MODEL_NAMES, Settings
@@ -53,14 +53,18 @@ class Engine:
             raise ValueError(f"model(s) {missing} not loaded; this engine has {self.models}")
         return chosen
 
-    def _indexer(self, models: Sequence[str] | None, roots: Sequence[Path] | None) -> Indexer:
+    def _indexer(self, models: Sequence[str] | None, roots: Sequence[Path] | None,
+                 on_progress: Callable[[int, int], None] | None = None) -> Indexer:
         chosen = self._models(models)
-        return Indexer(self.embedder, {m: self.stores[m] for m in chosen}, self.settings.batch_size, roots)
+        return Indexer(self.embedder, {m: self.stores[m] for m in chosen}, self.settings.batch_size, roots,
+                       on_progress)
 
     def index(self, paths: Sequence[Path | str], models: Sequence[str] | None = None,
-              roots: Sequence[Path] | None = None) -> IndexReport:
-        """Index files and folders. With `roots`, files whose real path is outside them are refused."""
-        return self._indexer(models, roots).run(paths)
+              roots: Sequence[Path] | None = None, on_progress: Callable[[int, int], None] | None = None,
+              ) -> IndexReport:
+        """Index files and folders. With `roots`, files whose real path is outside them are refused;
+        `on_progress(done, total)` follows the run."""
+        return self._indexer(models, roots, on_progress).run(paths)
 
     def index_uploads(self, files: Sequence[Path | str], uploads: Path) -> tuple[IndexReport, dict[str, str]]:
         """Index uploaded files (temp paths) as `uploads/<sha12>-<name>`. A file is written there only once

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
@@ -73,12 +73,14 @@ class Indexer:
     """Writes the vectors of new images into one store per model."""
 
     def __init__(self, embedder: Embedder, stores: Mapping[str, VectorStore], batch_size: int,
-                 roots: Sequence[Path] | None = None) -> None:
-        """With `roots`, only files whose real path lies under them are read (the app's rule)."""
+                 roots: Sequence[Path] | None = None, on_progress: Callable[[int, int], None] | None = None) -> None:
+        """With `roots`, only files whose real path lies under them are read (the app's rule);
+        `on_progress(done, total)` is called as files are done, besides the tqdm bar."""
         self.embedder = embedder
         self.stores = dict(stores)
         self.batch_size = batch_size
         self.roots = roots
+        self.on_progress = on_progress
 
     def run(self, paths: Iterable[Path | str]) -> IndexReport:
         """Index every image under the paths; progress is a tqdm bar (Gradio's Progress can track it)."""
@@ -92,33 +94,40 @@ class Indexer:
     def _run(self, items: list[Path | RawImage], report: IndexReport) -> IndexReport:
         started = time.perf_counter()
         bar = tqdm(total=len(items), unit="img", desc="indexing", disable=None)
+
+        def advance(count: int) -> None:
+            bar.update(count)
+            if self.on_progress:
+                self.on_progress(bar.n, len(items))
+
         seen: set[str] = set()
-        plans = (self._plan(self._load(batch, report, bar), seen, report, bar)
+        plans = (self._plan(self._load(batch, report, advance), seen, report, advance)
                  for batch in _batched(items, self.batch_size))
         for embedded in self.embedder.stream(plans):
             self._write(embedded, report)
-            bar.update(len(embedded))
+            advance(len(embedded))
         bar.close()
         report.seconds = time.perf_counter() - started
         return report
 
-    def _load(self, batch: list[Path | RawImage], report: IndexReport, bar: tqdm) -> list[RawImage]:
+    def _load(self, batch: list[Path | RawImage], report: IndexReport, advance: Callable[[int], None],
+              ) -> list[RawImage]:
         """The batch's bytes: files are read (only under the roots, if any); failures are recorded."""
         before = len(report.failed)
         paths = [item for item in batch if not isinstance(item, RawImage)]
         raws = [item for item in batch if isinstance(item, RawImage)]
         raws += [raw for _, raw in read_many(paths, report.failed, self.roots)]
-        bar.update(len(report.failed) - before)
+        advance(len(report.failed) - before)
         return raws
 
-    def _plan(self, loaded: list[RawImage], seen: set[str], report: IndexReport, bar: tqdm,
+    def _plan(self, loaded: list[RawImage], seen: set[str], report: IndexReport, advance: Callable[[int], None],
               ) -> list[tuple[RawImage, frozenset[str]]]:
         """Keep what some model still lacks; count the rest."""
         raws: list[RawImage] = []
         for raw in loaded:
             if raw.sha256 in seen:
                 report.duplicates += 1
-                bar.update(1)
+                advance(1)
                 continue
             seen.add(raw.sha256)
             raws.append(raw)
@@ -135,7 +144,7 @@ class Indexer:
                 report.stored.add(raw.source)
             else:
                 report.duplicates += 1
-            bar.update(1)
+            advance(1)
         return plan
 
     def _write(self, embedded: list[Embedded], report: IndexReport) -> None:

@@ -130,6 +130,18 @@ def status_text(result: QueryResult, images: Mapping[int, Path]) -> str:
                    if hidden else "")
 
 
+def startup_text(done: int, total: int, finished: bool, failure: str | None = None) -> str:
+    """What the page says while the app indexes its folder at start-up (nothing once it is over)."""
+    if failure:
+        return f"⚠️ Indexing at start-up stopped: {safe(failure)}"
+    if finished:
+        return ""
+    if not total:
+        return "⏳ Looking for images to index…"
+    return (f"⏳ Indexing the photos: {done:,} of {total:,} done. Searches already cover the ones indexed so far; "
+            f"the rest follow by themselves.")
+
+
 def error_text(message: str) -> str:
     return f"⚠️ {safe(message)}"
 

@@ -82,8 +82,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
             "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False"}
 
 
-def start_app(env: dict[str, str], images: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
-    """`python app.py --images IMAGES` on a free port, once it answers; (process, url)."""
+def start_app(env: dict[str, str], images: Path, log_path: Path, indexed: bool = True) -> tuple[subprocess.Popen, str]:
+    """`python app.py --images IMAGES` on a free port, once it answers (and, with `indexed`, once its
+    start-up indexing is over: the page is served while it runs); (process, url)."""
     port = free_port()
     log = log_path.open("w")
     proc = subprocess.Popen([sys.executable, "app.py", "--images", str(images), "--port", str(port)],
@@ -94,10 +95,11 @@ def start_app(env: dict[str, str], images: Path, log_path: Path) -> tuple[subpro
     while time.monotonic() < deadline:
         assert proc.poll() is None, log_path.read_text()
         try:
-            if requests.get(url, timeout=2).ok:
+            if requests.get(url, timeout=2).ok and (not indexed or f"indexing {images}:" in log_path.read_text()):
                 return proc, url
         except requests.RequestException:
-            time.sleep(0.5)
+            pass
+        time.sleep(0.5)
     proc.kill()
     pytest.fail("the app did not start: " + log_path.read_text())
 

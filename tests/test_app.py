@@ -327,3 +327,27 @@ def test_browser_index_tab_empties_the_upload_box(app, tmp_path):
         page.locator("#index").click()  # a second click sends nothing again
         page.locator("#summary").get_by_text("Give a folder under the allowed roots").wait_for(timeout=60_000)
         browser.close()
+
+
+@pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true",
+                    reason="needs Debian's chromium (.ci/run installs it)")
+def test_browser_page_is_served_while_the_app_indexes_at_startup(cli_env, many_photos, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    env = {**cli_env, "SEARCHCORE_REDIS_URL": "", "SEARCHCORE_BATCH_SIZE": "2"}  # slow enough to be seen
+    proc, url = start_app(env, many_photos, tmp_path / "app.log", indexed=False)
+    try:
+        assert f"indexing {many_photos}:" not in (tmp_path / "app.log").read_text()  # served before it is done
+        with sync_playwright() as pw:
+            browser, page = browser_page(pw, url)
+            page.locator("#startup").get_by_text(re.compile(r"Indexing the photos: \d+ of 48 done")).wait_for(
+                timeout=60_000)
+            page.set_input_files("#query input[type=file]", str(next(many_photos.iterdir())))
+            page.locator("#gallery-vgg16 .caption-label").first.wait_for(timeout=60_000)  # what is indexed so far
+            page.wait_for_function("() => !document.querySelector('#startup').innerText.includes('Indexing')",
+                                   timeout=300_000)
+            page.locator("#examples .gallery-item, #examples button").first.wait_for(timeout=30_000)
+            browser.close()
+        assert f"indexing {many_photos}: indexed 48" in (tmp_path / "app.log").read_text()
+    finally:
+        stop_app(proc)
