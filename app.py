@@ -159,15 +159,20 @@ def search_tab(engine: Engine, shown: ShownFiles, startup: StartupIndexing) -> N
     def empty_results(status: str):
         return *([] for _ in LISTS), "", NO_SELECTION, {}, status, None, None
 
-    def close_previews():
-        return tuple(gr.Gallery(selected_index=None) for _ in LISTS)
+    def after_search(state, mode: str):
+        """Close previews (one left open would show another image of the new list); show the row of
+        hits found by one model only when there are such hits."""
+        result = state[0] if state else None
+        alone = bool(result) and mode == "Side by side" and any(views.ranked(result, views.only(m))
+                                                                for m in result.hits)
+        return *(gr.Gallery(selected_index=None) for _ in LISTS), gr.Row(visible=alone)
 
     def show_mode(mode: str):
         models = views.MODES.get(mode, ())
-        both, columns = len(models) > 1 and mode != "Fused", 2 if len(models) > 1 else 4
+        columns = 2 if len(models) > 1 else 4
         return (gr.update(visible=mode != "Fused" and "resnet50" in models, columns=columns),
                 gr.update(visible=mode != "Fused" and "vgg16" in models, columns=columns),
-                gr.update(visible=mode == "Fused"), gr.update(visible=both))
+                gr.update(visible=mode == "Fused"))
 
     def select(name: str):
         def handler(state, evt: gr.SelectData):
@@ -199,7 +204,7 @@ def search_tab(engine: Engine, shown: ShownFiles, startup: StartupIndexing) -> N
                 vgg = gallery("VGG16", "gallery-vgg16")
                 fused = gallery("Fused (mean cosine of both models)", "gallery-fused", visible=False)
             agreement = gr.Markdown(elem_id="agreement")
-            with gr.Row(equal_height=False, elem_classes=["pair"]) as only_row:
+            with gr.Row(equal_height=False, elem_classes=["pair"], visible=False) as only_row:
                 # no preview here: Gradio opens a one-image gallery as a preview by itself
                 only_resnet = gallery("Found by ResNet50 only", "only-resnet50", allow_preview=False)
                 only_vgg = gallery("Found by VGG16 only", "only-vgg16", allow_preview=False)
@@ -220,10 +225,10 @@ def search_tab(engine: Engine, shown: ShownFiles, startup: StartupIndexing) -> N
                 go.click(search, inputs, outputs, api_visibility="private", concurrency_id="search"),
                 k.change(search, inputs, outputs, api_visibility="private", concurrency_id="search",
                          trigger_mode="always_last"),
-                mode.change(show_mode, mode, [resnet, vgg, fused, only_row]).then(
+                mode.change(show_mode, mode, [resnet, vgg, fused]).then(
                     search, inputs, outputs, api_visibility="private", concurrency_id="search")]
-    for done in searches:  # a preview left open would show another image of the new list
-        done.then(close_previews, None, galleries, api_visibility="private")
+    for done in searches:
+        done.then(after_search, [result_state, mode], [*galleries, only_row], api_visibility="private")
     for component, name in zip(galleries, LISTS):
         component.select(select(name), result_state, [details, selected], api_visibility="private")
     again.click(search_selected, selected, query, api_visibility="private")

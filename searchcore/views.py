@@ -137,8 +137,8 @@ def startup_text(done: int, total: int, finished: bool, failure: str | None = No
     if finished:
         return ""
     if not total:
-        return "⏳ Looking for images to index…"
-    return (f"⏳ Indexing the photos: {done:,} of {total:,} done. Searches already cover the ones indexed so far; "
+        return "Indexing at start-up: looking for images…"
+    return (f"Indexing the photos: {done:,} of {total:,} done. Searches already cover the ones indexed so far; "
             f"the rest follow by themselves.")
 
 

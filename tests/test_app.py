@@ -303,6 +303,8 @@ def test_browser_phone_shows_results_after_the_query_rank_by_rank(app):
         assert vgg["x"] + vgg["width"] <= 390
         rows = [page.locator(f"#gallery-{m} .thumbnail-item").nth(4).bounding_box()["y"] for m in ("resnet50", "vgg16")]
         assert abs(rows[0] - rows[1]) < 2
+        page.locator("#examples img").nth(7).wait_for(timeout=30_000)
+        assert page.locator("#startup").inner_text().strip() == ""
         page.screenshot(path=str(OUTPUT / "app-phone.png"), full_page=True)
         browser.close()
 
