@@ -22,7 +22,7 @@ import gradio as gr  # noqa: E402
 from searchcore import MODEL_NAMES, Engine, Settings, views  # noqa: E402
 from searchcore.build import build_models  # noqa: E402
 from searchcore.config import configure_logging  # noqa: E402
-from searchcore.decode import IMAGE_SUFFIXES  # noqa: E402
+from searchcore.decode import IMAGE_SUFFIXES, content_id  # noqa: E402
 from searchcore.samples import sample_files, sample_folder  # noqa: E402
 from searchcore.shown import ShownFiles  # noqa: E402
 from searchcore.store import StoreUnavailableError  # noqa: E402
@@ -33,6 +33,18 @@ MAX_UPLOAD_BYTES = 20 * 1000 * 1000
 EXAMPLES = 8
 LISTS = ("resnet50", "vgg16", views.FUSED, views.only("resnet50"), views.only("vgg16"))
 NO_SELECTION = "Select a hit to see its details."
+# After a search: the page's URL names it (the query's id when it is indexed, the mode and k), as a new
+# history entry, so that Back, Reload and a copied link bring it back; Back reloads the page to get there.
+# The query is named by the first 16 hex digits of its SHA-256 (its id is those 63 bits; a JSON number
+# that large loses digits in JavaScript).
+KEEP_IN_URL = """(result, mode, k) => {
+  const url = new URL(window.location.href);
+  const own = result && result.hits && Object.values(result.hits).flat().find(h => h.self);
+  if (own) { url.searchParams.set("q", own.sha256.slice(0, 16)); } else { url.searchParams.delete("q"); }
+  url.searchParams.set("mode", mode); url.searchParams.set("k", String(k));
+  if (url.href !== window.location.href) { window.history.pushState(null, "", url); }
+  window.onpopstate = () => window.location.reload();
+}"""
 # Rank by rank: every gallery cell has the same height, so row r of both lists shows the same ranks.
 CSS = """
 .ranked .grid-wrap.fixed-height, .ranked .gallery-container { max-height: none !important; height: auto !important;
@@ -130,7 +142,7 @@ def build_ui(engine: Engine, roots: list[Path], startup: StartupIndexing) -> tup
                     "the same row is the same rank. An image both models found carries the same mark (①, ②, …) "
                     "in both lists. L2 distance: lower is closer; cosine similarity: higher is closer.")
         with gr.Tab("Search"):
-            search_tab(engine, shown, startup)
+            search_tab(demo, engine, shown, startup)
         with gr.Tab("Index"):
             index_tab(engine, roots)
     return demo, shown
@@ -141,7 +153,7 @@ def gallery(label: str, elem_id: str, visible: bool = True, allow_preview: bool 
                       allow_preview=allow_preview, elem_id=elem_id, elem_classes=["ranked"])
 
 
-def search_tab(engine: Engine, shown: ShownFiles, startup: StartupIndexing) -> None:
+def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: StartupIndexing) -> None:
     """Query, mode and k; each model's hits rank by rank, the hits only one model found, the details."""
     def search(image: str | None, mode: str, k: int):
         if not image:
@@ -186,6 +198,17 @@ def search_tab(engine: Engine, shown: ShownFiles, startup: StartupIndexing) -> N
             return chosen.text, chosen
         return handler
 
+    def restore(request: gr.Request):
+        """The search a link names (?q=…&mode=…&k=…): Back, Reload and a shared link show it again."""
+        params = request.query_params if request else {}
+        path, named = None, params.get("q", "")
+        if len(named) == 16 and all(c in "0123456789abcdef" for c in named):
+            row = engine.stores[MODEL_NAMES[0]].rows([content_id(named)]).get(content_id(named))
+            path = row and shown.original(row["path"], row["sha256"])
+        chosen = params.get("mode") if params.get("mode") in views.MODES else gr.skip()
+        top_k = int(params["k"]) if params.get("k", "").isdigit() and 1 <= int(params["k"]) <= 50 else gr.skip()
+        return (str(path) if path else gr.skip()), chosen, top_k
+
     def search_selected(chosen):
         copy = chosen and shown.original(chosen.path, chosen.sha256)
         return str(copy) if copy else gr.skip()
@@ -228,7 +251,9 @@ def search_tab(engine: Engine, shown: ShownFiles, startup: StartupIndexing) -> N
                 mode.change(show_mode, mode, [resnet, vgg, fused]).then(
                     search, inputs, outputs, api_visibility="private", concurrency_id="search")]
     for done in searches:
-        done.then(after_search, [result_state, mode], [*galleries, only_row], api_visibility="private")
+        done.then(after_search, [result_state, mode], [*galleries, only_row], api_visibility="private").then(
+            None, [as_json, mode, k], None, js=KEEP_IN_URL)
+    demo.load(restore, None, [query, mode, k], api_visibility="private")
     for component, name in zip(galleries, LISTS):
         component.select(select(name), result_state, [details, selected], api_visibility="private")
     again.click(search_selected, selected, query, api_visibility="private")

@@ -14,6 +14,8 @@ import requests
 from gradio_client import Client, handle_file
 from PIL import Image
 
+from searchcore.decode import read_raw
+
 from tests.conftest import ROOT, start_app, stop_app
 
 CAPTION = re.compile(r"^#\d+( [\u2460-\u2473])? L2 \d\.\d{3} · cos -?\d\.\d{3} · [^/]+/[^/]+$")
@@ -353,3 +355,35 @@ def test_browser_page_is_served_while_the_app_indexes_at_startup(cli_env, many_p
         assert f"indexing {many_photos}: indexed 48" in (tmp_path / "app.log").read_text()
     finally:
         stop_app(proc)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true",
+                    reason="needs Debian's chromium (.ci/run installs it)")
+def test_browser_url_keeps_the_search_for_reload_back_and_links(app):
+    from playwright.sync_api import sync_playwright
+
+    url, photos, _ = app
+    coffee = read_raw(photos / "coffee.jpg")
+    with sync_playwright() as pw:
+        browser, page = browser_page(pw, url)
+        page.get_by_label("ResNet50", exact=True).check()
+        page.set_input_files("#query input[type=file]", str(photos / "coffee.jpg"))
+        page.locator("#gallery-resnet50 .caption-label").nth(7).wait_for(timeout=60_000)
+        page.wait_for_function(f"() => location.search.includes('q={coffee.sha256[:16]}') && "
+                               "location.search.includes('mode=ResNet50')", timeout=30_000)
+        page.reload()  # Reload: the same search again, from the URL alone
+        page.locator("#status").get_by_text("coffee.jpg").wait_for(timeout=60_000)
+        first = page.locator("#gallery-resnet50 .caption-label").first
+        first.get_by_text("#1 ① L2 0.000").or_(first.get_by_text("#1 L2 0.000")).wait_for(timeout=60_000)
+        assert page.locator("#mode input[value=ResNet50]").is_checked()
+        page.set_input_files("#query input[type=file]", str(photos / "nested" / "chelsea.jpg"))
+        cat = read_raw(photos / "nested" / "chelsea.jpg").sha256[:16]
+        page.wait_for_function(f"() => location.search.includes('q={cat}')", timeout=60_000)
+        page.go_back()  # Back: the coffee search
+        page.locator("#status").get_by_text("coffee.jpg").wait_for(timeout=60_000)
+        shared = browser.new_page(viewport={"width": 1500, "height": 1100})  # a link opened elsewhere
+        shared.goto(f"{url}?q={coffee.sha256[:16]}&mode=VGG16&k=3")
+        shared.locator("#status").get_by_text("coffee.jpg").wait_for(timeout=60_000)
+        shared.locator("#gallery-vgg16 .caption-label").nth(2).wait_for(timeout=60_000)
+        assert shared.locator("#gallery-vgg16 .caption-label").count() == 3
+        browser.close()
