@@ -45,6 +45,9 @@ KEEP_IN_URL = """(result, mode, k) => {
   if (url.href !== window.location.href) { window.history.pushState(null, "", url); }
   window.onpopstate = () => window.location.reload();
 }"""
+# The machine's own sans-serif fonts: the Source Sans Pro that Gradio serves offline has no bold capitals,
+# so a bold "Agreement" began with a thin "A" (capitals fell back to the regular face).
+THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"])
 # Rank by rank: every gallery cell has the same height, so row r of both lists shows the same ranks.
 CSS = """
 .ranked .grid-wrap.fixed-height, .ranked .gallery-container { max-height: none !important; height: auto !important;
@@ -136,7 +139,7 @@ class StartupIndexing:
 
 def build_ui(engine: Engine, roots: list[Path], startup: StartupIndexing) -> tuple[gr.Blocks, ShownFiles]:
     shown = ShownFiles(engine.settings.home / "shown", roots, engine.settings.max_pixels)
-    with gr.Blocks(title="Image search: ResNet50 vs VGG16", css=CSS) as demo:
+    with gr.Blocks(title="Image search: ResNet50 vs VGG16") as demo:
         gr.Markdown("# Search images by image — ResNet50 and VGG16 side by side\n"
                     "Drop a photo (or paste, or use the webcam). Each model's nearest images appear rank by rank: "
                     "the same row is the same rank. An image both models found carries the same mark (①, ②, …) "
@@ -354,7 +357,7 @@ def main() -> None:
     demo.queue(max_size=64, default_concurrency_limit=1)
     # Only the folder of shown copies is served: never a root itself (it may hold other files).
     demo.launch(server_name=args.host, server_port=args.port, share=False, allowed_paths=[str(shown.folder)],
-                max_file_size=MAX_UPLOAD, show_error=True)
+                max_file_size=MAX_UPLOAD, show_error=True, css=CSS, theme=THEME)
 
 
 if __name__ == "__main__":

@@ -282,6 +282,12 @@ def test_browser_selection_follows_the_search_and_k_searches_again(app):
         assert page.locator("#gallery-resnet50 .caption-label").count() == 5
         page.wait_for_timeout(1000)  # the follow-up that closes previews has ended: nothing is dimmed
         page.screenshot(path=str(OUTPUT / "app-compare.png"), full_page=True)
+        # bold capitals are bold: the agreement's bold text must not start with a thin capital
+        widths = page.evaluate("""() => { const p = document.querySelector('#agreement p');
+            const probe = (tag) => { const e = document.createElement(tag); e.textContent = 'AAAAAAAAAA';
+                                     p.appendChild(e); const w = e.getBoundingClientRect().width; e.remove(); return w; };
+            return [probe('strong'), probe('span')]; }""")
+        assert widths[0] > 1.06 * widths[1], widths
         browser.close()
 
 
