@@ -151,9 +151,10 @@ def build_ui(engine: Engine, roots: list[Path], startup: StartupIndexing) -> tup
     return demo, shown
 
 
-def gallery(label: str, elem_id: str, visible: bool = True, allow_preview: bool = True) -> gr.Gallery:
-    return gr.Gallery(label=label, columns=2, height="auto", object_fit="cover", preview=False, visible=visible,
-                      allow_preview=allow_preview, elem_id=elem_id, elem_classes=["ranked"])
+def gallery(label: str, elem_id: str, visible: bool = True) -> gr.Gallery:
+    """A list of hits; columns stay as set (no fitting to fewer images), so that the same place is the same rank."""
+    return gr.Gallery(label=label, columns=2, fit_columns=False, height="auto", object_fit="cover", preview=False,
+                      visible=visible, elem_id=elem_id, elem_classes=["ranked"])
 
 
 def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: StartupIndexing) -> None:
@@ -231,9 +232,8 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
                 fused = gallery("Fused (mean cosine of both models)", "gallery-fused", visible=False)
             agreement = gr.Markdown(elem_id="agreement")
             with gr.Row(equal_height=False, elem_classes=["pair"], visible=False) as only_row:
-                # no preview here: Gradio opens a one-image gallery as a preview by itself
-                only_resnet = gallery("Found by ResNet50 only", "only-resnet50", allow_preview=False)
-                only_vgg = gallery("Found by VGG16 only", "only-vgg16", allow_preview=False)
+                only_resnet = gallery("Found by ResNet50 only", "only-resnet50")
+                only_vgg = gallery("Found by VGG16 only", "only-vgg16")
             with gr.Row():
                 details = gr.Markdown(NO_SELECTION, elem_id="details")
                 again = gr.Button("Search with the selected hit", elem_id="again")
