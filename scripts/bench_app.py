@@ -72,6 +72,9 @@ def search_times(url: str, queries: list[Path], k: int) -> list[float]:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         page.goto(url)
+        # the app serves its page while it still indexes at start-up: time searches only once that is over
+        page.wait_for_function("() => !(document.querySelector('#startup')?.innerText || '').includes('ndexing')",
+                               timeout=600_000)
         page.locator("#topk input[type=number]").fill(str(k))
         page.locator("#topk input[type=number]").press("Enter")
         for query in queries:
