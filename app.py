@@ -53,6 +53,7 @@ CSS = """
 .ranked .grid-wrap.fixed-height, .ranked .gallery-container { max-height: none !important; height: auto !important;
   min-height: 0 !important; overflow-y: visible !important; }
 .ranked .thumbnail-item { aspect-ratio: 4 / 3; }
+#details { overflow-wrap: anywhere; }  /* long paths wrap instead of being cut off */
 @media (max-width: 640px) {  /* a phone keeps the two lists side by side, one hit per row */
   .pair { flex-wrap: nowrap !important; gap: 6px !important; }
   .pair .ranked { min-width: 0 !important; }

@@ -73,7 +73,8 @@ def search_times(url: str, queries: list[Path], k: int) -> list[float]:
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         page.goto(url)
         # the app serves its page while it still indexes at start-up: time searches only once that is over
-        page.wait_for_function("() => !(document.querySelector('#startup')?.innerText || '').includes('ndexing')",
+        page.wait_for_function("() => document.querySelector('#gallery-resnet50') && "
+                               "!(document.querySelector('#startup')?.innerText || '').includes('ndexing')",
                                timeout=600_000)
         page.locator("#topk input[type=number]").fill(str(k))
         page.locator("#topk input[type=number]").press("Enter")
