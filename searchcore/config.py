@@ -36,6 +36,8 @@ class Settings:
     redis_prefix: str
     cache_ttl_seconds: int
     max_pixels: int
+    hnsw_m: int
+    hnsw_ef_construction: int
     batch_size: int
     decode_workers: int
 
@@ -54,6 +56,8 @@ class Settings:
             redis_prefix=_env("REDIS_PREFIX", "searchcore:"),
             cache_ttl_seconds=int(_env("CACHE_TTL", str(30 * 24 * 3600))),
             max_pixels=int(_env("MAX_PIXELS", str(50_000_000))),
+            hnsw_m=int(_env("HNSW_M", "16")),
+            hnsw_ef_construction=int(_env("HNSW_EF_CONSTRUCTION", "200")),
             batch_size=int(_env("BATCH_SIZE", "16")),
             decode_workers=int(_env("DECODE_WORKERS", "2")),
         )

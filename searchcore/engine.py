@@ -42,7 +42,7 @@ class Engine:
         self.cache = EmbeddingCache(s.redis_url, s.redis_prefix, s.cache_ttl_seconds)
         self.client = store.connect(s.milvus_uri, s.milvus_token, s.milvus_timeout)
         self.stores = {m: store.VectorStore(self.client, s.collection_prefix + m, e.dim, e.manifest.onnx_sha256,
-                                            s.milvus_uri, s.milvus_timeout)
+                                            s.milvus_uri, s.milvus_timeout, (s.hnsw_m, s.hnsw_ef_construction))
                        for m, e in self.encoders.items()}
         self.embedder = Embedder(self.encoders, self.cache, s.max_pixels, s.batch_size, s.decode_workers)
 

@@ -101,9 +101,11 @@ class VectorStore:
     within seconds, not a hang."""
 
     def __init__(self, client: MilvusClient, name: str, dim: int, model_sha256: str, uri: str = "",
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, hnsw: tuple[int, int] = (16, 200)) -> None:
+        """hnsw: (M, efConstruction) for a collection created here; checked before anything is created."""
         self.client, self.name, self.dim = client, name, dim
         self.uri, self.timeout = uri or "the configured URI", timeout
+        self.index_params = hnsw_index_params(*hnsw)
         self._open(model_sha256)
 
     @guarded
@@ -126,7 +128,7 @@ class VectorStore:
         schema.add_field("path", DataType.VARCHAR, max_length=MAX_PATH)
         schema.add_field("sha256", DataType.VARCHAR, max_length=64)
         index = self.client.prepare_index_params()
-        index.add_index(field_name="vector", index_type="HNSW", metric_type="L2", params=hnsw_index_params())
+        index.add_index(field_name="vector", index_type="HNSW", metric_type="L2", params=self.index_params)
         self.client.create_collection(self.name, schema=schema, index_params=index, properties=properties,
                                       consistency_level="Strong")
 

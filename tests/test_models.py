@@ -12,7 +12,7 @@ import pytest
 from searchcore.encoder import Encoder, ModelNotBuiltError
 from searchcore.manifest import ModelManifest, is_built
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SAMPLES
 
 
 def test_manifests_carry_the_preprocessing(model_dir: Path):
@@ -64,17 +64,22 @@ def test_second_build_does_nothing(model_dir: Path):
 
 
 def test_runtime_never_imports_export_packages(model_dir: Path, tmp_path: Path):
+    """The whole runtime path on a real photo (decode, both models, Milvus, fusion) and the app module."""
+    photo = SAMPLES / "coffee.png"
     code = f"""
-import sys, numpy as np
+import sys, pathlib
 from searchcore import Engine, Settings
-e = Engine(Settings.from_env(model_dir=__import__('pathlib').Path({str(model_dir)!r}),
+e = Engine(Settings.from_env(model_dir=pathlib.Path({str(model_dir)!r}), home=pathlib.Path({str(tmp_path)!r}),
                              milvus_uri={str(tmp_path / 'm.db')!r}, redis_url=''))
-e.search_bytes(open({str(ROOT / 'tests' / 'conftest.py')!r}, 'rb').read(), 'x')
+assert e.index([{str(photo)!r}]).indexed == 1
+result = e.search_bytes(open({str(photo)!r}, 'rb').read(), 'coffee.png', k=1)
+print('HITS', {{m: len(h) for m, h in result.hits.items()}}, len(result.fused), result.error)
 import app
 bad = [m for m in ('tensorflow', 'keras', 'tf2onnx', 'onnx') if m in sys.modules]
 print('IMPORTED', bad)
 """
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert "HITS {'resnet50': 1, 'vgg16': 1} 1 None" in done.stdout, done.stdout + done.stderr
     assert "IMPORTED []" in done.stdout, done.stdout + done.stderr
 
 

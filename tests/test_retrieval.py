@@ -41,3 +41,18 @@ def test_corel1k_reproduces_the_reference_figures(cli_env):
         assert scores["P@10"] == pytest.approx(p10, abs=0.01), (model, scores)
         assert scores["mAP"] == pytest.approx(ap, abs=0.01), (model, scores)
         assert scores["P@1"] >= scores["P@10"] >= scores["P@20"]
+
+
+def test_fused_scores_equal_the_exact_cosines_also_for_hits_one_model_missed(engine, photo_dir):
+    assert engine.index([photo_dir]).indexed == len(PHOTOS)
+    missed = 0
+    for query in sorted(photo_dir.rglob("*.jpg")):
+        result = engine.search_files([query], k=2)[0]
+        for hit in result.fused:
+            for model, cosine in hit.cosines.items():
+                stored = engine.stores[model].vectors([hit.id])[hit.id]
+                assert cosine == pytest.approx(float(stored @ result.vectors[model]), abs=1e-5), (model, hit)
+                missed += hit.ranks[model] is None
+            assert hit.cosine == pytest.approx(sum(hit.cosines.values()) / 2, abs=1e-6)
+        assert [h.cosine for h in result.fused] == sorted((h.cosine for h in result.fused), reverse=True)
+    assert missed > 0  # some fused hits were scored from stored vectors, not from a model's own list

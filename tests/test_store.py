@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from searchcore import store
-from searchcore.store import StoreMismatchError, VectorStore, hnsw_index_params
+from searchcore import Engine, Settings, store
+from searchcore.store import StoreMismatchError, VectorStore
 
 
 def unit(rows: int, dim: int, seed: int) -> np.ndarray:
@@ -58,10 +59,24 @@ def test_reopened_collection_is_loaded_and_checked(tmp_path: Path):
     client.close()
 
 
-@pytest.mark.parametrize("m, ef", [(0, 200), (4096, 200), (16, 0), ("16", 200)])
-def test_bad_hnsw_parameters_are_refused_before_creation(m, ef):
+@pytest.mark.parametrize("m, ef", [(0, 200), (4096, 200), (16, 0)])
+def test_bad_hnsw_settings_are_refused_before_any_collection_is_created(settings, m, ef, monkeypatch):
+    """SEARCHCORE_HNSW_M / SEARCHCORE_HNSW_EF_CONSTRUCTION, as an operator sets them."""
+    monkeypatch.setenv("SEARCHCORE_HNSW_M", str(m))
+    monkeypatch.setenv("SEARCHCORE_HNSW_EF_CONSTRUCTION", str(ef))
+    chosen = Settings.from_env(model_dir=settings.model_dir, milvus_uri=settings.milvus_uri, redis_url="")
     with pytest.raises(ValueError, match="HNSW"):
-        hnsw_index_params(m, ef)
+        Engine(chosen)
+    client = store.connect(settings.milvus_uri)
+    assert client.list_collections() == []  # nothing half-made that would break the next load
+    client.close()
+
+
+def test_hnsw_settings_reach_the_index(settings):
+    # Milvus Lite's describe_index does not echo build parameters, so the store's own are checked
+    with Engine(replace(settings, hnsw_m=8, hnsw_ef_construction=64)) as engine:
+        assert all(s.index_params == {"M": 8, "efConstruction": 64} for s in engine.stores.values())
+        assert engine.client.describe_index(engine.stores["vgg16"].name, "vector")["index_type"] == "HNSW"
 
 
 def test_server_uri_path_on_milvus_standalone(milvus_server):
