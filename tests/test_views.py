@@ -26,8 +26,12 @@ def test_captions_mark_shared_hits_and_leave_out_hits_without_an_image():
         "vgg16": [hit(3, "/r/b.jpg", 0.3), hit(1, "/r/a.jpg", 0.4), hit(4, "/r/gone.jpg", 0.6)]})
     images = {1: Path("/shown/1.webp"), 3: Path("/shown/3.webp")}  # 2 and 4 had no image to show
     resnet = views.gallery(result, "resnet50", images)
-    assert resnet == [("/shown/1.webp", "#1 · L2 0.00 · both"), ("/shown/3.webp", "#3 · L2 0.70 · both")]
-    assert views.gallery(result, "vgg16", images)[0] == ("/shown/3.webp", "#1 · L2 0.30 · both")
+    assert resnet == [("/shown/1.webp", "#1 ① L2 0.000 · cos 1.000 · r/a.jpg"),
+                      ("/shown/3.webp", "#3 ② L2 0.700 · cos 0.755 · r/b.jpg")]  # marks follow ResNet50's ranks
+    assert views.gallery(result, "vgg16", images)[0] == ("/shown/3.webp", "#1 ② L2 0.300 · cos 0.955 · r/b.jpg")
+    assert views.gallery(result, views.only("resnet50"), {**images, 2: Path("/shown/2.webp")}) == [
+        ("/shown/2.webp", "#2 L2 0.500 · cos 0.875 · r/link.jpg")]  # its own rank, no mark
+    assert views.ranked(result, views.only("vgg16")) == [(3, result.hits["vgg16"][2])]
     assert re.search(r"2 hit\(s\) not shown", views.status_text(result, images))
     assert "this very image is indexed" in views.status_text(result, images)
 
