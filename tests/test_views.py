@@ -91,3 +91,17 @@ def test_shown_files_are_copies_of_unchanged_images_under_the_roots(tmp_path):
     assert shown.thumbnail(str(root / "a.jpg"), "0" * 64) is None  # changed since it was indexed
     assert shown.original(str(root / "gone.jpg"), a.sha256) is None
     assert sorted(p.name for p in (tmp_path / "shown").rglob("*") if p.is_file()) == sorted(["a.jpg", f"{a.sha256}.webp"])
+
+
+def test_examples_come_from_every_folder_in_turn():
+    rows = [{"path": f"/i/{folder}/{n}.jpg"} for folder in ("a", "b", "c") for n in range(3)]
+    ordered = views.round_robin(rows, key=lambda r: Path(r["path"]).parent.name)
+    assert [Path(r["path"]).parent.name for r in ordered[:6]] == ["a", "b", "c", "a", "b", "c"]
+    assert sorted(r["path"] for r in ordered) == sorted(r["path"] for r in rows)
+
+
+def test_allowed_folders_are_named_in_plain_words():
+    samples, photos = Path("/venv/lib/python3.11/site-packages/skimage/data"), Path("/srv/photos")
+    text = views.roots_text([photos, samples], {samples: "the bundled sample photos"})
+    assert text == "/srv/photos, the bundled sample photos" and "skimage" not in text
+    assert "weights: registry" not in " ".join(views.STATS_HEADERS) and "ImageNet weights from" in views.STATS_HEADERS
