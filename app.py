@@ -208,7 +208,11 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
         params = request.query_params if request else {}
         path, named = None, params.get("q", "")
         if len(named) == 16 and all(c in "0123456789abcdef" for c in named):
-            row = engine.stores[MODEL_NAMES[0]].rows([content_id(named)]).get(content_id(named))
+            try:
+                row = engine.stores[MODEL_NAMES[0]].rows([content_id(named)]).get(content_id(named))
+            except StoreUnavailableError as exc:  # the page still loads; a search will say what is wrong
+                log.warning("%s", exc)
+                row = None
             path = row and shown.original(row["path"], row["sha256"])
         chosen = params.get("mode") if params.get("mode") in views.MODES else gr.skip()
         top_k = int(params["k"]) if params.get("k", "").isdigit() and 1 <= int(params["k"]) <= 50 else gr.skip()
