@@ -313,13 +313,14 @@ def test_browser_phone_shows_results_after_the_query_rank_by_rank(app):
         assert abs(rows[0] - rows[1]) < 2
         page.locator("#examples img").nth(7).wait_for(timeout=30_000)
         assert page.locator("#startup").inner_text().strip() == ""
+        page.screenshot(path=str(OUTPUT / "app-phone.png"), full_page=True)
         page.locator("#gallery-vgg16 .thumbnail-item").nth(3).click()
         details = page.locator("#details")
         details.get_by_text("VGG16: #4").wait_for(timeout=30_000)
         box = details.bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box  # the details are not cut off
         assert details.evaluate("e => e.scrollWidth <= e.clientWidth + 1")
-        page.screenshot(path=str(OUTPUT / "app-phone.png"), full_page=True)
+        details.screenshot(path=str(OUTPUT / "app-phone-details.png"))
         browser.close()
 
 
