@@ -247,7 +247,7 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
     examples = gr.Dataset(components=[query], samples=spread_examples(engine, shown), label="Examples from the index",
                           samples_per_page=EXAMPLES, elem_id="examples", type="values")
     examples.click(lambda sample: sample[0], examples, query, api_visibility="private")
-    startup_progress(startup, examples, lambda: spread_examples(engine, shown))
+    startup_progress(demo, startup, examples, lambda: spread_examples(engine, shown))
     result_state, selected = gr.State(None), gr.State(None)
     galleries = [resnet, vgg, fused, only_resnet, only_vgg]
     outputs = [*galleries, agreement, details, as_json, status, result_state, selected]
@@ -267,8 +267,9 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
     again.click(search_selected, selected, query, api_visibility="private")
 
 
-def startup_progress(startup: StartupIndexing, examples: gr.Dataset, make_examples) -> None:
-    """A line that follows the start-up indexing (a timer polls it) and, once it is over, new examples."""
+def startup_progress(demo: gr.Blocks, startup: StartupIndexing, examples: gr.Dataset, make_examples) -> None:
+    """A line that follows the start-up indexing (a timer polls it, and every page load asks once) and,
+    once it is over, new examples."""
     banner = gr.Markdown(views.startup_text(startup.done, startup.total, startup.finished.is_set(), startup.failure),
                          elem_id="startup")
     timer = gr.Timer(1.0, active=not startup.finished.is_set())
@@ -279,6 +280,7 @@ def startup_progress(startup: StartupIndexing, examples: gr.Dataset, make_exampl
         return text, gr.Timer(active=not finished), gr.Dataset(samples=make_examples()) if finished else gr.skip()
 
     timer.tick(tick, None, [banner, timer, examples], api_visibility="private", show_progress="hidden")
+    demo.load(tick, None, [banner, timer, examples], api_visibility="private", show_progress="hidden")
 
 
 def spread_examples(engine: Engine, shown: ShownFiles) -> list[list[str]]:

@@ -224,6 +224,9 @@ def test_browser_upload_fills_both_galleries(app):
             texts = captions.all_inner_texts()
             assert len(texts) == k and all(CAPTION.match(t) for t in texts), texts
         assert "overlap@8" in page.locator("#agreement").inner_text()
+        # indexing was over before the page loaded: the page says nothing about it, and shows examples
+        assert page.locator("#startup").inner_text().strip() == ""
+        assert page.locator("#examples img").count() == 8
         page.screenshot(path=str(OUTPUT / "app-search.png"), full_page=True)
 
         page.locator("#gallery-vgg16 .thumbnail-item").nth(1).click()
