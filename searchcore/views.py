@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from .decode import is_under
 from .engine import Engine, check_top_k
 from .index import IndexReport
 from .search import FusedHit, QueryResult
@@ -180,7 +181,7 @@ def under_roots(folder: str, roots: Sequence[Path]) -> Path:
     except (OSError, ValueError, RuntimeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise ValueError(f"{shown} is not a usable folder name ({reason})") from None
-    if not any(path == root or path.is_relative_to(root) for root in roots):
+    if not is_under(path, roots):
         allowed = ", ".join(safe(str(r)) for r in roots) or "none configured (SEARCHCORE_INDEX_ROOTS)"
         raise ValueError(f"{shown} is not under an allowed folder: {allowed}")
     if not is_dir:
