@@ -31,7 +31,6 @@ log = logging.getLogger("searchcore.app")
 MAX_UPLOAD = "20mb"
 MAX_UPLOAD_BYTES = 20 * 1000 * 1000
 EXAMPLES = 8
-LISTS = ("resnet50", "vgg16", views.FUSED, views.only("resnet50"), views.only("vgg16"))
 NO_SELECTION = "Select a hit to see its details."
 # After a search: the page's URL names it (the query's id when it is indexed, the mode and k), as a new
 # history entry, so that Back, Reload and a copied link bring it back; Back reloads the page to get there.
@@ -125,7 +124,7 @@ class StartupIndexing:
             if self.images:
                 log.info("indexing %s: %s", self.images, self.engine.index([self.images], on_progress=self._progress)
                          .summary())
-            elif all(s.count() == 0 for s in self.engine.stores.values()):
+            elif self.engine.is_empty():
                 log.info("indexing the sample photos: %s",
                          self.engine.index(sample_files(), on_progress=self._progress).summary())
         except Exception as exc:  # noqa: BLE001 - shown in the page instead of killing a thread silently
@@ -170,34 +169,35 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
             return empty_results(views.error_text(str(exc)))
         images = shown.thumbnails([h for hits in result.hits.values() for h in hits] + result.fused)
         # a new result forgets the selection of the old one (details, selected hit)
-        return (*(views.gallery(result, name, images) for name in LISTS), views.agreement_text(result),
+        return (*(views.gallery(result, name, images) for name in views.LISTS), views.agreement_text(result),
                 NO_SELECTION, result.to_json(), views.status_text(result, images), (result, images), None)
 
     def empty_results(status: str):
-        return *([] for _ in LISTS), "", NO_SELECTION, {}, status, None, None
+        return *([] for _ in views.LISTS), "", NO_SELECTION, {}, status, None, None
 
     def after_search(state, mode: str):
         """Close previews (one left open would show another image of the new list); show the row of
         hits found by one model only when there are such hits."""
         result = state[0] if state else None
-        alone = bool(result) and mode == "Side by side" and any(views.ranked(result, views.only(m))
-                                                                for m in result.hits)
-        return *(gr.Gallery(selected_index=None) for _ in LISTS), gr.Row(visible=alone)
+        alone = bool(result) and mode == views.SIDE_BY_SIDE and any(views.ranked(result, views.only(m))
+                                                                    for m in result.hits)
+        return *(gr.Gallery(selected_index=None) for _ in views.LISTS), gr.Row(visible=alone)
 
     def show_mode(mode: str):
         models = views.MODES.get(mode, ())
         columns = 2 if len(models) > 1 else 4
-        return (gr.update(visible=mode != "Fused" and "resnet50" in models, columns=columns),
-                gr.update(visible=mode != "Fused" and "vgg16" in models, columns=columns),
-                gr.update(visible=mode == "Fused"))
+        fused_mode = mode == views.FUSED_MODE
+        return (*(gr.update(visible=not fused_mode and name in models, columns=columns) for name in engine.models),
+                gr.update(visible=fused_mode))
 
     def select(name: str):
         def handler(state, evt: gr.SelectData):
             if state is None or state[0].error:
                 return NO_SELECTION, None
             result, images = state
+            _, hit = views.shown_hits(result, name, images)[evt.index]
             try:
-                chosen = views.hit_details(engine, result, name, evt.index, images)
+                chosen = views.hit_details(hit, engine.hit_scores(result, hit.id))
             except StoreUnavailableError as exc:
                 return views.error_text(str(exc)), None
             return chosen.text, chosen
@@ -209,7 +209,7 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
         path, named = None, params.get("q", "")
         if len(named) == 16 and all(c in "0123456789abcdef" for c in named):
             try:
-                row = engine.stores[MODEL_NAMES[0]].rows([content_id(named)]).get(content_id(named))
+                row = engine.row(content_id(named))
             except StoreUnavailableError as exc:  # the page still loads; a search will say what is wrong
                 log.warning("%s", exc)
                 row = None
@@ -232,13 +232,12 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
         with gr.Column(scale=3):
             status = gr.Markdown(elem_id="status")
             with gr.Row(equal_height=False, elem_classes=["pair"]):
-                resnet = gallery("ResNet50", "gallery-resnet50")
-                vgg = gallery("VGG16", "gallery-vgg16")
-                fused = gallery("Fused (mean cosine of both models)", "gallery-fused", visible=False)
+                per_model = [gallery(m.label, f"gallery-{m.name}") for m in engine.models.values()]
+                fused = gallery("Fused (mean cosine of the models, over their top 50)", "gallery-fused",
+                                visible=False)
             agreement = gr.Markdown(elem_id="agreement")
             with gr.Row(equal_height=False, elem_classes=["pair"], visible=False) as only_row:
-                only_resnet = gallery("Found by ResNet50 only", "only-resnet50")
-                only_vgg = gallery("Found by VGG16 only", "only-vgg16")
+                alone = [gallery(f"Found by {m.label} only", f"only-{m.name}") for m in engine.models.values()]
             with gr.Row():
                 details = gr.Markdown(NO_SELECTION, elem_id="details")
                 again = gr.Button("Search with the selected hit", elem_id="again")
@@ -249,20 +248,20 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
     examples.click(lambda sample: sample[0], examples, query, api_visibility="private")
     startup_progress(demo, startup, examples, lambda: spread_examples(engine, shown))
     result_state, selected = gr.State(None), gr.State(None)
-    galleries = [resnet, vgg, fused, only_resnet, only_vgg]
+    galleries = [*per_model, fused, *alone]  # in the order of views.LISTS
     outputs = [*galleries, agreement, details, as_json, status, result_state, selected]
     inputs = [query, mode, k]
     searches = [query.change(search, inputs, outputs, api_name="search", concurrency_limit=2, concurrency_id="search"),
                 go.click(search, inputs, outputs, api_visibility="private", concurrency_id="search"),
                 k.change(search, inputs, outputs, api_visibility="private", concurrency_id="search",
                          trigger_mode="always_last"),
-                mode.change(show_mode, mode, [resnet, vgg, fused]).then(
+                mode.change(show_mode, mode, [*per_model, fused]).then(
                     search, inputs, outputs, api_visibility="private", concurrency_id="search")]
     for done in searches:
         done.then(after_search, [result_state, mode], [*galleries, only_row], api_visibility="private").then(
             None, [as_json, mode, k], None, js=KEEP_IN_URL)
     demo.load(restore, None, [query, mode, k], api_visibility="private")
-    for component, name in zip(galleries, LISTS):
+    for component, name in zip(galleries, views.LISTS):
         component.select(select(name), result_state, [details, selected], api_visibility="private")
     again.click(search_selected, selected, query, api_visibility="private")
 
@@ -285,7 +284,7 @@ def startup_progress(demo: gr.Blocks, startup: StartupIndexing, examples: gr.Dat
 
 def spread_examples(engine: Engine, shown: ShownFiles) -> list[list[str]]:
     """Up to EXAMPLES indexed images, one folder after another, so that they show the whole index."""
-    rows = engine.stores[MODEL_NAMES[0]].sample(EXAMPLES * 50)
+    rows = engine.sample_rows(EXAMPLES * 50)
     picked = []
     for row in views.round_robin(rows, key=lambda r: str(Path(r["path"]).parent)):
         if len(picked) == EXAMPLES:
@@ -324,7 +323,7 @@ def index_tab(engine: Engine, roots: list[Path]) -> None:
 
     def stats():
         try:
-            return views.stats_rows(engine)
+            return views.stats_rows(engine.stats())
         except StoreUnavailableError as exc:
             log.warning("%s", exc)
             return []

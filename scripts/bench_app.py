@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tests.conftest import free_port  # noqa: E402
 from tests.test_app import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from searchcore.config import MODEL_NAMES  # noqa: E402
 from searchcore.decode import IMAGE_SUFFIXES  # noqa: E402
 
 
@@ -85,7 +86,7 @@ def search_times(url: str, queries: list[Path], k: int) -> list[float]:
                 start = time.perf_counter()
                 page.set_input_files("#query input[type=file]", str(upload))
                 page.locator("#status").get_by_text(upload.name).wait_for(timeout=120_000)
-                for model in ("resnet50", "vgg16"):
+                for model in MODEL_NAMES:
                     page.locator(f"#gallery-{model} .caption-label").nth(k - 1).wait_for(timeout=120_000)
                 times.append(time.perf_counter() - start)
         browser.close()

@@ -20,7 +20,7 @@ import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from searchcore import Engine, Settings  # noqa: E402
+from searchcore import MODEL_NAMES, Engine, Settings  # noqa: E402
 from searchcore.decode import IMAGE_SUFFIXES, decode, read_raw  # noqa: E402
 from searchcore.encoder import Encoder  # noqa: E402
 from searchcore.manifest import ONNX_NAME  # noqa: E402
@@ -53,7 +53,7 @@ def indexing(settings: Settings, model: str, files: list[Path]) -> float:
     """img/s of a full index run: read, hash, decode, resize, infer, write to a fresh Milvus Lite."""
     with tempfile.TemporaryDirectory() as tmp:
         with Engine(replace(settings, milvus_uri=f"{tmp}/m.db", redis_url=""), models=[model]) as engine:
-            warm_up(engine.encoders[model], settings.batch_size)
+            warm_up(engine.models[model].encoder, settings.batch_size)
             start = time.perf_counter()
             report = engine.index(files)
             seconds = time.perf_counter() - start
@@ -84,7 +84,7 @@ def main() -> None:
     print(f"{len(files)} images from {args.folder}, batch {settings.batch_size}, {args.rounds} rounds, "
           f"onnxruntime {ort.__version__}")
     print(f"{'model':<10}{'raw ORT':>10}{'indexing':>10}{'ratio':>8}{'naive':>9}{'speed-up':>10}   (img/s, medians)")
-    for model in ("resnet50", "vgg16"):
+    for model in MODEL_NAMES:
         directory = settings.model_dir / model
         encoder = Encoder(directory)
         warm_up(encoder, settings.batch_size)

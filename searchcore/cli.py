@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from dataclasses import asdict
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -55,10 +54,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--top-k", type=_top_k, default=10, help="hits per model, 1 to 1000 (default 10)")
     s.add_argument("--json", action="store_true", help="one JSON object per query")
 
-    e = sub.add_parser("eval", help="P@1/P@10/P@20/mAP on a folder of class subfolders")
+    e = sub.add_parser("eval", help="P@k, R@k and mAP of every mode on a folder of class subfolders")
     e.add_argument("dataset", type=Path)
     e.add_argument("--models", **models)
-    e.add_argument("--json", action="store_true")
+    e.add_argument("--json", action="store_true", help="the whole report as one JSON object")
+    e.add_argument("--plots", type=Path, metavar="DIR", help="write the plots (PNG) into this folder")
 
     st = sub.add_parser("stats", help="rows per collection and where things are")
     st.add_argument("--json", action="store_true")
@@ -84,6 +84,14 @@ def print_result(result: QueryResult) -> None:
         tau = "n/a" if a.kendall_tau is None else f"{a.kendall_tau:.2f}"
         print(f"  agreement {pair}: overlap@{a.k} {a.overlap_at_k:.2f}, Jaccard {a.jaccard:.2f}, "
               f"Kendall tau {tau} on {a.shared} shared")
+
+
+def write_plots(engine: "Engine", report, folder: Path) -> list[Path]:
+    """The evaluation's plots and disagreement mosaic, as PNG files."""
+    from . import plots
+    from .shown import ShownFiles
+    shown = ShownFiles(engine.settings.home / "shown", [Path(report.root)], engine.settings.max_pixels)
+    return plots.write_all(report, shown.thumbnails_by_path(report.shown_files()), engine.labels(), folder)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -125,6 +133,7 @@ def _run(engine: "Engine", args: argparse.Namespace) -> int:
         for link in report.links_out:
             print(f"note: {link} is a link that leads outside the folder given; indexed all the same", file=sys.stderr)
         print(report.summary())
+        print(f"time per stage: {report.stages.text()}")
         return 1 if report.failed else 0
     if args.command == "search":
         if not args.images and not args.id:
@@ -139,8 +148,10 @@ def _run(engine: "Engine", args: argparse.Namespace) -> int:
         return 1 if any(r.error for r in results) else 0
     if args.command == "eval":
         report = engine.evaluate(args.dataset)
-        print(json.dumps({"images": report.images, "classes": report.classes, "scores": report.scores,
-                          "failed": [asdict(f) for f in report.failed]}) if args.json else report.table())
+        print(json.dumps(report.to_json()) if args.json else report.table())
+        if args.plots:
+            for path in write_plots(engine, report, args.plots):
+                print(f"wrote {path}", file=sys.stderr)
         return 0
     if args.command == "stats":
         stats = engine.stats()

@@ -6,7 +6,22 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-MODEL_NAMES: tuple[str, ...] = ("resnet50", "vgg16")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What names a model everywhere: its id (files, collections, API), its label on the page, and the
+    Keras application it is exported from. A third model is one more line in MODEL_SPECS."""
+
+    name: str
+    label: str
+    keras_application: str
+
+
+MODEL_SPECS: tuple[ModelSpec, ...] = (ModelSpec("resnet50", "ResNet50", "ResNet50"),
+                                      ModelSpec("vgg16", "VGG16", "VGG16"))
+MODEL_NAMES: tuple[str, ...] = tuple(spec.name for spec in MODEL_SPECS)
+SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in MODEL_SPECS}
 
 
 def configure_logging() -> None:

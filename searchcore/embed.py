@@ -12,6 +12,7 @@ from .cache import EmbeddingCache
 from .decode import DecodeError, RawImage, decode
 from .encoder import Encoder
 from .preprocess import resize
+from .timing import StageTimes
 
 Tensors = dict[str, np.ndarray]
 
@@ -46,19 +47,23 @@ class Embedder:
         wanted = frozenset(models or self.encoders)
         return [item for batch in self.stream([[(r, wanted) for r in raws]]) for item in batch]
 
-    def stream(self, batches: Iterable[list[tuple[RawImage, frozenset[str]]]]) -> Iterator[list[Embedded]]:
-        """Embed batch after batch; batch N+1 decodes while batch N runs through the models."""
+    def stream(self, batches: Iterable[list[tuple[RawImage, frozenset[str]]]],
+               times: StageTimes | None = None) -> Iterator[list[Embedded]]:
+        """Embed batch after batch; batch N+1 decodes while batch N runs through the models.
+        `times` gets decode (thread-seconds) and inference seconds."""
+        times = times or StageTimes()
         with ThreadPoolExecutor(self.workers, thread_name_prefix="decode") as pool:
             pending: _Started | None = None
             for batch in batches:
-                started = self._start(batch, pool)
+                started = self._start(batch, pool, times)
                 if pending is not None:
-                    yield self._finish(pending)
+                    yield self._finish(pending, times)
                 pending = started
             if pending is not None:
-                yield self._finish(pending)
+                yield self._finish(pending, times)
 
-    def _start(self, batch: list[tuple[RawImage, frozenset[str]]], pool: ThreadPoolExecutor) -> _Started:
+    def _start(self, batch: list[tuple[RawImage, frozenset[str]]], pool: ThreadPoolExecutor,
+               times: StageTimes) -> _Started:
         items = [Embedded(raw) for raw, _ in batch]
         needs = [frozenset(models) for _, models in batch]
         for name in set().union(*needs) if needs else ():
@@ -68,18 +73,19 @@ class Embedder:
             for item, need in zip(items, needs):
                 if name in need and item.raw.sha256 in found:
                     item.vectors[name] = found[item.raw.sha256]
-        decoding = {i: pool.submit(self._tensors, item.raw, need - item.vectors.keys())
+        decoding = {i: pool.submit(self._tensors, item.raw, need - item.vectors.keys(), times)
                     for i, (item, need) in enumerate(zip(items, needs)) if need - item.vectors.keys()}
         return _Started(items, decoding)
 
-    def _tensors(self, raw: RawImage, models: Iterable[str]) -> Tensors:
+    def _tensors(self, raw: RawImage, models: Iterable[str], times: StageTimes) -> Tensors:
         """Decode once, resize once per input size, preprocess per model: one image's model inputs."""
-        image = decode(raw, self.max_pixels, draft_size=(self._draft, self._draft))
-        encoders = [self.encoders[m] for m in models]
-        pixels = {key: resize(image, key)[None] for key in {e.resize_key for e in encoders}}
-        return {e.name: e.preprocess(pixels[e.resize_key])[0] for e in encoders}
+        with times.stage("decode"):
+            image = decode(raw, self.max_pixels, draft_size=(self._draft, self._draft))
+            encoders = [self.encoders[m] for m in models]
+            pixels = {key: resize(image, key)[None] for key in {e.resize_key for e in encoders}}
+            return {e.name: e.preprocess(pixels[e.resize_key])[0] for e in encoders}
 
-    def _finish(self, started: _Started) -> list[Embedded]:
+    def _finish(self, started: _Started, times: StageTimes) -> list[Embedded]:
         tensors: dict[int, Tensors] = {}
         for i, future in started.decoding.items():
             try:
@@ -91,7 +97,8 @@ class Embedder:
             fresh: dict[str, np.ndarray] = {}
             for start in range(0, len(todo), self.batch_size):
                 chunk = todo[start:start + self.batch_size]
-                vectors = encoder.vectors(np.stack([tensors[i][name] for i in chunk]))
+                with times.stage("inference"):
+                    vectors = encoder.vectors(np.stack([tensors[i][name] for i in chunk]))
                 for i, vector in zip(chunk, vectors):
                     started.items[i].vectors[name] = vector
                     fresh[started.items[i].raw.sha256] = vector

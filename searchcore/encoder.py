@@ -48,6 +48,10 @@ class Encoder:
         """Raw model output for an already preprocessed float32 batch."""
         return self.session.run([self.manifest.output_name], {self.manifest.input_name: tensor})[0]
 
+    def feature_maps(self, tensor: np.ndarray) -> np.ndarray:
+        """The last convolutional feature maps (N x h x w x C) that the vectors are max-pooled from."""
+        return self.session.run([self.manifest.feature_map_name], {self.manifest.input_name: tensor})[0]
+
     def preprocess(self, pixels: np.ndarray) -> np.ndarray:
         """NxHxWx3 uint8 RGB pixels (already resized) to this model's input tensor."""
         return to_input(pixels, self.manifest.preprocessing)

@@ -1,20 +1,26 @@
-"""The typed API that the CLI and the app share: models + cache + store wired once."""
+"""The typed API that the CLI and the app share: one record per model (spec, encoder, store), the cache
+and the Milvus client, wired once."""
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
+
 from .cache import EmbeddingCache
-from .config import MODEL_NAMES, Settings
-from .decode import Failure, RawImage, raw_from_bytes, read_each, read_many, safe_file_name
+from .config import MODEL_NAMES, SPECS, ModelSpec, Settings
+from .decode import (DecodeError, Failure, RawImage, decode, raw_from_bytes, read_each, read_many, read_raw,
+                     safe_file_name)
 from .embed import Embedder
 from .encoder import Encoder
-from .evaluate import EvalReport, evaluate
+from .explain import SpatialSimilarity, spatial_similarity
+from .evaluate import EmbeddingsFile, EvalReport, evaluate
 from .index import Indexer, IndexReport
-from .search import QueryResult, search
+from .preprocess import resize
+from .search import FUSED, QueryResult, search
 from . import store
 
 log = logging.getLogger("searchcore")
@@ -28,6 +34,41 @@ def check_top_k(k: object) -> int:
     return k
 
 
+@dataclass(frozen=True)
+class Model:
+    """Everything of one model: what it is called, how it encodes, where its vectors are."""
+
+    spec: ModelSpec
+    encoder: Encoder
+    store: store.VectorStore
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def label(self) -> str:
+        return self.spec.label
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What one model saw of the query and the hit (its resized input pixels) and where they match."""
+
+    query_pixels: np.ndarray
+    hit_pixels: np.ndarray
+    similarity: SpatialSimilarity
+
+
+@dataclass(frozen=True)
+class HitScore:
+    """A hit under one model: its rank in that model's list (None: not in it) and its exact cosine to
+    the query (None: that model has no vector of it)."""
+
+    rank: int | None
+    cosine: float | None
+
+
 class Engine:
     """Open once, use for many calls: ONNX sessions, the Milvus client and Redis are reused."""
 
@@ -36,27 +77,35 @@ class Engine:
         unknown = set(models) - set(MODEL_NAMES)
         if unknown:
             raise ValueError(f"unknown model(s) {sorted(unknown)}; choose from {MODEL_NAMES}")
-        self.models = tuple(models)
         s = self.settings
-        self.encoders = {m: Encoder(s.model_dir / m) for m in self.models}
         self.cache = EmbeddingCache(s.redis_url, s.redis_prefix, s.cache_ttl_seconds)
         self.client = store.connect(s.milvus_uri, s.milvus_token, s.milvus_timeout)
-        self.stores = {m: store.VectorStore(self.client, s.collection_prefix + m, e.dim, e.manifest.onnx_sha256,
-                                            s.milvus_uri, s.milvus_timeout, (s.hnsw_m, s.hnsw_ef_construction))
-                       for m, e in self.encoders.items()}
-        self.embedder = Embedder(self.encoders, self.cache, s.max_pixels, s.batch_size, s.decode_workers)
+        self.models: dict[str, Model] = {name: self._open_model(SPECS[name]) for name in MODEL_NAMES
+                                         if name in models}
+        self.embedder = Embedder({m.name: m.encoder for m in self.models.values()}, self.cache, s.max_pixels,
+                                 s.batch_size, s.decode_workers)
+
+    def _open_model(self, spec: ModelSpec) -> Model:
+        s = self.settings
+        encoder = Encoder(s.model_dir / spec.name)
+        vectors = store.VectorStore(self.client, s.collection_prefix + spec.name, encoder.dim,
+                                    encoder.manifest.onnx_sha256, s.milvus_uri, s.milvus_timeout,
+                                    (s.hnsw_m, s.hnsw_ef_construction))
+        return Model(spec, encoder, vectors)
 
     def _models(self, models: Sequence[str] | None) -> tuple[str, ...]:
         chosen = tuple(models or self.models)
-        missing = [m for m in chosen if m not in self.encoders]
+        missing = [m for m in chosen if m not in self.models]
         if missing:
-            raise ValueError(f"model(s) {missing} not loaded; this engine has {self.models}")
+            raise ValueError(f"model(s) {missing} not loaded; this engine has {tuple(self.models)}")
         return chosen
+
+    def _stores(self, models: Sequence[str]) -> dict[str, store.VectorStore]:
+        return {m: self.models[m].store for m in models}
 
     def _indexer(self, models: Sequence[str] | None, roots: Sequence[Path] | None,
                  on_progress: Callable[[int, int], None] | None = None) -> Indexer:
-        chosen = self._models(models)
-        return Indexer(self.embedder, {m: self.stores[m] for m in chosen}, self.settings.batch_size, roots,
+        return Indexer(self.embedder, self._stores(self._models(models)), self.settings.batch_size, roots,
                        on_progress)
 
     def index(self, paths: Sequence[Path | str], models: Sequence[str] | None = None,
@@ -98,7 +147,7 @@ class Engine:
                 results.append(QueryResult(query=item.raw.source, id=item.raw.id, hits={}, error=str(item.error)))
             else:
                 results.append(search(item.raw.id, item.raw.source, {m: item.vectors[m] for m in chosen},
-                                      {m: self.stores[m] for m in chosen}, k))
+                                      self._stores(chosen), k))
         return results
 
     def search_files(self, paths: Sequence[Path | str], models: Sequence[str] | None = None,
@@ -117,36 +166,77 @@ class Engine:
         """Search with an indexed image's stored vectors (no decoding, no inference)."""
         chosen = self._models(models)
         check_top_k(k)
-        vectors = {m: self.stores[m].vectors([image_id]).get(image_id) for m in chosen}
+        stores = self._stores(chosen)
+        vectors = {m: st.vectors([image_id]).get(image_id) for m, st in stores.items()}
         missing = [m for m, v in vectors.items() if v is None]
         if missing:
             return QueryResult(query=f"id:{image_id}", id=image_id, hits={},
                                error=f"id {image_id} is not indexed for {', '.join(missing)}")
-        row = self.stores[chosen[0]].rows([image_id])[image_id]
-        return search(image_id, row["path"], vectors, {m: self.stores[m] for m in chosen}, k)
+        row = stores[chosen[0]].rows([image_id])[image_id]
+        return search(image_id, row["path"], vectors, stores, k)
+
+    def hit_scores(self, result: QueryResult, hit_id: int) -> dict[str, HitScore]:
+        """One hit under every model of a result: its rank in that model's list and its exact cosine to
+        the query, from the stored vector (also for a model whose list does not hold it)."""
+        scores = {}
+        for name, query_vector in result.vectors.items():
+            stored = self.models[name].store.vectors([hit_id]).get(hit_id)
+            ranks = [r for r, h in enumerate(result.hits.get(name, []), 1) if h.id == hit_id]
+            scores[name] = HitScore(rank=ranks[0] if ranks else None,
+                                    cosine=None if stored is None else float(stored @ query_vector))
+        return scores
+
+    def explain(self, query: Path | str, hit_path: str, hit_sha256: str, roots: Sequence[Path] | None = None,
+                ) -> dict[str, Explanation]:
+        """Per model, heat grids over the query and the hit that show which regions drive their
+        similarity. The hit is read only under `roots`, and only if it still has the indexed bytes."""
+        hit_raw = read_raw(hit_path, roots)
+        if hit_raw.sha256 != hit_sha256:
+            raise DecodeError(hit_path, "file changed since it was indexed", kind="changed")
+        images = [decode(raw, self.settings.max_pixels) for raw in (read_raw(query), hit_raw)]
+        explained = {}
+        for name, m in self.models.items():
+            pixels = np.stack([resize(image, m.encoder.resize_key) for image in images])
+            query_map, hit_map = m.encoder.feature_maps(m.encoder.preprocess(pixels))
+            explained[name] = Explanation(pixels[0], pixels[1], spatial_similarity(query_map, hit_map))
+        return explained
+
+    def row(self, image_id: int) -> dict | None:
+        """An indexed image's path and SHA-256, or None."""
+        return self.models[next(iter(self.models))].store.rows([image_id]).get(image_id)
+
+    def sample_rows(self, limit: int) -> list[dict]:
+        """Up to `limit` indexed rows (path, sha256) of the first model."""
+        return self.models[next(iter(self.models))].store.sample(limit)
+
+    def labels(self) -> dict[str, str]:
+        """Every list's name on the page: the models' labels, and Fused."""
+        return {**{name: m.label for name, m in self.models.items()}, FUSED: "Fused"}
+
+    def is_empty(self) -> bool:
+        return all(m.store.count() == 0 for m in self.models.values())
 
     def evaluate(self, root: Path | str, models: Sequence[str] | None = None) -> EvalReport:
-        return evaluate(Path(root), self.embedder, self._models(models))
+        """Scores of every mode on a labelled folder; its vectors are kept for the next evaluation."""
+        return evaluate(Path(root).resolve(), self.embedder, self._models(models),
+                        EmbeddingsFile(self.settings.home / "evaluations"))
 
     def stats(self) -> dict:
         return {"milvus_uri": self.settings.milvus_uri, "redis_cache": self.cache.available,
-                "models": {m: {"collection": st.name, "rows": st.count(), "dim": st.dim,
-                               "weights": self.encoders[m].manifest.weights.get("source"),
-                               "weights_package": self.encoders[m].manifest.weights.get("package"),
-                               "onnx_sha256": self.encoders[m].manifest.onnx_sha256}
-                           for m, st in self.stores.items()}}
+                "models": {name: {"label": m.label, "collection": m.store.name, "rows": m.store.count(),
+                                  "dim": m.store.dim, "weights": m.encoder.manifest.weights.get("source"),
+                                  "weights_package": m.encoder.manifest.weights.get("package"),
+                                  "onnx_sha256": m.encoder.manifest.onnx_sha256}
+                           for name, m in self.models.items()}}
 
     def remove(self, target: str) -> int:
         """Remove an id, a file's row, or every row under a folder, from every model's collection."""
-        if target.isdigit():
-            ids_per_store = {m: [int(target)] for m in self.stores}
-        else:
-            path = os.path.abspath(Path(target).expanduser())  # stored paths are absolute, links unresolved
-            ids_per_store = {m: st.ids_under(path) for m, st in self.stores.items()}
+        path = os.path.abspath(Path(target).expanduser())  # stored paths are absolute, links unresolved
         removed = set()
-        for m, ids in ids_per_store.items():
-            present = list(self.stores[m].existing(ids))
-            self.stores[m].delete(present)
+        for m in self.models.values():
+            ids = [int(target)] if target.isdigit() else m.store.ids_under(path)
+            present = list(m.store.existing(ids))
+            m.store.delete(present)
             removed.update(present)
         return len(removed)
 

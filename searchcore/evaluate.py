@@ -1,34 +1,115 @@
-"""Evaluation on a labelled folder (one subfolder per class): every image queries all others,
-itself excluded, by exact cosine similarity; P@k and mAP per model and fused."""
+"""Evaluation on a labelled folder (one subfolder per class), in two steps.
+
+1. `embed_folder`: files -> vectors per model (the one reader and the Embedder), kept on disk so that a
+   second evaluation of the same files with the same model builds skips decoding and inference.
+2. `score`: vectors + labels -> metrics, a pure function. Every image queries all others (itself
+   excluded) by exact cosine, in chunks of queries, so 50,000 images never need an N x N matrix.
+   Modes: each model, and Fused exactly as the app ranks it (`search.fused_order`).
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .decode import IMAGE_SUFFIXES, Failure, read_many
+from .decode import IMAGE_SUFFIXES, Failure, batched, read_many
 from .embed import Embedder
-from .metrics import average_precision, precision_at
+from .metrics import average_precision, hit_rate_at, jaccard_rows, precision_at, precision_curve
+from .search import FUSED, FUSION_POOL, fused_order
+from .timing import StageTimes
 
-FUSED = "fused"
+PRECISION_KS = (1, 10, 20)
+RECALL_KS = (1, 5, 10)
+CURVE_DEPTH = 50
+JACCARD_K = 10
+TOP_SHOWN = 5
+TOP_KEPT = max(JACCARD_K, TOP_SHOWN)
+DISAGREEMENTS = 3  # per direction: where the first model wins most, and where the second does
+
+
+@dataclass
+class Embeddings:
+    """The embed step's output: one row per image that could be embedded."""
+
+    paths: list[str]
+    sha256s: list[str]
+    labels: list[str]
+    vectors: dict[str, np.ndarray]
+    failed: list[Failure] = field(default_factory=list)
+    stages: StageTimes = field(default_factory=StageTimes)
+    cached: bool = False
+
+
+@dataclass
+class ModeScores:
+    """One ranking mode over every query: the summary row and what the plots need."""
+
+    summary: dict[str, float]
+    precision_curve: np.ndarray  # mean P@k, k = 1..CURVE_DEPTH
+    ap: np.ndarray  # per query
+    top: np.ndarray  # per query: the first TOP_KEPT images' indices
+
+
+@dataclass
+class Scores:
+    modes: dict[str, ModeScores]
+    jaccard: np.ndarray | None  # per query: Jaccard@JACCARD_K of the first two models' lists
+
+
+@dataclass(frozen=True)
+class Shown:
+    path: str
+    sha256: str
+    relevant: bool
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """A query where one model's AP beats the other's by much, with both models' first hits."""
+
+    path: str
+    sha256: str
+    label: str
+    ap: dict[str, float]
+    top: dict[str, list[Shown]]
 
 
 @dataclass
 class EvalReport:
+    root: str
     images: int
-    classes: int
-    scores: dict[str, dict[str, float]]
-    failed: list[Failure] = field(default_factory=list)
+    classes: list[str]
+    scores: dict[str, dict[str, float]]  # mode -> P@k, R@k, mAP
+    curves: dict[str, list[float]]
+    ap_per_class: dict[str, dict[str, float]]  # mode -> class -> mean AP
+    jaccard: list[float]
+    disagreements: list[Disagreement]
+    failed: list[Failure]
+    stages: dict[str, float]
+    cached: bool
+    seconds: float
 
     def table(self) -> str:
         columns = list(next(iter(self.scores.values())))
-        lines = [f"{self.images} images, {self.classes} classes, {len(self.failed)} failed",
-                 f"{'model':<10}" + "".join(f"{c:>8}" for c in columns)]
+        lines = [f"{self.images} images, {len(self.classes)} classes, {len(self.failed)} failed",
+                 f"{'mode':<10}" + "".join(f"{c:>8}" for c in columns)]
         lines += [f"{m:<10}" + "".join(f"{s[c]:>8.3f}" for c in columns) for m, s in self.scores.items()]
         return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def shown_files(self) -> list[tuple[str, str]]:
+        """(path, sha256) of every image the disagreement rows show."""
+        return [(d.path, d.sha256) for d in self.disagreements] + [
+            (hit.path, hit.sha256) for d in self.disagreements for hits in d.top.values() for hit in hits]
 
 
 def labelled_images(root: Path) -> list[tuple[Path, str]]:
@@ -36,52 +117,152 @@ def labelled_images(root: Path) -> list[tuple[Path, str]]:
             for p in sorted(folder.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
 
 
-def rank_scores(similarity: np.ndarray, labels: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
-    """Mean P@k and mAP, each row a query over every other column."""
-    totals = dict.fromkeys([f"P@{k}" for k in ks] + ["mAP"], 0.0)
-    for i, row in enumerate(similarity):
-        order = np.argsort(-row, kind="stable")
-        order = order[order != i]
-        relevant = labels[order] == labels[i]
-        for k in ks:
-            totals[f"P@{k}"] += precision_at(relevant, k)
-        totals["mAP"] += average_precision(relevant, int(np.sum(labels == labels[i])) - 1)
-    return {name: value / len(similarity) for name, value in totals.items()}
+class EmbeddingsFile:
+    """An evaluation's vectors on disk, named by the files (path, size, mtime) and the model builds."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path(self, files: Sequence[tuple[Path, str]], model_keys: Sequence[str]) -> Path:
+        digest = hashlib.sha256(json.dumps(list(model_keys)).encode())
+        for path, label in files:
+            st = os.stat(path)
+            digest.update(f"{path}\0{label}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return self.folder / f"{digest.hexdigest()[:32]}.npz"
+
+    def load(self, path: Path, models: Sequence[str]) -> Embeddings | None:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                vectors = {m: data[f"vectors_{m}"] for m in models}
+        except (OSError, KeyError, ValueError):
+            return None
+        return Embeddings(meta["paths"], meta["sha256s"], meta["labels"], vectors,
+                          [Failure(**f) for f in meta["failed"]], cached=True)
+
+    def save(self, path: Path, embeddings: Embeddings) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        meta = {"paths": embeddings.paths, "sha256s": embeddings.sha256s, "labels": embeddings.labels,
+                "failed": [asdict(f) for f in embeddings.failed]}
+        partial = path.with_suffix(".partial.npz")
+        np.savez(partial, meta=json.dumps(meta), **{f"vectors_{m}": v for m, v in embeddings.vectors.items()})
+        partial.replace(path)
 
 
-def evaluate(root: Path, embedder: Embedder, models: Sequence[str], ks: Sequence[int] = (1, 10, 20),
-             batch_size: int = 32) -> EvalReport:
+def embed_folder(root: Path, embedder: Embedder, models: Sequence[str], saved: EmbeddingsFile | None = None,
+                 batch_size: int = 32) -> Embeddings:
+    """Every labelled image's vectors per model (or its failure), from the saved file when it matches."""
     files = labelled_images(root)
-    failed: list[Failure] = []
-    vectors: dict[str, list[np.ndarray]] = {m: [] for m in models}
-    labels: list[str] = []
-    label_of: dict[str, str] = {}
+    file = saved.path(files, [embedder.encoders[m].cache_key for m in models]) if saved else None
+    if file and (found := saved.load(file, models)):
+        return found
+    out = Embeddings([], [], [], {}, [])
+    rows: dict[str, list[np.ndarray]] = {m: [] for m in models}
+    label_of = {str(path): label for path, label in files}
     wanted = frozenset(models)
     bar = tqdm(total=len(files), unit="img", desc="embedding", disable=None)
 
     def batches():
-        for start in range(0, len(files), batch_size):
-            chunk = dict(files[start:start + batch_size])
-            batch = []
-            for path, raw in read_many(chunk, failed):
-                label_of[raw.source] = chunk[path]
-                batch.append((raw, wanted))
+        for chunk in batched([path for path, _ in files], batch_size):
+            with out.stages.stage("read"):
+                batch = [(raw, wanted) for _, raw in read_many(chunk, out.failed)]
             bar.update(len(chunk) - len(batch))
             yield batch
 
-    for embedded in embedder.stream(batches()):
+    for embedded in embedder.stream(batches(), out.stages):
         for item in embedded:
             if item.error:
-                failed.append(Failure.of(item.error))
+                out.failed.append(Failure.of(item.error))
                 continue
-            labels.append(label_of[item.raw.source])
+            out.paths.append(item.raw.source)
+            out.sha256s.append(item.raw.sha256)
+            out.labels.append(label_of[item.raw.source])
             for m in models:
-                vectors[m].append(item.vectors[m])
+                rows[m].append(item.vectors[m])
         bar.update(len(embedded))
     bar.close()
-    label_array = np.asarray(labels)
-    similarities = {m: np.stack(v) @ np.stack(v).T for m, v in vectors.items()}
-    if len(models) > 1:
-        similarities[FUSED] = np.mean(list(similarities.values()), axis=0)
-    scores = {m: rank_scores(s, label_array, ks) for m, s in similarities.items()}
-    return EvalReport(images=len(labels), classes=len(set(labels)), scores=scores, failed=failed)
+    out.vectors = {m: np.stack(v) if v else np.zeros((0, embedder.encoders[m].dim), np.float32)
+                   for m, v in rows.items()}
+    if file:
+        saved.save(file, out)
+    return out
+
+
+def score(vectors: Mapping[str, np.ndarray], labels: Sequence[str], chunk: int = 256,
+          pool: int = FUSION_POOL) -> Scores:
+    """P@k, R@k, mAP, the P@k curve, AP and top hits per query, per model and Fused (with 2+ models)."""
+    labels = np.asarray(labels)
+    n = len(labels)
+    n_relevant = np.array([np.sum(labels == label) - 1 for label in labels])
+    names = list(vectors)
+    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {m: [] for m in names + [FUSED] * (len(names) > 1)}
+    for start in range(0, n, chunk):
+        queries = np.arange(start, min(start + chunk, n))
+        similarities = []
+        for name in names:
+            similarity = vectors[name][queries] @ vectors[name].T
+            similarity[np.arange(len(queries)), queries] = -np.inf  # a query never finds itself
+            similarities.append(similarity)
+            parts[name].append(_relevance(np.argsort(-similarity, axis=1, kind="stable"), labels, queries))
+        if len(names) > 1:
+            parts[FUSED].append(_relevance(fused_order(similarities, pool), labels, queries))
+    modes = {mode: _mode_scores(np.concatenate([r for r, _ in p]), np.concatenate([t for _, t in p]), n_relevant)
+             for mode, p in parts.items()}
+    jaccard = (jaccard_rows(modes[names[0]].top[:, :JACCARD_K], modes[names[1]].top[:, :JACCARD_K])
+               if len(names) > 1 else None)
+    return Scores(modes, jaccard)
+
+
+def _relevance(order: np.ndarray, labels: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Relevance flags of each ranking (the query itself, ranked last, cut off) and its first ids."""
+    order = order[:, :-1]
+    return labels[order] == labels[queries][:, None], order[:, :TOP_KEPT]
+
+
+def _mode_scores(relevant: np.ndarray, top: np.ndarray, n_relevant: np.ndarray) -> ModeScores:
+    ap = average_precision(relevant, n_relevant)
+    summary = {f"P@{k}": float(precision_at(relevant, k).mean()) for k in PRECISION_KS}
+    summary |= {f"R@{k}": float(hit_rate_at(relevant, k).mean()) for k in RECALL_KS}
+    summary["mAP"] = float(ap.mean())
+    return ModeScores(summary, precision_curve(relevant, CURVE_DEPTH).mean(axis=0), ap, top)
+
+
+def report(root: Path, embeddings: Embeddings, scores: Scores, seconds: float) -> EvalReport:
+    """The scores as the table, the plots and the 'where they disagree' rows need them."""
+    labels = np.asarray(embeddings.labels)
+    classes = sorted(set(embeddings.labels))
+    names = [m for m in scores.modes if m != FUSED]
+    return EvalReport(
+        root=str(root), images=len(labels), classes=classes,
+        scores={m: s.summary for m, s in scores.modes.items()},
+        curves={m: [float(x) for x in s.precision_curve] for m, s in scores.modes.items()},
+        ap_per_class={m: {c: float(s.ap[labels == c].mean()) for c in classes} for m, s in scores.modes.items()},
+        jaccard=[] if scores.jaccard is None else [float(x) for x in scores.jaccard],
+        disagreements=disagreements(embeddings, scores, names[:2]) if len(names) > 1 else [],
+        failed=embeddings.failed, stages=dict(embeddings.stages.seconds), cached=embeddings.cached,
+        seconds=seconds)
+
+
+def disagreements(embeddings: Embeddings, scores: Scores, pair: Sequence[str]) -> list[Disagreement]:
+    """The queries where the first model's AP beats the second's by the most, then the reverse."""
+    a, b = pair
+    gap = scores.modes[a].ap - scores.modes[b].ap
+    order = np.argsort(-gap, kind="stable")
+    picked = [int(i) for i in order[:DISAGREEMENTS] if gap[i] > 0]
+    picked += [int(i) for i in order[::-1][:DISAGREEMENTS] if gap[i] < 0]
+    paths, shas, labels = embeddings.paths, embeddings.sha256s, embeddings.labels
+
+    def shown(q: int, model: str) -> list[Shown]:
+        return [Shown(paths[i], shas[i], labels[i] == labels[q]) for i in scores.modes[model].top[q, :TOP_SHOWN]]
+    return [Disagreement(path=paths[q], sha256=shas[q], label=labels[q],
+                         ap={m: float(scores.modes[m].ap[q]) for m in pair}, top={m: shown(q, m) for m in pair})
+            for q in picked]
+
+
+def evaluate(root: Path, embedder: Embedder, models: Sequence[str], saved: EmbeddingsFile | None = None
+             ) -> EvalReport:
+    started = time.perf_counter()
+    embeddings = embed_folder(root, embedder, models, saved)
+    with embeddings.stages.stage("scoring"):
+        scores = score(embeddings.vectors, embeddings.labels)
+    return report(root, embeddings, scores, time.perf_counter() - started)

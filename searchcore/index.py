@@ -8,15 +8,15 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
-from .decode import IMAGE_SUFFIXES, Failure, RawImage, read_many
+from .decode import IMAGE_SUFFIXES, Failure, RawImage, batched, read_many
 from .embed import Embedded, Embedder
 from .store import VectorStore
+from .timing import StageTimes
 
 
 @dataclass
@@ -28,6 +28,7 @@ class IndexReport:
     links_out: list[str] = field(default_factory=list)
     stored: set[str] = field(default_factory=set)  # files whose row now holds their own path
     seconds: float = 0.0
+    stages: StageTimes = field(default_factory=StageTimes)
 
     def summary(self) -> str:
         text = (f"indexed {self.indexed}, already there {self.already}, duplicates {self.duplicates}, "
@@ -63,12 +64,6 @@ def find_images(paths: Iterable[Path | str], report: IndexReport) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def _batched(items: Iterable, size: int) -> Iterator[list]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
-
-
 class Indexer:
     """Writes the vectors of new images into one store per model."""
 
@@ -102,9 +97,10 @@ class Indexer:
 
         seen: set[str] = set()
         plans = (self._plan(self._load(batch, report, advance), seen, report, advance)
-                 for batch in _batched(items, self.batch_size))
-        for embedded in self.embedder.stream(plans):
-            self._write(embedded, report)
+                 for batch in batched(items, self.batch_size))
+        for embedded in self.embedder.stream(plans, report.stages):
+            with report.stages.stage("write"):
+                self._write(embedded, report)
             advance(len(embedded))
         bar.close()
         report.seconds = time.perf_counter() - started
@@ -116,7 +112,8 @@ class Indexer:
         before = len(report.failed)
         paths = [item for item in batch if not isinstance(item, RawImage)]
         raws = [item for item in batch if isinstance(item, RawImage)]
-        raws += [raw for _, raw in read_many(paths, report.failed, self.roots)]
+        with report.stages.stage("read"):
+            raws += [raw for _, raw in read_many(paths, report.failed, self.roots)]
         advance(len(report.failed) - before)
         return raws
 

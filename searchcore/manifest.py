@@ -32,6 +32,7 @@ class ModelManifest:
     dim: int
     input_name: str
     output_name: str
+    feature_map_name: str
     preprocessing: Preprocessing
     pooling: str
     normalise: str

@@ -1,16 +1,33 @@
-"""Retrieval metrics over one ranked list of relevance flags."""
+"""Retrieval metrics over ranked relevance flags, one row per query (pure numpy, no models)."""
 from __future__ import annotations
 
 import numpy as np
 
 
-def precision_at(relevant: np.ndarray, k: int) -> float:
-    return float(np.mean(relevant[:k])) if k else 0.0
+def precision_at(relevant: np.ndarray, k: int) -> np.ndarray:
+    """P@k of each row: the share of relevant images among the first k."""
+    return relevant[:, :k].mean(axis=1) if k else np.zeros(len(relevant))
 
 
-def average_precision(relevant: np.ndarray, n_relevant: int) -> float:
-    """AP over the whole ranking, divided by the number of relevant items (not by the hits found)."""
-    if n_relevant == 0:
-        return 0.0
-    hits = np.flatnonzero(relevant)
-    return float(np.sum(np.arange(1, len(hits) + 1) / (hits + 1)) / n_relevant)
+def precision_curve(relevant: np.ndarray, depth: int) -> np.ndarray:
+    """P@1 … P@depth of each row (queries x depth)."""
+    depth = min(depth, relevant.shape[1])
+    return np.cumsum(relevant[:, :depth], axis=1) / np.arange(1, depth + 1)
+
+
+def hit_rate_at(relevant: np.ndarray, k: int) -> np.ndarray:
+    """R@k of each row as in deep metric learning: 1 when a relevant image is among the first k."""
+    return relevant[:, :k].any(axis=1).astype(float)
+
+
+def average_precision(relevant: np.ndarray, n_relevant: np.ndarray) -> np.ndarray:
+    """AP of each row over its whole ranking, divided by its number of relevant images (not by the
+    relevant images found); 0 for a row without relevant images."""
+    ranks = np.arange(1, relevant.shape[1] + 1)
+    precision_at_hits = np.where(relevant, np.cumsum(relevant, axis=1) / ranks, 0.0).sum(axis=1)
+    return np.divide(precision_at_hits, n_relevant, out=np.zeros(len(relevant)), where=n_relevant > 0)
+
+
+def jaccard_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Jaccard index of each pair of rows of ids (two top-k lists per query)."""
+    return np.array([len(set(x) & set(y)) / len(set(x) | set(y)) if len(x) else 0.0 for x, y in zip(a, b)])

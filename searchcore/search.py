@@ -1,14 +1,21 @@
-"""Query vectors -> each model's hits -> their agreement and a fused list (mean cosine)."""
+"""Query vectors -> each model's hits -> their agreement and a fused list.
+
+Fused, here and in the evaluation alike: the union of each model's top FUSION_POOL hits (more if k is
+larger), ranked by the mean cosine over the models; a model that did not return a candidate scores it
+exactly from its stored vector. `fused_order` is the same rule over full similarity rows."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from .compare import Agreement, agreement
 from .store import Hit, VectorStore
+
+FUSED = "fused"
+FUSION_POOL = 50
 
 
 @dataclass(frozen=True)
@@ -53,14 +60,31 @@ class QueryResult:
 
 def search(query_id: int, query: str, vectors: Mapping[str, np.ndarray], stores: Mapping[str, VectorStore],
            k: int) -> QueryResult:
-    """One query's vector per model -> hits per model, pairwise agreement, fused list."""
-    hits = {name: stores[name].search(vectors[name][None, :], k)[0] for name in vectors}
+    """One query's vector per model -> hits per model, pairwise agreement, fused list. With several
+    models each is asked once for its pool of fusion candidates, and shows the first k of it."""
+    depth = max(k, FUSION_POOL) if len(vectors) > 1 else k
+    pools = {name: stores[name].search(vectors[name][None, :], depth)[0] for name in vectors}
+    hits = {name: pool[:k] for name, pool in pools.items()}
     result = QueryResult(query=query, id=query_id, hits=hits, vectors=dict(vectors))
     for a, b in combinations(hits, 2):
         result.agreement[f"{a}~{b}"] = agreement([h.id for h in hits[a]], [h.id for h in hits[b]], k)
     if len(hits) > 1:
-        result.fused = fuse(vectors, hits, stores, k)
+        result.fused = fuse(vectors, pools, stores, k)
     return result
+
+
+def fused_order(similarities: Sequence[np.ndarray], pool: int = FUSION_POOL) -> np.ndarray:
+    """The app's Fused ranking over full similarity rows (queries x images, one array per model): the
+    union of each model's top `pool` first, by mean similarity, then every other image by the same mean.
+    Each row's query must already be excluded (its similarity set to -inf in every model)."""
+    mean = np.mean(similarities, axis=0)
+    in_pool = np.zeros(mean.shape, bool)
+    rows = np.arange(len(mean))[:, None]
+    for similarity in similarities:
+        top = np.argpartition(-similarity, min(pool, similarity.shape[1] - 1), axis=1)[:, :pool]
+        in_pool[rows, top] = True
+    key = np.where(in_pool, mean + 4.0, mean)  # cosines lie in [-1, 1]: the pool comes first
+    return np.argsort(-key, axis=1, kind="stable")
 
 
 def fuse(vectors: Mapping[str, np.ndarray], hits: Mapping[str, list[Hit]], stores: Mapping[str, VectorStore],

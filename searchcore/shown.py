@@ -38,6 +38,12 @@ class ShownFiles:
         made = self._pool.map(lambda h: self.thumbnail(h.path, h.sha256), unique)
         return {h.id: thumb for h, thumb in zip(unique, made) if thumb}
 
+    def thumbnails_by_path(self, files: Iterable[tuple[str, str]]) -> dict[str, Path]:
+        """path -> thumbnail for (path, sha256) pairs that can be shown."""
+        unique = list(dict(files).items())
+        made = self._pool.map(lambda item: self.thumbnail(*item), unique)
+        return {path: thumb for (path, _), thumb in zip(unique, made) if thumb}
+
     def thumbnail(self, path: str, sha256: str) -> Path | None:
         """A WebP thumbnail of the indexed image, or None when its file is gone, changed or not allowed."""
         def save(raw: RawImage, image: Image.Image, handle) -> None:

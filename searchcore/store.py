@@ -4,7 +4,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -13,6 +12,8 @@ import grpc
 import numpy as np
 from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
+
+from .similarity import cosine_from_squared_l2, l2_from_cosine
 
 MAX_PATH = 4096
 MODEL_PROPERTY = "searchcore.onnx_sha256"
@@ -32,8 +33,8 @@ class Hit:
 
     @classmethod
     def from_squared_l2(cls, id: int, path: str, sha256: str, squared: float) -> "Hit":
-        squared = max(float(squared), 0.0)
-        return cls(id=id, path=path, sha256=sha256, l2=math.sqrt(squared), cosine=1.0 - squared / 2.0)
+        cosine = cosine_from_squared_l2(squared)
+        return cls(id=id, path=path, sha256=sha256, l2=l2_from_cosine(cosine), cosine=cosine)
 
 
 def _not_lite_noise(record: logging.LogRecord) -> bool:

@@ -5,23 +5,26 @@ file name or path that reaches the page goes through `safe()` first.
 """
 from __future__ import annotations
 
-import math
 import os
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from .config import MODEL_NAMES, MODEL_SPECS
 from .decode import is_under
-from .engine import Engine, check_top_k
+from .engine import HitScore, check_top_k
 from .index import IndexReport
-from .search import FusedHit, QueryResult
+from .search import FUSED, FusedHit, QueryResult
+from .similarity import l2_from_cosine
 from .store import Hit
 
-LABELS = {"resnet50": "ResNet50", "vgg16": "VGG16"}
-MODES: dict[str, tuple[str, ...]] = {"Side by side": ("resnet50", "vgg16"), "ResNet50": ("resnet50",),
-                                     "VGG16": ("vgg16",), "Fused": ("resnet50", "vgg16")}
-FUSED = "fused"
+LABELS = {spec.name: spec.label for spec in MODEL_SPECS}
+SIDE_BY_SIDE = "Side by side"
+FUSED_MODE = "Fused"
+MODES: dict[str, tuple[str, ...]] = {SIDE_BY_SIDE: MODEL_NAMES, **{s.label: (s.name,) for s in MODEL_SPECS},
+                                     FUSED_MODE: MODEL_NAMES}
+
 FAILURES_SHOWN_PER_KIND = 5
 MARKDOWN_SPECIAL = set("\\`*_[]<>|~")
 
@@ -64,6 +67,10 @@ def only(name: str) -> str:
     return f"only:{name}"
 
 
+# Every list of hits the page can show: each model's, the fused one, and each model's hits no other found.
+LISTS: tuple[str, ...] = (*MODEL_NAMES, FUSED, *(only(name) for name in MODEL_NAMES))
+
+
 def ranked(result: QueryResult, name: str) -> list[tuple[int, Hit | FusedHit]]:
     """(rank, hit) of one list: a model's, the fused one, or only:<model> (ranks from the model's own list)."""
     if name == FUSED:
@@ -92,11 +99,6 @@ def shared_marks(result: QueryResult) -> dict[int, str]:
     return {i: (chr(0x2460 + n) if n < 20 else f"({n + 1})") for n, i in enumerate(order)}
 
 
-def l2_from_cosine(cosine: float) -> float:
-    """The L2 distance of two unit vectors with this cosine similarity."""
-    return math.sqrt(max(0.0, 2.0 - 2.0 * cosine))
-
-
 def caption(rank: int, hit: Hit | FusedHit, mark: str = "") -> str:
     """`#3 ② L2 0.412 · cos 0.915 · elephants/0516.jpg`: both metrics, three decimals, folder and name."""
     where = Path(hit.path)
@@ -113,9 +115,10 @@ def gallery(result: QueryResult, name: str, images: Mapping[int, Path]) -> list[
 def agreement_text(result: QueryResult) -> str:
     if not result.agreement:
         return ""
-    a = next(iter(result.agreement.values()))
+    pair, a = next(iter(result.agreement.items()))
     tau = "n/a" if a.kendall_tau is None else f"{a.kendall_tau:.2f}"
-    return (f"Agreement of ResNet50 and VGG16 in the top {a.k}: **{a.shared} shared hits** (marked ①, ②, … in "
+    first, second = (LABELS[m] for m in pair.split("~"))
+    return (f"Agreement of {first} and {second} in the top {a.k}: **{a.shared} shared hits** (marked ①, ②, … in "
             f"both lists) · overlap@{a.k} {a.overlap_at_k:.2f} · Jaccard {a.jaccard:.2f} · Kendall τ {tau} on the "
             f"shared hits")
 
@@ -155,19 +158,16 @@ class Selection:
     text: str
 
 
-def hit_details(engine: Engine, result: QueryResult, name: str, index: int, images: Mapping[int, Path]) -> Selection:
+def hit_details(hit: Hit | FusedHit, scores: Mapping[str, HitScore]) -> Selection:
     """The selected hit: path, id, and its rank and exact distance under each model."""
-    _, hit = shown_hits(result, name, images)[index]
     lines = [f"**{safe(Path(hit.path).name)}**", f"- path: {safe(hit.path)}", f"- id: {hit.id}"]
-    for model, query_vector in result.vectors.items():
-        stored = engine.stores[model].vectors([hit.id]).get(hit.id)
-        ranks = [r for r, h in enumerate(result.hits[model], 1) if h.id == hit.id]
-        rank = f"#{ranks[0]}" if ranks else f"not in the top {len(result.hits[model])}"
-        if stored is None:
+    for model, score in scores.items():
+        if score.cosine is None:
             lines.append(f"- {LABELS[model]}: not indexed")
             continue
-        cosine = float(stored @ query_vector)
-        lines.append(f"- {LABELS[model]}: {rank} · L2 {l2_from_cosine(cosine):.3f} · cosine {cosine:.3f}")
+        rank = f"#{score.rank}" if score.rank else "not in its list"
+        lines.append(f"- {LABELS[model]}: {rank} · L2 {l2_from_cosine(score.cosine):.3f} · "
+                     f"cosine {score.cosine:.3f}")
     return Selection(id=hit.id, path=hit.path, sha256=hit.sha256, text="\n".join(lines))
 
 
@@ -212,10 +212,10 @@ def failure_list(report: IndexReport, names: Mapping[str, str] | None = None) ->
 STATS_HEADERS = ["model", "images", "vector size", "ImageNet weights from", "Milvus collection"]
 
 
-def stats_rows(engine: Engine) -> list[list]:
-    stats = engine.stats()
-    return [[LABELS[m], s["rows"], s["dim"], s["weights_package"] or s["weights"], s["collection"]]
-            for m, s in stats["models"].items()]
+def stats_rows(stats: Mapping) -> list[list]:
+    """The Engine's stats as table rows, one per model."""
+    return [[s["label"], s["rows"], s["dim"], s["weights_package"] or s["weights"], s["collection"]]
+            for s in stats["models"].values()]
 
 
 def roots_text(roots: Sequence[Path], names: Mapping[Path, str]) -> str:

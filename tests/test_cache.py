@@ -30,7 +30,7 @@ def test_roundtrip_and_prefix(redis_prefix):
 def test_reindexing_skips_inference_when_cached(settings, photo_dir, monkeypatch):
     with Engine(settings) as first:
         assert first.index([photo_dir]).indexed == 8
-        expected = first.stores["vgg16"].vectors(first.stores["vgg16"].existing(
+        expected = first.models["vgg16"].store.vectors(first.models["vgg16"].store.existing(
             [read_raw(p).id for p in photo_dir.rglob("*.jpg")]))
 
     def no_inference(self, tensor):
@@ -41,7 +41,7 @@ def test_reindexing_skips_inference_when_cached(settings, photo_dir, monkeypatch
     with Engine(fresh) as second:
         report = second.index([photo_dir])
         assert (report.indexed, report.failed) == (8, [])
-        got = second.stores["vgg16"].vectors(expected)
+        got = second.models["vgg16"].store.vectors(expected)
         for i, vector in expected.items():
             np.testing.assert_allclose(got[i], vector, atol=1e-6)
 

@@ -101,7 +101,7 @@ def test_sigkill_mid_run_then_rerun_loses_and_duplicates_nothing(cli_env, settin
     assert already > 0 and indexed + already == 48, rerun.stdout
     with Engine(settings) as engine:
         ids = {read_raw(p).id for p in many_photos.iterdir()}
-        for store in engine.stores.values():
+        for store in (m.store for m in engine.models.values()):
             assert store.count() == 48
             assert set(store.existing(ids)) == ids
 

@@ -28,7 +28,7 @@ def test_manifests_carry_the_preprocessing(model_dir: Path):
         assert m.preprocessing.size == (224, 224) and m.preprocessing.layout == "NHWC"
         assert m.pooling == "global_max" and m.normalise == "l2"
         assert {"keras", "tf2onnx", "tensorflow"} <= set(m.versions)
-        assert m.versions["verify_max_abs_diff"] < 1e-3
+        assert m.versions["verify_max_abs_diff"] < 1e-3 and m.versions["verify_feature_map_max_abs_diff"] < 1e-3
         assert m.weights["source"] in ("registry", "keras")
         assert "sha1" in m.weights or "sha256" in m.weights
 
@@ -41,6 +41,19 @@ def test_encoders_give_unit_vectors_with_dynamic_batch(model_dir: Path):
         assert vectors.shape == (3, dim) and vectors.dtype == np.float32
         np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
         np.testing.assert_allclose(encoder.encode(pixels[:1])[0], vectors[0], atol=1e-5)
+
+
+def test_the_feature_map_output_is_what_the_vectors_are_max_pooled_from(model_dir: Path):
+    """The heatmaps read the second output; it must be the very map of the stored vectors."""
+    pixels = np.random.default_rng(1).integers(0, 255, (2, 224, 224, 3), dtype=np.uint8)
+    for name, (cells, channels) in (("resnet50", (7, 2048)), ("vgg16", (7, 512))):
+        encoder = Encoder(model_dir / name)
+        tensor = encoder.preprocess(pixels)
+        maps = encoder.feature_maps(tensor)
+        assert maps.shape == (2, cells, cells, channels)
+        pooled = maps.max(axis=(1, 2))
+        np.testing.assert_allclose(pooled / np.linalg.norm(pooled, axis=1, keepdims=True), encoder.vectors(tensor),
+                                   atol=1e-6)
 
 
 def test_a_tampered_model_is_not_used(tmp_path: Path, model_dir: Path):

@@ -75,8 +75,8 @@ def test_bad_hnsw_settings_are_refused_before_any_collection_is_created(settings
 def test_hnsw_settings_reach_the_index(settings):
     # Milvus Lite's describe_index does not echo build parameters, so the store's own are checked
     with Engine(replace(settings, hnsw_m=8, hnsw_ef_construction=64)) as engine:
-        assert all(s.index_params == {"M": 8, "efConstruction": 64} for s in engine.stores.values())
-        assert engine.client.describe_index(engine.stores["vgg16"].name, "vector")["index_type"] == "HNSW"
+        assert all(s.index_params == {"M": 8, "efConstruction": 64} for s in (m.store for m in engine.models.values()))
+        assert engine.client.describe_index(engine.models["vgg16"].store.name, "vector")["index_type"] == "HNSW"
 
 
 def test_server_uri_path_on_milvus_standalone(milvus_server):

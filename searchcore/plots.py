@@ -1,0 +1,145 @@
+"""Pictures of results, as matplotlib figures and Pillow images: the evaluation's plots, the mosaic of
+queries where the models disagree, and heatmaps laid over photos. Only drawing: every number and
+every file comes in as an argument."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")  # no screen: draw into memory
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from PIL import Image, ImageDraw, ImageOps  # noqa: E402
+
+from .evaluate import EvalReport  # noqa: E402
+
+COLOURS = {"resnet50": "#1f77b4", "vgg16": "#ff7f0e", "fused": "#2ca02c"}
+RELEVANT, NOT_RELEVANT = (44, 160, 44), (214, 39, 40)
+CELL = 112
+
+
+def _colour(mode: str, n: int) -> str:
+    return COLOURS.get(mode, plt.get_cmap("tab10")(n % 10))
+
+
+def precision_curve(report: EvalReport, labels: Mapping[str, str]) -> Figure:
+    """Mean P@k for k = 1..50, one line per mode."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
+    for n, (mode, curve) in enumerate(report.curves.items()):
+        ax.plot(range(1, len(curve) + 1), curve, label=labels.get(mode, mode), color=_colour(mode, n),
+                linestyle="--" if mode == "fused" else "-")
+    ax.set(xlabel="k", ylabel="mean P@k", title=f"Precision at k — {report.images} queries", ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def ap_per_class(report: EvalReport, labels: Mapping[str, str]) -> Figure:
+    """Mean AP per class, as grouped bars (one bar per mode)."""
+    classes, modes = report.classes, list(report.ap_per_class)
+    width = 0.8 / len(modes)
+    fig, ax = plt.subplots(figsize=(max(6.4, 0.3 * len(classes) * len(modes)), 3.8), layout="constrained")
+    x = np.arange(len(classes))
+    for n, mode in enumerate(modes):
+        ax.bar(x + (n - (len(modes) - 1) / 2) * width, [report.ap_per_class[mode][c] for c in classes], width,
+               label=labels.get(mode, mode), color=_colour(mode, n))
+    ax.set_xticks(x, classes, rotation=30, ha="right")
+    ax.set(ylabel="mean AP", ylim=(0, 1.05))
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(ncols=len(modes), loc="lower center", bbox_to_anchor=(0.5, 1.08), frameon=False)
+    return fig
+
+
+def jaccard_histogram(report: EvalReport, pair: str) -> Figure:
+    """How much the two models' top 10 overlap, query by query."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.2), layout="constrained")
+    values = np.asarray(report.jaccard)
+    ax.hist(values, bins=np.linspace(0, 1, 21), color="#7f7f7f", edgecolor="white")
+    if len(values):
+        ax.axvline(float(np.median(values)), color="black", linestyle="--",
+                   label=f"median {np.median(values):.2f}")
+        ax.legend()
+    ax.set(xlabel="Jaccard of the two top-10 lists", ylabel="queries", title=f"Agreement per query: {pair}")
+    return fig
+
+
+def disagreement_mosaic(report: EvalReport, thumbnails: Mapping[str, Path], labels: Mapping[str, str]
+                        ) -> Image.Image | None:
+    """One row per query where the models disagree most: the query, then each model's first hits,
+    framed green when of the query's class and red when not."""
+    if not report.disagreements:
+        return None
+    models = list(report.disagreements[0].top)
+    per_model = len(report.disagreements[0].top[models[0]])
+    header, gap, label_h = 22, 16, 18
+    width = CELL * (1 + per_model * len(models)) + gap * len(models)
+    height = header + len(report.disagreements) * (CELL + label_h)
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    x = CELL + gap
+    draw.text((4, 4), "query", fill="black")
+    for model in models:
+        draw.text((x + 4, 4), f"{labels.get(model, model)}: first {per_model}", fill="black")
+        x += CELL * per_model + gap
+    for row, case in enumerate(report.disagreements):
+        y = header + row * (CELL + label_h)
+        _paste(canvas, thumbnails.get(case.path), 0, y, None)
+        aps = " · ".join(f"{labels.get(m, m)} AP {ap:.2f}" for m, ap in case.ap.items())
+        draw.text((4, y + CELL + 2), f"{case.label}: {aps}", fill="black")
+        x = CELL + gap
+        for model in models:
+            for hit in case.top[model]:
+                _paste(canvas, thumbnails.get(hit.path), x, y, RELEVANT if hit.relevant else NOT_RELEVANT)
+                x += CELL
+            x += gap
+    return canvas
+
+
+def _paste(canvas: Image.Image, thumbnail: Path | None, x: int, y: int, frame: tuple | None) -> None:
+    draw = ImageDraw.Draw(canvas)
+    if thumbnail is None:
+        draw.rectangle((x + 2, y + 2, x + CELL - 3, y + CELL - 3), outline="grey")
+        return
+    with Image.open(thumbnail) as image:
+        canvas.paste(ImageOps.fit(image.convert("RGB"), (CELL - 6, CELL - 6)), (x + 3, y + 3))
+    if frame:
+        draw.rectangle((x + 1, y + 1, x + CELL - 2, y + CELL - 2), outline=frame, width=3)
+
+
+def heat_overlay(pixels: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> Image.Image:
+    """A coarse heat grid (h x w, any scale) stretched over an HxWx3 photo in the 'jet' colours."""
+    peak = float(heat.max())
+    normed = heat / peak if peak > 0 else heat
+    grid = Image.fromarray(np.uint8(255 * np.clip(normed, 0, 1)))
+    stretched = np.asarray(grid.resize(pixels.shape[1::-1], Image.Resampling.BILINEAR)) / 255.0
+    coloured = plt.get_cmap("jet")(stretched)[..., :3] * 255
+    return Image.fromarray(np.uint8((1 - alpha) * pixels + alpha * coloured))
+
+
+def figures(report: EvalReport, labels: Mapping[str, str]) -> dict[str, Figure]:
+    """The evaluation's plots by file stem."""
+    shown = {}
+    shown["precision-at-k"] = precision_curve(report, labels)
+    shown["ap-per-class"] = ap_per_class(report, labels)
+    if report.jaccard:
+        models = [m for m in report.scores if m != "fused"]
+        shown["jaccard-at-10"] = jaccard_histogram(report, " vs ".join(labels.get(m, m) for m in models[:2]))
+    return shown
+
+
+def write_all(report: EvalReport, thumbnails: Mapping[str, Path], labels: Mapping[str, str], folder: Path
+              ) -> list[Path]:
+    """Every plot and the disagreement mosaic as PNG files in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for stem, fig in figures(report, labels).items():
+        fig.savefig(folder / f"{stem}.png", dpi=110)
+        plt.close(fig)
+        written.append(folder / f"{stem}.png")
+    if mosaic := disagreement_mosaic(report, thumbnails, labels):
+        mosaic.save(folder / "disagreements.png")
+        written.append(folder / "disagreements.png")
+    return written
