@@ -19,7 +19,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from searchcore import MODEL_NAMES, Engine, Settings, views  # noqa: E402
+from searchcore import MODEL_NAMES, Engine, Settings, maps, plots, views  # noqa: E402
 from searchcore.build import build_models  # noqa: E402
 from searchcore.config import configure_logging  # noqa: E402
 from searchcore.decode import IMAGE_SUFFIXES, content_id  # noqa: E402
@@ -52,13 +52,21 @@ CSS = """
 .ranked .grid-wrap.fixed-height, .ranked .gallery-container { max-height: none !important; height: auto !important;
   min-height: 0 !important; overflow-y: visible !important; }
 .ranked .thumbnail-item { aspect-ratio: 4 / 3; }
-#details { overflow-wrap: anywhere; }  /* long paths wrap instead of being cut off */
+#details { overflow-wrap: anywhere; }
+#why .grid-wrap, #why .gallery-container { max-height: none !important; height: auto !important; min-height: 0 !important; }  /* long paths wrap instead of being cut off */
 @media (max-width: 640px) {  /* a phone keeps the two lists side by side, one hit per row */
   .pair { flex-wrap: nowrap !important; gap: 6px !important; }
   .pair .ranked { min-width: 0 !important; }
   .ranked .grid-container { grid-template-columns: 1fr !important; }
 }
 .ranked .caption-label { white-space: normal; font-size: 0.8em; line-height: 1.25; max-width: 100%; }
+.map { position: relative; } .map svg { width: 100%; max-width: 520px; border: 1px solid #ddd; cursor: pointer; }
+.map-title { font-weight: 600; margin-bottom: 4px; }
+.map-legend { display: flex; flex-wrap: wrap; gap: 4px 12px; font-size: 0.85em; margin-top: 6px; }
+.map-key i { display: inline-block; width: 10px; height: 10px; border-radius: 50%; margin-right: 4px; }
+.map-tip { position: absolute; display: none; z-index: 10; background: white; border: 1px solid #999;
+  padding: 4px; max-width: 180px; font-size: 0.75em; overflow-wrap: anywhere; pointer-events: none; }
+.map-tip img { max-width: 170px; max-height: 130px; display: block; }
 """
 
 
@@ -144,10 +152,15 @@ def build_ui(engine: Engine, roots: list[Path], startup: StartupIndexing) -> tup
                     "Drop a photo (or paste, or use the webcam). Each model's nearest images appear rank by rank: "
                     "the same row is the same rank. An image both models found carries the same mark (①, ②, …) "
                     "in both lists. L2 distance: lower is closer; cosine similarity: higher is closer.")
-        with gr.Tab("Search"):
-            search_tab(demo, engine, shown, startup)
-        with gr.Tab("Index"):
-            index_tab(engine, roots)
+        with gr.Tabs(elem_id="tabs") as tabs:
+            with gr.Tab("Search", id="search"):
+                query = search_tab(demo, engine, shown, startup, roots)
+            with gr.Tab("Evaluate", id="evaluate"):
+                evaluate_tab(engine, roots, shown)
+            with gr.Tab("Map", id="map") as map_page:
+                map_tab(engine, shown, query, tabs, map_page)
+            with gr.Tab("Index", id="index"):
+                index_tab(engine, roots)
     return demo, shown
 
 
@@ -157,8 +170,10 @@ def gallery(label: str, elem_id: str, visible: bool = True) -> gr.Gallery:
                       visible=visible, elem_id=elem_id, elem_classes=["ranked"])
 
 
-def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: StartupIndexing) -> None:
-    """Query, mode and k; each model's hits rank by rank, the hits only one model found, the details."""
+def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: StartupIndexing,
+               roots: list[Path]) -> QueryImage:
+    """Query, mode and k; each model's hits rank by rank, the hits only one model found, the details
+    and why the selected hit matched. Returns the query component (other tabs search through it)."""
     def search(image: str | None, mode: str, k: int):
         if not image:
             return empty_results("Drop a photo in to search.")
@@ -241,6 +256,9 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
             with gr.Row():
                 details = gr.Markdown(NO_SELECTION, elem_id="details")
                 again = gr.Button("Search with the selected hit", elem_id="again")
+            why = gr.Gallery(label="Why it matched: the regions that make up each model's similarity (red: most)",
+                             columns=4, height="auto", object_fit="contain", preview=False, visible=False,
+                             elem_id="why")
             with gr.Accordion("JSON (ids, paths, L2, cosine)", open=False):
                 as_json = gr.JSON(open=True)
     examples = gr.Dataset(components=[query], samples=spread_examples(engine, shown), label="Examples from the index",
@@ -262,8 +280,26 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
             None, [as_json, mode, k], None, js=KEEP_IN_URL)
     demo.load(restore, None, [query, mode, k], api_visibility="private")
     for component, name in zip(galleries, views.LISTS):
-        component.select(select(name), result_state, [details, selected], api_visibility="private")
+        component.select(select(name), result_state, [details, selected], api_visibility="private").then(
+            explain_handler(engine, roots), [result_state, selected], why, api_visibility="private")
+    for done in searches:
+        done.then(lambda: gr.Gallery(value=None, visible=False), None, why, api_visibility="private")
     again.click(search_selected, selected, query, api_visibility="private")
+    return query
+
+
+def explain_handler(engine: Engine, roots: list[Path]):
+    """The selected hit's heatmaps: per model, the query and the hit with the regions that match."""
+    def explain(state, chosen):
+        if not state or chosen is None:
+            return gr.Gallery(value=None, visible=False)
+        try:
+            explained = engine.explain(state[0].query, chosen.path, chosen.sha256, roots)
+        except ValueError as exc:  # DecodeError: the file is gone, changed or outside the roots
+            gr.Warning(str(exc))
+            return gr.Gallery(value=None, visible=False)
+        return gr.Gallery(value=views.explanation_gallery(explained), visible=True)
+    return explain
 
 
 def startup_progress(demo: gr.Blocks, startup: StartupIndexing, examples: gr.Dataset, make_examples) -> None:
@@ -292,6 +328,98 @@ def spread_examples(engine: Engine, shown: ShownFiles) -> list[list[str]]:
         if copy := shown.original(row["path"], row["sha256"]):
             picked.append([str(copy)])
     return picked
+
+
+def evaluate_tab(engine: Engine, roots: list[Path], shown: ShownFiles) -> None:
+    """A labelled folder (one subfolder per class) under the roots: every mode's scores, the plots, and
+    the queries where the models disagree most."""
+    def evaluate(folder: str | None, progress=gr.Progress(track_tqdm=True)):
+        try:
+            report = engine.evaluate(views.under_roots((folder or "").strip(), roots))
+        except ValueError as exc:
+            return views.error_text(str(exc)), None, None, None, None, None, {}
+        labels = engine.labels()
+        headers, rows = views.eval_table(report, labels)
+        figures = plots.figures(report, labels)
+        mosaic = plots.disagreement_mosaic(report, shown.thumbnails_by_path(report.shown_files()), labels)
+        return (views.eval_summary(report), gr.Dataframe(rows, headers=headers), figures["precision-at-k"],
+                figures["ap-per-class"], figures.get("jaccard-at-10"), mosaic, report.to_json())
+
+    gr.Markdown("Evaluate both models on a labelled folder on the server: one subfolder per class, e.g. "
+                "`…/corel1k/{africa,beach,…}`. Every image queries all the others; an image of the same class "
+                "counts as relevant. A second evaluation of the same files reuses their embeddings.")
+    with gr.Row():
+        folder = gr.Textbox(label="Labelled folder on the server", elem_id="eval-folder", scale=4)
+        start = gr.Button("Evaluate", variant="primary", elem_id="evaluate", scale=1)
+    summary = gr.Markdown(elem_id="eval-summary")
+    table = gr.Dataframe(headers=["mode", *views.EVAL_COLUMNS], interactive=False, label="Scores", elem_id="eval-table")
+    with gr.Row():
+        curve = gr.Plot(label="Precision at k", elem_id="eval-curve")
+        jaccard = gr.Plot(label="Agreement per query", elem_id="eval-jaccard")
+    per_class = gr.Plot(label="AP per class", elem_id="eval-classes")
+    mosaic = gr.Image(label="Where they disagree most: the query, then each model's first 5 (green: same class)",
+                      type="pil", interactive=False, elem_id="eval-disagreements")
+    with gr.Accordion("JSON (everything above, as the CLI's eval --json prints it)", open=False):
+        as_json = gr.JSON()
+    start.click(evaluate, folder, [summary, table, curve, per_class, jaccard, mosaic, as_json], api_name="evaluate",
+                concurrency_limit=1)
+
+
+# The map's hover preview and click: a thumbnail (made on demand by the server, only for indexed files
+# under the roots) and the path follow the pointer; a click selects the point, and the app searches with it.
+MAP_JS = """
+const tipOf = () => element.querySelector('.map-tip') || (() => {
+  const tip = document.createElement('div'); tip.className = 'map-tip';
+  tip.append(document.createElement('img'), document.createElement('div'));
+  element.appendChild(tip); return tip; })();
+element.addEventListener('mouseover', async (event) => {
+  const point = event.target.closest('circle'); if (!point) return;
+  const tip = tipOf(), box = element.getBoundingClientRect(), [img, caption] = tip.children;
+  caption.textContent = point.dataset.p; img.removeAttribute('src'); tip.style.display = 'block';
+  tip.style.left = Math.min(event.clientX - box.left + 12, box.width - 180) + 'px';
+  tip.style.top = (event.clientY - box.top + 12) + 'px';
+  const url = await server.thumbnail(point.dataset.p, point.dataset.s);
+  if (url && caption.textContent === point.dataset.p) img.src = url;
+});
+element.addEventListener('mouseout', (event) => {
+  if (event.target.closest('circle')) tipOf().style.display = 'none'; });
+element.addEventListener('click', (event) => {
+  const point = event.target.closest('circle');
+  if (point) trigger('select', {index: 0, value: point.dataset.id});
+});
+"""
+
+
+def map_tab(engine: Engine, shown: ShownFiles, query: QueryImage, tabs: gr.Tabs, page: gr.Tab) -> None:
+    """Each model's indexed images in 2-D, side by side; hover for the image, click to search with it."""
+    def thumbnail(point) -> str:
+        """The hovered point's thumbnail URL; Gradio hands a server function the JS arguments as one list."""
+        path, sha256 = (list(point) + ["", ""])[:2] if isinstance(point, (list, tuple)) else ("", "")
+        made = shown.thumbnail(str(path), str(sha256))
+        return f"gradio_api/file={made}" if made else ""
+
+    def draw(method: str):
+        try:
+            return [views.map_svg(engine.map_points(name, method), m.label) for name, m in engine.models.items()]
+        except (ValueError, StoreUnavailableError) as exc:
+            return [views.error_text(str(exc))] * len(engine.models)
+
+    def pick(evt: gr.SelectData):
+        row = engine.row(int(evt.value)) if str(evt.value).isdigit() else None
+        copy = row and shown.original(row["path"], row["sha256"])
+        return (str(copy), gr.Tabs(selected="search")) if copy else (gr.skip(), gr.skip())
+
+    gr.Markdown(f"How each model places the indexed images (at most {maps.MAX_POINTS:,}; a seeded sample above "
+                "that), coloured by top-level folder. Images close together are close for that model. Hover over "
+                "a point to see the image; click it to search with it.")
+    method = gr.Radio(list(maps.METHODS), value="PCA", label="Projection", elem_id="map-method")
+    with gr.Row(equal_height=False):
+        panes = [gr.HTML(elem_id=f"map-{name}", js_on_load=MAP_JS, server_functions=[thumbnail], min_height=200)
+                 for name in engine.models]
+    page.select(draw, method, panes, api_visibility="private")
+    method.change(draw, method, panes, api_name="map")
+    for pane in panes:
+        pane.select(pick, None, [query, tabs], api_visibility="private")
 
 
 def index_tab(engine: Engine, roots: list[Path]) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping
 
 import numpy as np
+from PIL import Image
 
 from .cache import EmbeddingCache
 from .decode import DecodeError, RawImage, decode
@@ -77,10 +78,15 @@ class Embedder:
                     for i, (item, need) in enumerate(zip(items, needs)) if need - item.vectors.keys()}
         return _Started(items, decoding)
 
+    def decode(self, raw: RawImage) -> Image.Image:
+        """The image as every model here sees it before resizing (JPEGs shrunk by DCT scaling, never
+        below the largest input size): the same pixels for indexing, searching and explaining."""
+        return decode(raw, self.max_pixels, draft_size=(self._draft, self._draft))
+
     def _tensors(self, raw: RawImage, models: Iterable[str], times: StageTimes) -> Tensors:
         """Decode once, resize once per input size, preprocess per model: one image's model inputs."""
         with times.stage("decode"):
-            image = decode(raw, self.max_pixels, draft_size=(self._draft, self._draft))
+            image = self.decode(raw)
             encoders = [self.encoders[m] for m in models]
             pixels = {key: resize(image, key)[None] for key in {e.resize_key for e in encoders}}
             return {e.name: e.preprocess(pixels[e.resize_key])[0] for e in encoders}

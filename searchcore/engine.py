@@ -12,7 +12,7 @@ import numpy as np
 
 from .cache import EmbeddingCache
 from .config import MODEL_NAMES, SPECS, ModelSpec, Settings
-from .decode import (DecodeError, Failure, RawImage, decode, raw_from_bytes, read_each, read_many, read_raw,
+from .decode import (DecodeError, Failure, RawImage, raw_from_bytes, read_each, read_many, read_raw,
                      safe_file_name)
 from .embed import Embedder
 from .encoder import Encoder
@@ -21,7 +21,7 @@ from .evaluate import EmbeddingsFile, EvalReport, evaluate
 from .index import Indexer, IndexReport
 from .preprocess import resize
 from .search import FUSED, QueryResult, search
-from . import store
+from . import maps, store
 
 log = logging.getLogger("searchcore")
 MAX_TOP_K = 1000
@@ -84,6 +84,7 @@ class Engine:
                                          if name in models}
         self.embedder = Embedder({m.name: m.encoder for m in self.models.values()}, self.cache, s.max_pixels,
                                  s.batch_size, s.decode_workers)
+        self._maps: dict[str, maps.MapPoints] = {}
 
     def _open_model(self, spec: ModelSpec) -> Model:
         s = self.settings
@@ -193,13 +194,29 @@ class Engine:
         hit_raw = read_raw(hit_path, roots)
         if hit_raw.sha256 != hit_sha256:
             raise DecodeError(hit_path, "file changed since it was indexed", kind="changed")
-        images = [decode(raw, self.settings.max_pixels) for raw in (read_raw(query), hit_raw)]
+        images = [self.embedder.decode(raw) for raw in (read_raw(query), hit_raw)]
         explained = {}
         for name, m in self.models.items():
             pixels = np.stack([resize(image, m.encoder.resize_key) for image in images])
             query_map, hit_map = m.encoder.feature_maps(m.encoder.preprocess(pixels))
             explained[name] = Explanation(pixels[0], pixels[1], spatial_similarity(query_map, hit_map))
         return explained
+
+    def map_points(self, model: str, method: str = "PCA") -> maps.MapPoints:
+        """The model's indexed vectors in 2-D (a seeded sample of at most maps.MAX_POINTS), cached per
+        model build, indexed images and method."""
+        m = self.models[self._models([model])[0]]
+        ids = m.store.all_ids()
+        key = maps.index_state(m.encoder.manifest.onnx_sha256, ids, method)
+        if key not in self._maps:
+            sample = maps.sample_ids(ids)
+            rows = m.store.rows(sample, with_vectors=True)
+            sample = [i for i in sample if i in rows]  # removed meanwhile
+            vectors = np.asarray([rows[i]["vector"] for i in sample], np.float32).reshape(-1, m.store.dim)
+            paths = [rows[i]["path"] for i in sample]
+            self._maps[key] = maps.MapPoints(model, method, sample, paths, [rows[i]["sha256"] for i in sample],
+                                             maps.top_level_groups(paths), maps.project(vectors, method), len(ids))
+        return self._maps[key]
 
     def row(self, image_id: int) -> dict | None:
         """An indexed image's path and SHA-256, or None."""

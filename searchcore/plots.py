@@ -6,15 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-import matplotlib
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure  # figures made without pyplot: nothing kept in a global registry
+from PIL import Image, ImageDraw, ImageOps
 
-matplotlib.use("Agg")  # no screen: draw into memory
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from PIL import Image, ImageDraw, ImageOps  # noqa: E402
-
-from .evaluate import EvalReport  # noqa: E402
+from .evaluate import EvalReport
 
 COLOURS = {"resnet50": "#1f77b4", "vgg16": "#ff7f0e", "fused": "#2ca02c"}
 RELEVANT, NOT_RELEVANT = (44, 160, 44), (214, 39, 40)
@@ -22,16 +19,18 @@ CELL = 112
 
 
 def _colour(mode: str, n: int) -> str:
-    return COLOURS.get(mode, plt.get_cmap("tab10")(n % 10))
+    return COLOURS.get(mode, colormaps["tab10"](n % 10))
 
 
 def precision_curve(report: EvalReport, labels: Mapping[str, str]) -> Figure:
     """Mean P@k for k = 1..50, one line per mode."""
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
+    fig = Figure(figsize=(6.4, 3.6), layout="constrained")
+    ax = fig.subplots()
     for n, (mode, curve) in enumerate(report.curves.items()):
         ax.plot(range(1, len(curve) + 1), curve, label=labels.get(mode, mode), color=_colour(mode, n),
                 linestyle="--" if mode == "fused" else "-")
-    ax.set(xlabel="k", ylabel="mean P@k", title=f"Precision at k — {report.images} queries", ylim=(0, 1.02))
+    low = min((min(c) for c in report.curves.values() if c), default=0.0)
+    ax.set(xlabel="k", ylabel="mean P@k", title=f"{report.images:,} queries", ylim=(max(0.0, low - 0.05), 1.0))
     ax.grid(alpha=0.3)
     ax.legend()
     return fig
@@ -41,7 +40,8 @@ def ap_per_class(report: EvalReport, labels: Mapping[str, str]) -> Figure:
     """Mean AP per class, as grouped bars (one bar per mode)."""
     classes, modes = report.classes, list(report.ap_per_class)
     width = 0.8 / len(modes)
-    fig, ax = plt.subplots(figsize=(max(6.4, 0.3 * len(classes) * len(modes)), 3.8), layout="constrained")
+    fig = Figure(figsize=(max(6.4, 0.3 * len(classes) * len(modes)), 3.8), layout="constrained")
+    ax = fig.subplots()
     x = np.arange(len(classes))
     for n, mode in enumerate(modes):
         ax.bar(x + (n - (len(modes) - 1) / 2) * width, [report.ap_per_class[mode][c] for c in classes], width,
@@ -55,14 +55,15 @@ def ap_per_class(report: EvalReport, labels: Mapping[str, str]) -> Figure:
 
 def jaccard_histogram(report: EvalReport, pair: str) -> Figure:
     """How much the two models' top 10 overlap, query by query."""
-    fig, ax = plt.subplots(figsize=(6.4, 3.2), layout="constrained")
+    fig = Figure(figsize=(6.4, 3.2), layout="constrained")
+    ax = fig.subplots()
     values = np.asarray(report.jaccard)
     ax.hist(values, bins=np.linspace(0, 1, 21), color="#7f7f7f", edgecolor="white")
     if len(values):
         ax.axvline(float(np.median(values)), color="black", linestyle="--",
                    label=f"median {np.median(values):.2f}")
         ax.legend()
-    ax.set(xlabel="Jaccard of the two top-10 lists", ylabel="queries", title=f"Agreement per query: {pair}")
+    ax.set(xlabel=f"Jaccard of the two top-10 lists ({pair})", ylabel="queries")
     return fig
 
 
@@ -74,15 +75,15 @@ def disagreement_mosaic(report: EvalReport, thumbnails: Mapping[str, Path], labe
         return None
     models = list(report.disagreements[0].top)
     per_model = len(report.disagreements[0].top[models[0]])
-    header, gap, label_h = 22, 16, 18
+    header, gap, label_h = 34, 16, 18
     width = CELL * (1 + per_model * len(models)) + gap * len(models)
     height = header + len(report.disagreements) * (CELL + label_h)
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
     x = CELL + gap
-    draw.text((4, 4), "query", fill="black")
+    draw.text((4, 16), "query", fill="black")
     for model in models:
-        draw.text((x + 4, 4), f"{labels.get(model, model)}: first {per_model}", fill="black")
+        draw.text((x + 4, 16), f"{labels.get(model, model)}: first {per_model}", fill="black")
         x += CELL * per_model + gap
     for row, case in enumerate(report.disagreements):
         y = header + row * (CELL + label_h)
@@ -115,7 +116,7 @@ def heat_overlay(pixels: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> Im
     normed = heat / peak if peak > 0 else heat
     grid = Image.fromarray(np.uint8(255 * np.clip(normed, 0, 1)))
     stretched = np.asarray(grid.resize(pixels.shape[1::-1], Image.Resampling.BILINEAR)) / 255.0
-    coloured = plt.get_cmap("jet")(stretched)[..., :3] * 255
+    coloured = colormaps["jet"](stretched)[..., :3] * 255
     return Image.fromarray(np.uint8((1 - alpha) * pixels + alpha * coloured))
 
 
@@ -137,7 +138,6 @@ def write_all(report: EvalReport, thumbnails: Mapping[str, Path], labels: Mappin
     written = []
     for stem, fig in figures(report, labels).items():
         fig.savefig(folder / f"{stem}.png", dpi=110)
-        plt.close(fig)
         written.append(folder / f"{stem}.png")
     if mosaic := disagreement_mosaic(report, thumbnails, labels):
         mosaic.save(folder / "disagreements.png")

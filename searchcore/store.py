@@ -164,8 +164,12 @@ class VectorStore:
     def vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
         return {i: np.asarray(r["vector"], np.float32) for i, r in self._get(ids, ["vector"]).items()}
 
-    def rows(self, ids: Iterable[int]) -> dict[int, dict]:
-        return self._get(ids, ["path", "sha256"])
+    def rows(self, ids: Iterable[int], with_vectors: bool = False) -> dict[int, dict]:
+        """path and sha256 (and the vector) of stored ids, fetched 1,000 at a time."""
+        ids, rows = list(ids), {}
+        for start in range(0, len(ids), 1000):
+            rows |= self._get(ids[start:start + 1000], ["path", "sha256"] + ["vector"] * with_vectors)
+        return rows
 
     @guarded
     def ids_under(self, path: str) -> list[int]:
@@ -188,6 +192,19 @@ class VectorStore:
         rows = self.client.query(self.name, filter="", output_fields=["count(*)"], timeout=self.timeout,
                                  consistency_level="Strong")
         return int(rows[0]["count(*)"])
+
+    @guarded
+    def all_ids(self) -> list[int]:
+        """Every stored id, read in batches (a plain query stops at 16,384 rows)."""
+        iterator = self.client.query_iterator(self.name, batch_size=5000, output_fields=["id"],
+                                              timeout=self.timeout, consistency_level="Strong")
+        ids: list[int] = []
+        try:
+            while batch := iterator.next():
+                ids += [int(r["id"]) for r in batch]
+        finally:
+            iterator.close()
+        return ids
 
     @guarded
     def sample(self, limit: int) -> list[dict]:

@@ -5,17 +5,24 @@ file name or path that reaches the page goes through `safe()` first.
 """
 from __future__ import annotations
 
+import html
 import os
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import numpy as np
+from PIL import Image
+
+from . import plots
 from .config import MODEL_NAMES, MODEL_SPECS
 from .decode import is_under
-from .engine import HitScore, check_top_k
+from .engine import Explanation, HitScore, check_top_k
+from .evaluate import EvalReport
 from .index import IndexReport
-from .search import FUSED, FusedHit, QueryResult
+from .maps import MapPoints
+from .search import FUSED, FUSION_POOL, FusedHit, QueryResult
 from .similarity import l2_from_cosine
 from .store import Hit
 
@@ -169,6 +176,66 @@ def hit_details(hit: Hit | FusedHit, scores: Mapping[str, HitScore]) -> Selectio
         lines.append(f"- {LABELS[model]}: {rank} · L2 {l2_from_cosine(score.cosine):.3f} · "
                      f"cosine {score.cosine:.3f}")
     return Selection(id=hit.id, path=hit.path, sha256=hit.sha256, text="\n".join(lines))
+
+
+def explanation_gallery(explained: Mapping[str, Explanation]) -> list[tuple[Image.Image, str]]:
+    """Per model, the query and the hit with their heat laid over them: where the similarity comes from."""
+    shown = []
+    for model, e in explained.items():
+        share = e.similarity.cosine
+        shown.append((plots.heat_overlay(e.query_pixels, e.similarity.query_heat), f"{LABELS[model]} · query"))
+        shown.append((plots.heat_overlay(e.hit_pixels, e.similarity.hit_heat),
+                      f"{LABELS[model]} · hit · cosine {share:.3f}"))
+    return shown
+
+
+EVAL_COLUMNS = ("P@1", "P@10", "P@20", "R@1", "R@5", "R@10", "mAP")
+
+
+def eval_table(report: EvalReport, labels: Mapping[str, str]) -> tuple[list[str], list[list]]:
+    """Headers and one row per mode, three decimals, as the CLI's table prints them."""
+    return (["mode", *EVAL_COLUMNS],
+            [[labels.get(mode, mode), *(round(scores[c], 3) for c in EVAL_COLUMNS)]
+             for mode, scores in report.scores.items()])
+
+
+def eval_summary(report: EvalReport) -> str:
+    """What was evaluated, how long it took and where the time went."""
+    reused = "embeddings reused from the last evaluation of these files" if report.cached else "embedded now"
+    stages = " · ".join(f"{name} {seconds:.1f} s" for name, seconds in report.stages.items())
+    text = (f"**{report.images:,} images in {len(report.classes)} classes** from {safe(report.root)} — {reused}; "
+            f"{report.seconds:.1f} s ({stages}). Each image queries all the others; R@k: a query with at least "
+            f"one image of its class in the first k. Fused ranks the union of each model's top "
+            f"{FUSION_POOL} by mean cosine, as the Search tab does.")
+    if report.failed:
+        text += f"\n\n⚠️ {len(report.failed)} file(s) could not be read: " + ", ".join(
+            safe(Path(f.source).name) for f in report.failed[:FAILURES_SHOWN_PER_KIND])
+    return text
+
+
+MAP_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+               "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7")
+MAP_PX = 420
+
+
+def map_svg(points: MapPoints, label: str) -> str:
+    """One model's map as an SVG of points coloured by top-level folder, each carrying its path and
+    SHA-256 for the hover preview and its id for a click; a legend below."""
+    groups = list(dict.fromkeys(sorted(points.groups)))
+    colour = {g: MAP_COLOURS[n % len(MAP_COLOURS)] for n, g in enumerate(groups)}
+    xy = np.asarray(points.xy, float).reshape(-1, 2)
+    low, span = (xy.min(axis=0), np.ptp(xy, axis=0)) if len(xy) else (np.zeros(2), np.ones(2))
+    scaled = 8 + (xy - low) / np.where(span > 0, span, 1) * (MAP_PX - 16)
+    circles = "".join(
+        f'<circle cx="{x:.1f}" cy="{MAP_PX - y:.1f}" r="3.5" fill="{colour[g]}" data-id="{i}" '
+        f'data-p="{html.escape(p, quote=True)}" data-s="{sha}"></circle>'
+        for (x, y), g, i, p, sha in zip(scaled, points.groups, points.ids, points.paths, points.sha256s))
+    sampled = f" (a sample of {len(points.ids):,} of {points.total:,})" if points.total > len(points.ids) else ""
+    legend = "".join(f'<span class="map-key"><i style="background:{colour[g]}"></i>{html.escape(plain(g))}</span>'
+                     for g in groups)
+    return (f'<div class="map"><div class="map-title">{html.escape(label)} · {points.method}{sampled}</div>'
+            f'<svg viewBox="0 0 {MAP_PX} {MAP_PX}" role="img" aria-label="{html.escape(label)} map">{circles}</svg>'
+            f'<div class="map-legend">{legend}</div></div>')
 
 
 def under_roots(folder: str, roots: Sequence[Path]) -> Path:

@@ -1,0 +1,71 @@
+"""Each model's indexed vectors in 2-D (scikit-learn's PCA or t-SNE), to see how it groups the images.
+
+Capped at MAX_POINTS: above that a seeded random sample, the same for every model, so that a point on
+one map is the same image as on the other. Maps are cached per model build and index state.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+MAX_POINTS = 2000
+METHODS = ("PCA", "t-SNE")
+
+
+@dataclass(frozen=True)
+class MapPoints:
+    """One model's map: per image its id, path, sha256, group (top-level folder) and 2-D position."""
+
+    model: str
+    method: str
+    ids: list[int]
+    paths: list[str]
+    sha256s: list[str]
+    groups: list[str]
+    xy: np.ndarray
+    total: int  # images indexed; more than len(ids) when sampled
+
+
+def sample_ids(ids: Sequence[int], cap: int = MAX_POINTS, seed: int = 0) -> list[int]:
+    ids = sorted(ids)
+    return ids if len(ids) <= cap else sorted(random.Random(seed).sample(ids, cap))
+
+
+def index_state(model_sha256: str, ids: Sequence[int], method: str) -> str:
+    """A key that changes when the model build, the indexed images or the method change."""
+    digest = hashlib.sha256(f"{model_sha256}\0{method}\0".encode())
+    digest.update(np.asarray(sorted(ids), np.int64).tobytes())
+    return digest.hexdigest()
+
+
+def project(vectors: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
+    """N x D unit vectors to N x 2."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+    if len(vectors) < 3:
+        return np.zeros((len(vectors), 2))
+    from sklearn.decomposition import PCA  # here, not at import: the CLI's other commands start faster
+    from sklearn.manifold import TSNE
+    if method == "PCA":
+        return PCA(n_components=2, random_state=seed).fit_transform(vectors)
+    reduced = PCA(n_components=min(50, len(vectors) - 1, vectors.shape[1]), random_state=seed).fit_transform(vectors)
+    perplexity = min(30.0, (len(vectors) - 1) / 3)
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(reduced)
+
+
+def top_level_groups(paths: Sequence[str]) -> list[str]:
+    """Each path's first folder below the folder all paths share (or its own folder's name)."""
+    if not paths:
+        return []
+    common = Path(os.path.commonpath([str(Path(p).parent) for p in paths]))
+    groups = []
+    for path in paths:
+        parts = Path(path).parent.relative_to(common).parts
+        groups.append(parts[0] if parts else (common.name or "/"))
+    return groups
