@@ -61,7 +61,7 @@ CSS = """
 }
 .ranked .caption-label { white-space: normal; font-size: 0.8em; line-height: 1.25; max-width: 100%; }
 .map { position: relative; } .map svg { width: 100%; max-width: 520px; border: 1px solid #ddd; cursor: pointer; }
-.map-title { font-weight: 600; margin-bottom: 4px; }
+.map-title { font-weight: 600; margin-bottom: 4px; } .map circle:hover { stroke: black; stroke-width: 2; }
 .map-legend { display: flex; flex-wrap: wrap; gap: 4px 12px; font-size: 0.85em; margin-top: 6px; }
 .map-key i { display: inline-block; width: 10px; height: 10px; border-radius: 50%; margin-right: 4px; }
 .map-tip { position: absolute; display: none; z-index: 10; background: white; border: 1px solid #999;
@@ -339,10 +339,10 @@ def evaluate_tab(engine: Engine, roots: list[Path], shown: ShownFiles) -> None:
         except ValueError as exc:
             return views.error_text(str(exc)), None, None, None, None, None, {}
         labels = engine.labels()
-        headers, rows = views.eval_table(report, labels)
+        rows = views.eval_table(report, labels)
         figures = plots.figures(report, labels)
         mosaic = plots.disagreement_mosaic(report, shown.thumbnails_by_path(report.shown_files()), labels)
-        return (views.eval_summary(report), gr.Dataframe(rows, headers=headers), figures["precision-at-k"],
+        return (views.eval_summary(report), rows, figures["precision-at-k"],
                 figures["ap-per-class"], figures.get("jaccard-at-10"), mosaic, report.to_json())
 
     gr.Markdown("Evaluate both models on a labelled folder on the server: one subfolder per class, e.g. "
@@ -352,7 +352,7 @@ def evaluate_tab(engine: Engine, roots: list[Path], shown: ShownFiles) -> None:
         folder = gr.Textbox(label="Labelled folder on the server", elem_id="eval-folder", scale=4)
         start = gr.Button("Evaluate", variant="primary", elem_id="evaluate", scale=1)
     summary = gr.Markdown(elem_id="eval-summary")
-    table = gr.Dataframe(headers=["mode", *views.EVAL_COLUMNS], interactive=False, label="Scores", elem_id="eval-table")
+    table = gr.Dataframe(headers=views.eval_table_headers(), interactive=False, label="Scores", elem_id="eval-table")
     with gr.Row():
         curve = gr.Plot(label="Precision at k", elem_id="eval-curve")
         jaccard = gr.Plot(label="Agreement per query", elem_id="eval-jaccard")

@@ -53,10 +53,13 @@ class Model:
 
 @dataclass(frozen=True)
 class Explanation:
-    """What one model saw of the query and the hit (its resized input pixels) and where they match."""
+    """What one model saw of the query and the hit (its resized input pixels), the images' own sizes
+    (width, height) and where they match."""
 
     query_pixels: np.ndarray
     hit_pixels: np.ndarray
+    query_size: tuple[int, int]
+    hit_size: tuple[int, int]
     similarity: SpatialSimilarity
 
 
@@ -199,7 +202,8 @@ class Engine:
         for name, m in self.models.items():
             pixels = np.stack([resize(image, m.encoder.resize_key) for image in images])
             query_map, hit_map = m.encoder.feature_maps(m.encoder.preprocess(pixels))
-            explained[name] = Explanation(pixels[0], pixels[1], spatial_similarity(query_map, hit_map))
+            explained[name] = Explanation(pixels[0], pixels[1], images[0].size, images[1].size,
+                                          spatial_similarity(query_map, hit_map))
         return explained
 
     def map_points(self, model: str, method: str = "PCA") -> maps.MapPoints:

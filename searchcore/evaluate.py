@@ -65,7 +65,9 @@ class Scores:
 
 @dataclass(frozen=True)
 class Shown:
-    path: str
+    """One hit of a disagreement row; `file`, not `path`, in JSON (Gradio's client downloads a "path")."""
+
+    file: str
     sha256: str
     relevant: bool
 
@@ -74,7 +76,7 @@ class Shown:
 class Disagreement:
     """A query where one model's AP beats the other's by much, with both models' first hits."""
 
-    path: str
+    file: str
     sha256: str
     label: str
     ap: dict[str, float]
@@ -108,8 +110,8 @@ class EvalReport:
 
     def shown_files(self) -> list[tuple[str, str]]:
         """(path, sha256) of every image the disagreement rows show."""
-        return [(d.path, d.sha256) for d in self.disagreements] + [
-            (hit.path, hit.sha256) for d in self.disagreements for hits in d.top.values() for hit in hits]
+        return [(d.file, d.sha256) for d in self.disagreements] + [
+            (hit.file, hit.sha256) for d in self.disagreements for hits in d.top.values() for hit in hits]
 
 
 def labelled_images(root: Path) -> list[tuple[Path, str]]:
@@ -254,7 +256,7 @@ def disagreements(embeddings: Embeddings, scores: Scores, pair: Sequence[str]) -
 
     def shown(q: int, model: str) -> list[Shown]:
         return [Shown(paths[i], shas[i], labels[i] == labels[q]) for i in scores.modes[model].top[q, :TOP_SHOWN]]
-    return [Disagreement(path=paths[q], sha256=shas[q], label=labels[q],
+    return [Disagreement(file=paths[q], sha256=shas[q], label=labels[q],
                          ap={m: float(scores.modes[m].ap[q]) for m in pair}, top={m: shown(q, m) for m in pair})
             for q in picked]
 

@@ -87,13 +87,13 @@ def disagreement_mosaic(report: EvalReport, thumbnails: Mapping[str, Path], labe
         x += CELL * per_model + gap
     for row, case in enumerate(report.disagreements):
         y = header + row * (CELL + label_h)
-        _paste(canvas, thumbnails.get(case.path), 0, y, None)
+        _paste(canvas, thumbnails.get(case.file), 0, y, None)
         aps = " · ".join(f"{labels.get(m, m)} AP {ap:.2f}" for m, ap in case.ap.items())
         draw.text((4, y + CELL + 2), f"{case.label}: {aps}", fill="black")
         x = CELL + gap
         for model in models:
             for hit in case.top[model]:
-                _paste(canvas, thumbnails.get(hit.path), x, y, RELEVANT if hit.relevant else NOT_RELEVANT)
+                _paste(canvas, thumbnails.get(hit.file), x, y, RELEVANT if hit.relevant else NOT_RELEVANT)
                 x += CELL
             x += gap
     return canvas
@@ -110,14 +110,20 @@ def _paste(canvas: Image.Image, thumbnail: Path | None, x: int, y: int, frame: t
         draw.rectangle((x + 1, y + 1, x + CELL - 2, y + CELL - 2), outline=frame, width=3)
 
 
-def heat_overlay(pixels: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> Image.Image:
-    """A coarse heat grid (h x w, any scale) stretched over an HxWx3 photo in the 'jet' colours."""
+def heat_overlay(pixels: np.ndarray, heat: np.ndarray, size: tuple[int, int] | None = None, alpha: float = 0.5,
+                 ) -> Image.Image:
+    """A coarse heat grid (h x w, any scale) stretched over an HxWx3 model input in the 'jet' colours,
+    then given back the photo's own proportions (`size`, width x height) at the input's width."""
     peak = float(heat.max())
     normed = heat / peak if peak > 0 else heat
     grid = Image.fromarray(np.uint8(255 * np.clip(normed, 0, 1)))
     stretched = np.asarray(grid.resize(pixels.shape[1::-1], Image.Resampling.BILINEAR)) / 255.0
     coloured = colormaps["jet"](stretched)[..., :3] * 255
-    return Image.fromarray(np.uint8((1 - alpha) * pixels + alpha * coloured))
+    overlay = Image.fromarray(np.uint8((1 - alpha) * pixels + alpha * coloured))
+    if size:
+        width = pixels.shape[1]
+        overlay = overlay.resize((width, max(1, round(width * size[1] / size[0]))), Image.Resampling.BILINEAR)
+    return overlay
 
 
 def figures(report: EvalReport, labels: Mapping[str, str]) -> dict[str, Figure]:

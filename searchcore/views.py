@@ -182,21 +182,24 @@ def explanation_gallery(explained: Mapping[str, Explanation]) -> list[tuple[Imag
     """Per model, the query and the hit with their heat laid over them: where the similarity comes from."""
     shown = []
     for model, e in explained.items():
-        share = e.similarity.cosine
-        shown.append((plots.heat_overlay(e.query_pixels, e.similarity.query_heat), f"{LABELS[model]} · query"))
-        shown.append((plots.heat_overlay(e.hit_pixels, e.similarity.hit_heat),
-                      f"{LABELS[model]} · hit · cosine {share:.3f}"))
+        shown.append((plots.heat_overlay(e.query_pixels, e.similarity.query_heat, e.query_size),
+                      f"{LABELS[model]} · query"))
+        shown.append((plots.heat_overlay(e.hit_pixels, e.similarity.hit_heat, e.hit_size),
+                      f"{LABELS[model]} · hit · cos {e.similarity.cosine:.3f}"))
     return shown
 
 
 EVAL_COLUMNS = ("P@1", "P@10", "P@20", "R@1", "R@5", "R@10", "mAP")
 
 
-def eval_table(report: EvalReport, labels: Mapping[str, str]) -> tuple[list[str], list[list]]:
-    """Headers and one row per mode, three decimals, as the CLI's table prints them."""
-    return (["mode", *EVAL_COLUMNS],
-            [[labels.get(mode, mode), *(round(scores[c], 3) for c in EVAL_COLUMNS)]
-             for mode, scores in report.scores.items()])
+def eval_table_headers() -> list[str]:
+    return ["mode", *EVAL_COLUMNS]
+
+
+def eval_table(report: EvalReport, labels: Mapping[str, str]) -> list[list]:
+    """One row per mode (see eval_table_headers), three decimals, as the CLI's table prints them."""
+    return [[labels.get(mode, mode), *(round(scores[c], 3) for c in EVAL_COLUMNS)]
+            for mode, scores in report.scores.items()]
 
 
 def eval_summary(report: EvalReport) -> str:

@@ -36,15 +36,30 @@ def model_dir() -> Path:
     return directory
 
 
+def delete_redis_keys(prefix: str) -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+
+
 @pytest.fixture
 def redis_prefix():
     """A key prefix of this test's own; its keys are deleted afterwards."""
     prefix = f"searchcore-test:{uuid.uuid4().hex}:"
     yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
+    delete_redis_keys(prefix)
+
+
+@pytest.fixture(scope="module")
+def module_settings(tmp_path_factory, model_dir: Path) -> Settings:
+    """Settings shared by one test module (its own home, Milvus Lite file and Redis prefix), for tests
+    that only read what one app or engine holds."""
+    home = tmp_path_factory.mktemp("module")
+    prefix = f"searchcore-test:{uuid.uuid4().hex}:"
+    yield replace(Settings.from_env(), home=home, model_dir=model_dir, milvus_uri=str(home / "milvus.db"),
+                  redis_url=REDIS_URL, redis_prefix=prefix)
+    delete_redis_keys(prefix)
 
 
 @pytest.fixture
@@ -136,6 +151,22 @@ def write_photos(folder: Path) -> Path:
 @pytest.fixture
 def photo_dir(tmp_path: Path) -> Path:
     return write_photos(tmp_path / "photos")
+
+
+def labelled_folder(folder: Path, classes: int = 5, per_class: int = 8) -> Path:
+    """A labelled folder (one subfolder per class) of real photos: copies of the first images of Corel-1k's
+    first classes when the dataset is there, else crops of the sample photos, one class per photo."""
+    if COREL.is_dir():
+        for source in sorted(p for p in COREL.iterdir() if p.is_dir())[:classes]:
+            (folder / source.name).mkdir(parents=True)
+            for image in sorted(source.glob("*.jpg"))[:per_class]:
+                (folder / source.name / image.name).write_bytes(image.read_bytes())
+        return folder
+    crops = crops_of_photos(folder.parent / f"{folder.name}-crops", per_photo=per_class)
+    for image in sorted(crops.iterdir()):
+        (folder / image.stem.rsplit("-", 1)[0]).mkdir(parents=True, exist_ok=True)
+        image.rename(folder / image.stem.rsplit("-", 1)[0] / image.name)
+    return folder
 
 
 def crops_of_photos(folder: Path, per_photo: int, quality: int = 90) -> Path:

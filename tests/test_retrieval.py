@@ -94,3 +94,16 @@ def test_the_apps_fused_list_is_the_evaluations_fused_ranking(crops_engine):
         similarities = [(matrices[m] @ result.vectors[m])[None, :] for m in engine.models]
         expected = [ids[i] for i in fused_order(similarities)[0][:10]]
         assert [h.id for h in result.fused] == expected, query.name
+
+
+def test_index_report_times_each_stage_and_maps_follow_the_index(engine, photo_dir, many_photos):
+    report = engine.index([photo_dir])
+    assert set(report.stages.seconds) == {"read", "decode", "inference", "write"}
+    assert all(seconds > 0 for seconds in report.stages.seconds.values()), report.stages.seconds
+    first = engine.map_points("resnet50")
+    assert len(first.ids) == first.total == len(PHOTOS) and first.xy.shape == (len(PHOTOS), 2)
+    assert engine.map_points("resnet50") is first  # cached while the index stays the same
+    assert engine.map_points("vgg16").ids == first.ids  # the same images on both maps
+    engine.index([many_photos])
+    grown = engine.map_points("resnet50", "t-SNE")
+    assert grown.total == len(PHOTOS) + 48 and grown.method == "t-SNE" and np.isfinite(grown.xy).all()

@@ -5,12 +5,14 @@ import re
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from searchcore import views
 from searchcore.decode import Failure, read_raw
 from searchcore.index import IndexReport
+from searchcore.maps import MapPoints, project, sample_ids, top_level_groups
 from searchcore.search import QueryResult
 from searchcore.shown import ShownFiles
 from searchcore.store import Hit
@@ -105,3 +107,27 @@ def test_allowed_folders_are_named_in_plain_words():
     text = views.roots_text([photos, samples], {samples: "the bundled sample photos"})
     assert text == "/srv/photos, the bundled sample photos" and "skimage" not in text
     assert "weights: registry" not in " ".join(views.STATS_HEADERS) and "ImageNet weights from" in views.STATS_HEADERS
+
+
+def test_map_svg_escapes_paths_and_names_every_folder():
+    hostile = '/data/a"><script>alert(1)</script>/x.jpg'
+    points = MapPoints(model="vgg16", method="PCA", ids=[1, 2, 3], paths=["/data/cats/1.jpg", "/data/dogs/2.jpg", hostile],
+                       sha256s=["a" * 64, "b" * 64, "c" * 64], groups=top_level_groups(
+                           ["/data/cats/1.jpg", "/data/dogs/2.jpg", hostile]),
+                       xy=np.array([[0.0, 0.0], [1.0, 1.0], [0.5, 0.2]]), total=5)
+    svg = views.map_svg(points, "VGG16")
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    assert len(re.findall(r"<circle ", svg)) == 3 and 'data-id="2"' in svg
+    assert "(a sample of 3 of 5)" in svg
+    keys = re.findall(r'class="map-key"><i style="background:#\w+"></i>([^<]+)<', svg)
+    assert set(keys) == {"cats", "dogs", "a&quot;&gt;&lt;script&gt;alert(1)&lt;"}
+
+
+def test_map_groups_are_the_first_folder_below_the_shared_one_and_samples_are_seeded():
+    assert top_level_groups(["/p/x/a/1.jpg", "/p/x/b/c/2.jpg", "/p/x/3.jpg"]) == ["a", "b", "x"]
+    assert top_level_groups(["/only/here/1.jpg"]) == ["here"]
+    ids = list(range(10_000))
+    assert sample_ids(ids, cap=50) == sample_ids(list(reversed(ids)), cap=50) and len(sample_ids(ids, cap=50)) == 50
+    assert sample_ids(ids[:20], cap=50) == ids[:20]
+    with pytest.raises(ValueError, match="method must be one of PCA, t-SNE"):
+        project(np.eye(4, dtype=np.float32), "UMAP")

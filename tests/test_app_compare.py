@@ -1,0 +1,163 @@
+"""The app's comparison tools, served for real on a labelled folder: the Evaluate tab and /evaluate, the
+Map tab and /map, and the heatmaps of a selected hit. One app serves the whole module (the tests only
+read what it holds)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from gradio_client import Client
+
+from searchcore.maps import METHODS
+from tests.conftest import labelled_folder, run_cli, settings_env, start_app, stop_app
+from tests.test_app import CHROMIUM, OUTPUT, browser_page, upload
+
+needs_chromium = pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true",
+                                    reason="needs Debian's chromium (.ci/run installs it)")
+CLASSES, PER_CLASS = 5, 8
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory) -> Path:
+    return labelled_folder(tmp_path_factory.mktemp("labelled") / "classes", CLASSES, PER_CLASS)
+
+
+@pytest.fixture(scope="module")
+def served(module_settings, labelled):
+    """`python app.py --images LABELLED`, indexed; yields (url, labelled folder, settings)."""
+    proc, url = start_app(settings_env(module_settings), labelled, module_settings.home / "app.log")
+    yield url, labelled, module_settings
+    stop_app(proc)
+
+
+def evaluate_api(url: str, folder: Path) -> tuple:
+    return Client(url, verbose=False).predict(str(folder), api_name="/evaluate")
+
+
+def test_evaluate_api_gives_the_clis_figures_and_reuses_the_embeddings(served, tmp_path):
+    url, labelled, settings = served
+    summary, table, curve, per_class, jaccard, mosaic, report = evaluate_api(url, labelled)
+    assert (report["images"], len(report["classes"]), report["failed"]) == (CLASSES * PER_CLASS, CLASSES, [])
+    assert set(report["scores"]) == {"resnet50", "vgg16", "fused"}
+    # the CLI, in a process and a home of its own (so it embeds anew), gives the very same figures
+    env = {**settings_env(settings), "SEARCHCORE_HOME": str(tmp_path), "SEARCHCORE_MILVUS_URI": str(tmp_path / "m.db"),
+           "SEARCHCORE_REDIS_URL": ""}
+    out = run_cli(env, "eval", str(labelled), "--json", "--plots", str(tmp_path / "plots"))
+    assert out.returncode == 0, out.stderr
+    cli = json.loads(out.stdout)
+    assert set(cli["scores"]) == set(report["scores"]) and not cli["cached"]
+    for mode, scores in cli["scores"].items():
+        assert scores == pytest.approx(report["scores"][mode], abs=1e-9), mode
+        assert all(0.0 <= v <= 1.0 for v in scores.values()) and scores["P@1"] >= scores["P@20"] - 1e-9, mode
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "ap-per-class.png", "disagreements.png", "jaccard-at-10.png", "precision-at-k.png"]
+    # the table shows the same figures, rounded
+    rows = {row[0]: row[1:] for row in table["data"]}
+    assert rows["Fused"][-1] == round(report["scores"]["fused"]["mAP"], 3)
+    assert rows["ResNet50"][0] == round(report["scores"]["resnet50"]["P@1"], 3)
+    assert len(report["curves"]["vgg16"]) == min(50, CLASSES * PER_CLASS - 1)
+    assert len(report["jaccard"]) == CLASSES * PER_CLASS and report["disagreements"]
+    # a second evaluation of the same files reads their vectors back: no decoding, no inference
+    again = evaluate_api(url, labelled)[-1]
+    assert again["cached"] and "inference" not in again["stages"] and again["scores"] == report["scores"]
+
+
+def test_evaluate_refuses_a_folder_outside_the_roots(served):
+    summary, *_, report = evaluate_api(served[0], Path("/etc"))
+    assert "not under an allowed folder" in summary and report == {}
+
+
+def test_map_api_places_every_indexed_image_for_each_model(served):
+    url, labelled, _ = served
+    for method in METHODS:
+        maps = Client(url, verbose=False).predict(method, api_name="/map")
+        assert len(maps) == 2
+        for html, label in zip(maps, ("ResNet50", "VGG16")):
+            assert f"{label} · {method}" in html
+            assert len(re.findall(r"<circle ", html)) == CLASSES * PER_CLASS
+            groups = set(re.findall(r'class="map-key"><i style="background:#\w+"></i>([^<]+)<', html))
+            assert groups == {p.name for p in labelled.iterdir()}
+
+
+@needs_chromium
+def test_browser_evaluate_tab_shows_the_table_the_plots_and_the_disagreements(served):
+    from playwright.sync_api import sync_playwright
+
+    url, labelled, _ = served
+    expected = evaluate_api(url, labelled)[-1]["scores"]
+    with sync_playwright() as pw:
+        browser, page = browser_page(pw, url, height=1400)
+        page.get_by_role("tab", name="Evaluate").click()
+        page.locator("#eval-folder textarea").fill(str(labelled))
+        page.locator("#evaluate").click()
+        page.locator("#eval-summary").get_by_text(f"{CLASSES * PER_CLASS} images in {CLASSES} classes").wait_for(
+            timeout=120_000)
+        page.locator("#eval-table").get_by_text("Fused", exact=True).wait_for(timeout=30_000)
+        words = page.locator("#eval-table").inner_text().split()
+        rows = {name: [float(w) for w in words[words.index(name) + 1:words.index(name) + 8]]
+                for name in ("ResNet50", "VGG16", "Fused")}
+        for name, mode in (("ResNet50", "resnet50"), ("VGG16", "vgg16"), ("Fused", "fused")):
+            assert rows[name] == [round(expected[mode][c], 3) for c in ("P@1", "P@10", "P@20", "R@1", "R@5", "R@10",
+                                                                        "mAP")], (name, rows)
+        for plot in ("#eval-curve", "#eval-classes", "#eval-jaccard", "#eval-disagreements"):
+            page.locator(f"{plot} img").first.wait_for(timeout=30_000)
+            assert page.locator(f"{plot} img").first.evaluate("img => img.naturalWidth") > 300, plot
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(OUTPUT / "app-evaluate.png"), full_page=True)
+        browser.close()
+
+
+@needs_chromium
+def test_browser_map_hover_shows_the_image_and_a_click_searches_with_it(served):
+    from playwright.sync_api import sync_playwright
+
+    url, _, _ = served
+    with sync_playwright() as pw:
+        browser, page = browser_page(pw, url)
+        page.get_by_role("tab", name="Map").click()
+        points = page.locator("#map-vgg16 circle")
+        points.first.wait_for(timeout=60_000)
+        assert points.count() == CLASSES * PER_CLASS == page.locator("#map-resnet50 circle").count()
+        point = points.nth(7)
+        path = point.get_attribute("data-p")
+        point.hover(force=True)
+        preview = page.locator("#map-vgg16 .map-tip img[src]")
+        preview.wait_for(timeout=30_000)
+        page.wait_for_function("() => document.querySelector('#map-vgg16 .map-tip img').naturalWidth > 0")
+        assert page.locator("#map-vgg16 .map-tip div").inner_text() == path
+        page.screenshot(path=str(OUTPUT / "app-map.png"), full_page=True)
+        point.click(force=True)
+        page.locator("#status").get_by_text(Path(path).name).wait_for(timeout=60_000)
+        page.locator("#gallery-vgg16 .caption-label").first.get_by_text("#1 ① L2 0.000").wait_for(timeout=60_000)
+        browser.close()
+
+
+@needs_chromium
+def test_browser_selected_hit_shows_why_it_matched(served):
+    from playwright.sync_api import sync_playwright
+
+    url, labelled, _ = served
+    query = sorted(next(p for p in sorted(labelled.iterdir())).iterdir())[0]
+    with sync_playwright() as pw:
+        browser, page = browser_page(pw, url, height=1400)
+        upload(page, query, 8)
+        assert page.locator("#why").is_hidden()
+        page.locator("#gallery-resnet50 .thumbnail-item").nth(1).click()
+        page.locator("#why img").nth(3).wait_for(timeout=60_000)
+        captions = page.locator("#why .caption-label").all_inner_texts()
+        assert [c.split(" · cos")[0] for c in captions] == ["ResNet50 · query", "ResNet50 · hit",
+                                                          "VGG16 · query", "VGG16 · hit"], captions
+        hit_cosine = float(captions[1].split("cos ")[1])
+        shown = re.search(r"ResNet50: #2 · L2 \d\.\d{3} · cosine (\d\.\d{3})", page.locator("#details").inner_text())
+        assert shown and abs(float(shown.group(1)) - hit_cosine) <= 0.002  # the heat adds up to the cosine
+        page.locator("#gallery-resnet50 .preview button[aria-label='Close'], "
+                     "#gallery-resnet50 .preview .close, #gallery-resnet50 button[title='Close']").first.click()
+        page.wait_for_timeout(500)
+        page.locator("#why").scroll_into_view_if_needed()
+        page.screenshot(path=str(OUTPUT / "app-explain.png"), full_page=True)
+        upload(page, sorted(labelled.rglob("*.jpg"))[-1], 8)  # a new search hides the old explanation
+        page.locator("#why").wait_for(state="hidden", timeout=30_000)
+        browser.close()
