@@ -16,7 +16,7 @@ from PIL import Image
 
 from searchcore.decode import read_raw
 
-from tests.conftest import ROOT, start_app, stop_app
+from tests.conftest import ROOT, settings_env, start_app, stop_app, write_photos
 
 CAPTION = re.compile(r"^#\d+( [\u2460-\u2473])? L2 \d\.\d{3} · cos -?\d\.\d{3} · [^/]+/[^/]+$")
 OUTPUT = ROOT / "test-output"
@@ -40,6 +40,19 @@ def app(request, cli_env, photo_dir, tmp_path):
     stop_app(proc)
 
 
+@pytest.fixture(scope="module")
+def served_app(module_settings, tmp_path_factory):
+    """One app for the tests that only search and read (they change nothing it holds): as `app`."""
+    folder = tmp_path_factory.mktemp("served")
+    photos = write_photos(folder / "photos")
+    extra_root = folder / "more"
+    extra_root.mkdir()
+    env = {**settings_env(module_settings), "SEARCHCORE_INDEX_ROOTS": str(extra_root)}
+    proc, url = start_app(env, photos, folder / "app.log")
+    yield url, photos, extra_root
+    stop_app(proc)
+
+
 def call(url: str, endpoint: str, data: list) -> list:
     """A raw call of a named endpoint (what gradio_client cannot send, such as a data: URL)."""
     event = requests.post(f"{url}gradio_api/call/{endpoint}", json={"data": data}, timeout=30).json()["event_id"]
@@ -49,8 +62,8 @@ def call(url: str, endpoint: str, data: list) -> list:
     return [kind, json.loads(payload)]
 
 
-def test_search_api_gives_both_models_side_by_side(app):
-    url, photos, _ = app
+def test_search_api_gives_both_models_side_by_side(served_app):
+    url, photos, _ = served_app
     client = Client(url, verbose=False)
     resnet, vgg, fused, only_resnet, only_vgg, agreement, details, as_json, status = client.predict(
         handle_file(str(photos / "coffee.jpg")), "Side by side", 5, api_name="/search")
@@ -73,8 +86,8 @@ def test_search_api_gives_both_models_side_by_side(app):
     assert len(fused) == 3 and fused[0]["caption"].startswith("#1 L2 0.000 · cos 1.000")
 
 
-def test_only_the_images_shown_are_served(app):
-    url, photos, _ = app
+def test_only_the_images_shown_are_served(served_app):
+    url, photos, _ = served_app
     import skimage.data
     sources = Path(skimage.data.__file__)  # the sample folder is an index root: its .py files must not be served
     for path in ("/etc/passwd", str(ROOT / "app.py"), str(sources), str(photos / "coffee.jpg")):
@@ -118,8 +131,8 @@ def data_url(data: bytes) -> dict:
             "meta": {"_type": "gradio.FileData"}}
 
 
-def test_data_urls_take_searchcores_decoder_and_the_upload_cap(app):
-    url, photos, _ = app
+def test_data_urls_take_searchcores_decoder_and_the_upload_cap(served_app):
+    url, photos, _ = served_app
     bomb = io.BytesIO()
     Image.new("1", (8_000, 8_000)).save(bomb, "PNG")  # 64 MP in a few kB
     kind, outputs = call(url, "search", [data_url(bomb.getvalue()), "Side by side", 3])
@@ -130,8 +143,8 @@ def test_data_urls_take_searchcores_decoder_and_the_upload_cap(app):
     assert kind == "complete" and "this very image is indexed" in outputs[STATUS], outputs
 
 
-def test_bad_arguments_get_a_clear_message(app, tmp_path):
-    url, photos, _ = app
+def test_bad_arguments_get_a_clear_message(served_app, tmp_path):
+    url, photos, _ = served_app
     client = Client(url, verbose=False)
     query = handle_file(str(photos / "coffee.jpg"))
     resnet, vgg, *_, status = client.predict(query, None, 3, api_name="/search")  # None passes the Radio's check
@@ -207,10 +220,10 @@ def test_only_uploads_that_were_indexed_are_kept(app, tmp_path, settings):
 
 @pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true",
                     reason="needs Debian's chromium (.ci/run installs it)")
-def test_browser_upload_fills_both_galleries(app):
+def test_browser_upload_fills_both_galleries(served_app):
     from playwright.sync_api import sync_playwright
 
-    url, photos, _ = app
+    url, photos, _ = served_app
     k = 8
     OUTPUT.mkdir(exist_ok=True)
     with sync_playwright() as pw:
@@ -256,10 +269,10 @@ def upload(page, path: Path, k: int) -> None:
 
 @pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true",
                     reason="needs Debian's chromium (.ci/run installs it)")
-def test_browser_selection_follows_the_search_and_k_searches_again(app):
+def test_browser_selection_follows_the_search_and_k_searches_again(served_app):
     from playwright.sync_api import sync_playwright
 
-    url, photos, _ = app
+    url, photos, _ = served_app
     with sync_playwright() as pw:
         browser, page = browser_page(pw, url)
         details, status = page.locator("#details"), page.locator("#status")
@@ -296,10 +309,10 @@ def test_browser_selection_follows_the_search_and_k_searches_again(app):
 
 @pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true",
                     reason="needs Debian's chromium (.ci/run installs it)")
-def test_browser_phone_shows_results_after_the_query_rank_by_rank(app):
+def test_browser_phone_shows_results_after_the_query_rank_by_rank(served_app):
     from playwright.sync_api import sync_playwright
 
-    url, photos, _ = app
+    url, photos, _ = served_app
     with sync_playwright() as pw:
         browser, page = browser_page(pw, url, 390, 844)
         upload(page, photos / "coffee.jpg", 8)
@@ -375,10 +388,10 @@ def test_browser_page_is_served_while_the_app_indexes_at_startup(cli_env, many_p
 
 @pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true",
                     reason="needs Debian's chromium (.ci/run installs it)")
-def test_browser_url_keeps_the_search_for_reload_back_and_links(app):
+def test_browser_url_keeps_the_search_for_reload_back_and_links(served_app):
     from playwright.sync_api import sync_playwright
 
-    url, photos, _ = app
+    url, photos, _ = served_app
     coffee = read_raw(photos / "coffee.jpg")
     with sync_playwright() as pw:
         browser, page = browser_page(pw, url)

@@ -1,4 +1,5 @@
-"""`python -m searchcore` as a user runs it: subprocesses on real photos, a temp Milvus, the real Redis."""
+"""`python -m searchcore` as a user runs it (a few subprocesses: what only the CLI does, its output and
+exit codes), and the operations behind it checked on the `engine` fixture, in process."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from searchcore import Engine
@@ -29,53 +31,43 @@ def add_bad_files(folder: Path) -> list[Path]:
     return [truncated, text, bomb]
 
 
-def test_index_is_idempotent_and_reports_bad_files(cli_env, photo_dir):
+def test_cli_indexes_searches_and_removes_with_clear_output(cli_env, photo_dir, tmp_path):
+    """The CLI's own work: its lines, its exit codes, the link note, JSON and text output."""
     bad = add_bad_files(photo_dir)
+    outside = tmp_path / "outside.jpg"
+    Image.open(photo_dir / "coffee.jpg").rotate(90, expand=True).save(outside)
+    (photo_dir / "link.jpg").symlink_to(outside)
     first = run_cli(cli_env, "index", str(photo_dir))
     assert first.returncode == 1, first.stderr
-    assert first.stdout.strip().startswith("indexed 8, already there 0, duplicates 0, failed 3")
+    lines = first.stdout.strip().splitlines()
+    assert lines[0].startswith("indexed 9, already there 0, duplicates 0, failed 3")
+    assert "1 file(s) reached through links that lead outside the folder given" in lines[0]
+    assert lines[1].startswith("time per stage: read ") and " · inference " in lines[1] and " · write " in lines[1]
     for path, reason in zip(bad, ("truncated", "not an image", "over the limit")):
         assert f"failed: {path}: " in first.stderr and reason in first.stderr
-    shutil.copy(next(photo_dir.glob("*.jpg")), photo_dir / "nested" / "copy.JPG")
-    again = run_cli(cli_env, "index", str(photo_dir))
-    assert again.stdout.strip().startswith("indexed 0, already there 8, duplicates 1, failed 3")
-    stats = json.loads(run_cli(cli_env, "stats", "--json").stdout)
-    assert {m: s["rows"] for m, s in stats["models"].items()} == {"resnet50": 8, "vgg16": 8}
-    assert stats["redis_cache"] is True
+    assert f"note: {photo_dir / 'link.jpg'} is a link that leads outside the folder given" in first.stderr
 
-
-def test_search_json_marks_itself_and_compares_models(cli_env, photo_dir):
-    assert run_cli(cli_env, "index", str(photo_dir)).returncode == 0
     cat, coffee = photo_dir / "nested" / "chelsea.jpg", photo_dir / "coffee.jpg"
-    out = run_cli(cli_env, "search", str(cat), str(coffee), "--top-k", "4", "--json")
+    out = run_cli(cli_env, "search", str(cat), str(coffee), "--id", str(read_raw(cat).id), "--top-k", "4", "--json")
     assert out.returncode == 0, out.stderr
     results = [json.loads(line) for line in out.stdout.splitlines()]
-    assert [r["query"] for r in results] == [str(cat), str(coffee)]
-    for result, path in zip(results, (cat, coffee)):
-        assert result["id"] == read_raw(path).id
-        for model in ("resnet50", "vgg16"):
-            top = result["hits"][model][0]
-            assert (top["rank"], top["file"], top["self"]) == (1, str(path.resolve()), True)
-            assert top["l2"] < 1e-3 and top["cosine"] > 0.999
-            assert len(result["hits"][model]) == 4 and not any(h["self"] for h in result["hits"][model][1:])
-            assert all(a["l2"] <= b["l2"] for a, b in zip(result["hits"][model], result["hits"][model][1:]))
-        pair = result["agreement"]["resnet50~vgg16"]
-        assert pair["k"] == 4 and 1 <= pair["shared"] <= 4 and pair["overlap_at_k"] == pair["shared"] / 4
-        assert result["fused"][0]["self"] and len(result["fused"]) == 4
-    by_id = run_cli(cli_env, "search", "--id", str(results[0]["id"]), "--top-k", "3", "--json")
-    hits = json.loads(by_id.stdout)["hits"]["vgg16"]
-    assert hits[0]["self"] and [h["id"] for h in hits] == [h["id"] for h in results[0]["hits"]["vgg16"][:3]]
+    assert [r["query"] for r in results[:2]] == [str(cat), str(coffee)] and results[2]["id"] == read_raw(cat).id
+    for result in results:
+        assert len(result["hits"]["resnet50"]) == 4 and result["hits"]["vgg16"][0]["self"]
+        assert result["agreement"]["resnet50~vgg16"]["k"] == 4 and result["fused"][0]["self"]
     text = run_cli(cli_env, "search", str(cat), "--top-k", "2").stdout
-    assert "(itself)" in text and "agreement resnet50~vgg16: overlap@2" in text
+    assert "(itself)" in text and "agreement resnet50~vgg16: overlap@2" in text and "fused" in text
 
-
-def test_remove_by_path_and_id(cli_env, photo_dir):
-    run_cli(cli_env, "index", str(photo_dir))
     assert run_cli(cli_env, "remove", str(photo_dir / "nested")).stdout.strip() == "removed 4 image(s)"
-    assert run_cli(cli_env, "remove", str(read_raw(photo_dir / "astronaut.jpg").id)).stdout.strip() == \
-        "removed 1 image(s)"
     stats = json.loads(run_cli(cli_env, "stats", "--json").stdout)
-    assert [s["rows"] for s in stats["models"].values()] == [3, 3]
+    assert [s["rows"] for s in stats["models"].values()] == [5, 5] and stats["redis_cache"] is True
+
+
+def test_bad_top_k_gets_one_line_before_any_model_loads(cli_env, photo_dir):
+    for k in ("0", "ten"):
+        out = run_cli(cli_env, "search", str(photo_dir / "coffee.jpg"), "--top-k", k, timeout=60)
+        assert out.returncode == 2 and "top k must be a whole number" in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
 
 
 def wal_bytes(db: Path) -> int:
@@ -106,29 +98,70 @@ def test_sigkill_mid_run_then_rerun_loses_and_duplicates_nothing(cli_env, settin
             assert set(store.existing(ids)) == ids
 
 
-def test_bad_top_k_and_special_files_get_a_clear_message(cli_env, photo_dir, tmp_path):
+def test_index_is_idempotent_counts_duplicates_and_reports_bad_files(engine, photo_dir):
+    bad = add_bad_files(photo_dir)
+    first = engine.index([photo_dir])
+    assert (first.indexed, first.already, first.duplicates) == (8, 0, 0)
+    assert {f.source: f.kind for f in first.failed} == {str(bad[0]): "broken or truncated",
+                                                        str(bad[1]): "not an image", str(bad[2]): "too many pixels"}
+    shutil.copy(next(photo_dir.glob("*.jpg")), photo_dir / "nested" / "copy.JPG")
+    again = engine.index([photo_dir])
+    assert (again.indexed, again.already, again.duplicates, len(again.failed)) == (0, 8, 1, 3)
+    assert {m: s["rows"] for m, s in engine.stats()["models"].items()} == {"resnet50": 8, "vgg16": 8}
+
+
+def test_search_marks_itself_and_compares_models(engine, photo_dir):
+    engine.index([photo_dir])
+    cat, coffee = photo_dir / "nested" / "chelsea.jpg", photo_dir / "coffee.jpg"
+    results = [r.to_json() for r in engine.search_files([cat, coffee], k=4)]
+    assert [r["query"] for r in results] == [str(cat), str(coffee)]
+    for result, path in zip(results, (cat, coffee)):
+        assert result["id"] == read_raw(path).id
+        for model in ("resnet50", "vgg16"):
+            top = result["hits"][model][0]
+            assert (top["rank"], top["file"], top["self"]) == (1, str(path.resolve()), True)
+            assert top["l2"] < 1e-3 and top["cosine"] > 0.999
+            assert len(result["hits"][model]) == 4 and not any(h["self"] for h in result["hits"][model][1:])
+            assert all(a["l2"] <= b["l2"] for a, b in zip(result["hits"][model], result["hits"][model][1:]))
+        pair = result["agreement"]["resnet50~vgg16"]
+        assert pair["k"] == 4 and 1 <= pair["shared"] <= 4 and pair["overlap_at_k"] == pair["shared"] / 4
+        assert result["fused"][0]["self"] and len(result["fused"]) == 4
+    by_id = engine.search_id(results[0]["id"], k=3).to_json()["hits"]["vgg16"]
+    assert by_id[0]["self"] and [h["id"] for h in by_id] == [h["id"] for h in results[0]["hits"]["vgg16"][:3]]
+    assert "not indexed" in engine.search_id(12345, k=3).error
+
+
+def test_remove_by_folder_and_id(engine, photo_dir):
+    engine.index([photo_dir])
+    assert engine.remove(str(photo_dir / "nested")) == 4
+    assert engine.remove(str(read_raw(photo_dir / "astronaut.jpg").id)) == 1
+    assert engine.remove(str(photo_dir / "nested")) == 0
+    assert [s["rows"] for s in engine.stats()["models"].values()] == [3, 3]
+
+
+@pytest.mark.parametrize("k", [0, -1, 1001, 2.0, "ten", True])
+def test_top_k_outside_1_to_1000_is_refused(engine, photo_dir, k):
+    with pytest.raises(ValueError, match="top k must be a whole number from 1 to 1000"):
+        engine.search_files([photo_dir / "coffee.jpg"], k=k)
+
+
+def test_special_files_get_a_clear_error_next_to_a_good_query(engine, photo_dir, tmp_path):
+    engine.index([photo_dir])
     photo = photo_dir / "coffee.jpg"
-    for k in ("0", "-1", "20000", "ten"):
-        out = run_cli(cli_env, "search", str(photo), "--top-k", k, timeout=60)
-        assert out.returncode == 2 and "top k must be a whole number" in out.stderr, out.stderr
-        assert "Traceback" not in out.stderr
     fifo = tmp_path / "pipe.jpg"
     os.mkfifo(fifo)
     zero = tmp_path / "zero.jpg"
     zero.symlink_to("/dev/zero")
-    out = run_cli(cli_env, "search", str(fifo), str(zero), str(photo), "--top-k", "2", timeout=120)
-    assert out.returncode == 1, out.stderr
-    assert f"error: {fifo}: not a regular file (a FIFO)" in out.stdout
-    assert f"error: {zero}: not a regular file (a character device)" in out.stdout
-    assert f"query {photo} (id {read_raw(photo).id})" in out.stdout and out.stdout.count("error:") == 2
+    results = engine.search_files([fifo, zero, photo], k=2)
+    assert [r.error for r in results] == [f"{fifo}: not a regular file (a FIFO)",
+                                          f"{zero}: not a regular file (a character device)", None]
+    assert results[2].id == read_raw(photo).id and results[2].hits["vgg16"][0].id == read_raw(photo).id
 
 
-def test_index_says_when_a_link_leads_out_of_the_folder(cli_env, photo_dir, tmp_path):
+def test_index_notes_links_that_lead_out_of_the_folder(engine, photo_dir, tmp_path):
     outside = tmp_path / "outside.jpg"
     Image.open(photo_dir / "coffee.jpg").rotate(90, expand=True).save(outside)
     (photo_dir / "link.jpg").symlink_to(outside)
-    out = run_cli(cli_env, "index", str(photo_dir))
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().startswith("indexed 9, already there 0, duplicates 0, failed 0")
-    assert "1 file(s) reached through links that lead outside the folder given" in out.stdout
-    assert f"note: {photo_dir / 'link.jpg'} is a link that leads outside the folder given" in out.stderr
+    report = engine.index([photo_dir])
+    assert (report.indexed, len(report.failed), report.links_out) == (9, 0, [str(photo_dir / "link.jpg")])
+    assert "1 file(s) reached through links that lead outside the folder given" in report.summary()
