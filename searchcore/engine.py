@@ -20,7 +20,8 @@ from .explain import SpatialSimilarity, spatial_similarity
 from .evaluate import EmbeddingsFile, EvalReport, evaluate
 from .index import Indexer, IndexReport
 from .preprocess import resize
-from .search import FUSED, QueryResult, search
+from .rerank import RERANK_LABELS
+from .search import FUSED, RRF, QueryResult, search
 from . import maps, store
 
 log = logging.getLogger("searchcore")
@@ -230,9 +231,16 @@ class Engine:
         """Up to `limit` indexed rows (path, sha256) of the first model."""
         return self.models[next(iter(self.models))].store.sample(limit)
 
-    def labels(self) -> dict[str, str]:
-        """Every list's name on the page: the models' labels, and Fused."""
-        return {**{name: m.label for name, m in self.models.items()}, FUSED: "Fused"}
+    def labels(self, modes: Sequence[str] = ()) -> dict[str, str]:
+        """Names on the page: the models' labels, Fused and Fused (RRF), and those of re-ranked modes
+        such as `resnet50+dba+qe` (ResNet50 · DBA+αQE) among `modes`."""
+        base = {**{name: m.label for name, m in self.models.items()}, FUSED: "Fused", RRF: "Fused (RRF)"}
+        named = dict(base)
+        for mode in modes:
+            head, _, rerank = mode.partition("+")
+            if rerank in RERANK_LABELS and head in base:
+                named[mode] = f"{base[head]} · {RERANK_LABELS[rerank]}"
+        return named
 
     def is_empty(self) -> bool:
         return all(m.store.count() == 0 for m in self.models.values())

@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 from .decode import IMAGE_SUFFIXES, Failure, batched, read_many
 from .embed import Embedder
 from .metrics import average_precision, hit_rate_at, jaccard_rows, precision_at, precision_curve
-from .search import FUSED, FUSION_POOL, fused_order
+from .rerank import QE_N, RERANKS, dba, top_k, weighted_mean
+from .search import FUSED, FUSION_POOL, RRF, fused_order, rrf_order
 from .timing import StageTimes
 
 PRECISION_KS = (1, 10, 20)
@@ -87,6 +88,7 @@ class Disagreement:
 class EvalReport:
     root: str
     images: int
+    models: list[str]
     classes: list[str]
     scores: dict[str, dict[str, float]]  # mode -> P@k, R@k, mAP
     curves: dict[str, list[float]]
@@ -101,12 +103,18 @@ class EvalReport:
     def table(self) -> str:
         columns = list(next(iter(self.scores.values())))
         lines = [f"{self.images} images, {len(self.classes)} classes, {len(self.failed)} failed",
-                 f"{'mode':<10}" + "".join(f"{c:>8}" for c in columns)]
-        lines += [f"{m:<10}" + "".join(f"{s[c]:>8.3f}" for c in columns) for m, s in self.scores.items()]
+                 f"{'mode':<16}" + "".join(f"{c:>8}" for c in columns)]
+        lines += [f"{m:<16}" + "".join(f"{s[c]:>8.3f}" for c in columns) for m, s in self.scores.items()]
         return "\n".join(lines)
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    def headline_modes(self) -> list[str]:
+        """The modes the plots show: every plain one, and the re-ranked mode with the best mAP."""
+        plain = [m for m in self.scores if "+" not in m]
+        reranked = [m for m in self.scores if "+" in m]
+        return plain + ([max(reranked, key=lambda m: self.scores[m]["mAP"])] if reranked else [])
 
     def shown_files(self) -> list[tuple[str, str]]:
         """(path, sha256) of every image the disagreement rows show."""
@@ -190,29 +198,51 @@ def embed_folder(root: Path, embedder: Embedder, models: Sequence[str], saved: E
     return out
 
 
+def mode_name(base: str, rerank: str) -> str:
+    """`resnet50`, `fused`, `rrf` plain; `resnet50+dba+qe` and the like re-ranked."""
+    return base if rerank == "none" else f"{base}+{rerank}"
+
+
 def score(vectors: Mapping[str, np.ndarray], labels: Sequence[str], chunk: int = 256,
-          pool: int = FUSION_POOL) -> Scores:
-    """P@k, R@k, mAP, the P@k curve, AP and top hits per query, per model and Fused (with 2+ models)."""
+          pool: int = FUSION_POOL, reranks: Sequence[str] = RERANKS) -> Scores:
+    """P@k, R@k, mAP, the P@k curve, AP and top hits per query, for every mode: each model, Fused and
+    RRF (with 2+ models), each plain and re-ranked. Queries use their own vector (as an upload would);
+    with DBA the database vectors are the augmented ones."""
     labels = np.asarray(labels)
     n = len(labels)
     n_relevant = np.array([np.sum(labels == label) - 1 for label in labels])
     names = list(vectors)
-    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {m: [] for m in names + [FUSED] * (len(names) > 1)}
+    databases = {r: {m: dba(vectors[m]) if "dba" in r else vectors[m] for m in names} for r in reranks}
+    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for start in range(0, n, chunk):
         queries = np.arange(start, min(start + chunk, n))
-        similarities = []
-        for name in names:
-            similarity = vectors[name][queries] @ vectors[name].T
-            similarity[np.arange(len(queries)), queries] = -np.inf  # a query never finds itself
-            similarities.append(similarity)
-            parts[name].append(_relevance(np.argsort(-similarity, axis=1, kind="stable"), labels, queries))
-        if len(names) > 1:
-            parts[FUSED].append(_relevance(fused_order(similarities, pool), labels, queries))
+        for rerank in reranks:
+            similarities = [_similarity(vectors[m][queries], databases[rerank][m], queries, "qe" in rerank)
+                            for m in names]
+            orders = {m: np.argsort(-sim, axis=1, kind="stable") for m, sim in zip(names, similarities)}
+            if len(names) > 1:
+                orders[FUSED] = fused_order(similarities, pool)
+                orders[RRF] = rrf_order(similarities, pool)
+            for base, order in orders.items():
+                parts.setdefault(mode_name(base, rerank), []).append(_relevance(order, labels, queries))
     modes = {mode: _mode_scores(np.concatenate([r for r, _ in p]), np.concatenate([t for _, t in p]), n_relevant)
              for mode, p in parts.items()}
     jaccard = (jaccard_rows(modes[names[0]].top[:, :JACCARD_K], modes[names[1]].top[:, :JACCARD_K])
                if len(names) > 1 else None)
     return Scores(modes, jaccard)
+
+
+def _similarity(queries: np.ndarray, database: np.ndarray, rows: np.ndarray, expand: bool) -> np.ndarray:
+    """Cosines of the queries to every database image, each query's own row set to -inf; with
+    `expand`, of the alpha-QE queries (each expanded with its first QE_N hits)."""
+    similarity = queries @ database.T
+    similarity[np.arange(len(rows)), rows] = -np.inf  # a query never finds itself
+    if expand:
+        nearest = top_k(similarity, QE_N)
+        expanded = weighted_mean(queries, database[nearest], np.take_along_axis(similarity, nearest, 1))
+        similarity = expanded @ database.T
+        similarity[np.arange(len(rows)), rows] = -np.inf
+    return similarity
 
 
 def _relevance(order: np.ndarray, labels: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -233,9 +263,9 @@ def report(root: Path, embeddings: Embeddings, scores: Scores, seconds: float) -
     """The scores as the table, the plots and the 'where they disagree' rows need them."""
     labels = np.asarray(embeddings.labels)
     classes = sorted(set(embeddings.labels))
-    names = [m for m in scores.modes if m != FUSED]
+    names = list(embeddings.vectors)
     return EvalReport(
-        root=str(root), images=len(labels), classes=classes,
+        root=str(root), images=len(labels), models=names, classes=classes,
         scores={m: s.summary for m, s in scores.modes.items()},
         curves={m: [float(x) for x in s.precision_curve] for m, s in scores.modes.items()},
         ap_per_class={m: {c: float(s.ap[labels == c].mean()) for c in classes} for m, s in scores.modes.items()},

@@ -13,23 +13,24 @@ from PIL import Image, ImageDraw, ImageOps
 
 from .evaluate import EvalReport
 
-COLOURS = {"resnet50": "#1f77b4", "vgg16": "#ff7f0e", "fused": "#2ca02c"}
+COLOURS = {"resnet50": "#1f77b4", "vgg16": "#ff7f0e", "fused": "#2ca02c", "rrf": "#9467bd"}
 RELEVANT, NOT_RELEVANT = (44, 160, 44), (214, 39, 40)
 CELL = 112
 
 
 def _colour(mode: str, n: int) -> str:
-    return COLOURS.get(mode, colormaps["tab10"](n % 10))
+    return COLOURS.get(mode, "#d62728" if "+" in mode else colormaps["tab10"](n % 10))
 
 
 def precision_curve(report: EvalReport, labels: Mapping[str, str]) -> Figure:
     """Mean P@k for k = 1..50, one line per mode."""
     fig = Figure(figsize=(6.4, 3.6), layout="constrained")
     ax = fig.subplots()
-    for n, (mode, curve) in enumerate(report.curves.items()):
+    for n, mode in enumerate(report.headline_modes()):
+        curve = report.curves[mode]
         ax.plot(range(1, len(curve) + 1), curve, label=labels.get(mode, mode), color=_colour(mode, n),
-                linestyle="--" if mode == "fused" else "-")
-    low = min((min(c) for c in report.curves.values() if c), default=0.0)
+                linestyle="-" if mode in COLOURS else "--")
+    low = min((min(report.curves[m]) for m in report.headline_modes() if report.curves[m]), default=0.0)
     ax.set(xlabel="k", ylabel="mean P@k", title=f"{report.images:,} queries", ylim=(max(0.0, low - 0.05), 1.0))
     ax.grid(alpha=0.3)
     ax.legend()
@@ -38,7 +39,7 @@ def precision_curve(report: EvalReport, labels: Mapping[str, str]) -> Figure:
 
 def ap_per_class(report: EvalReport, labels: Mapping[str, str]) -> Figure:
     """Mean AP per class, as grouped bars (one bar per mode)."""
-    classes, modes = report.classes, list(report.ap_per_class)
+    classes, modes = report.classes, report.headline_modes()
     width = 0.8 / len(modes)
     fig = Figure(figsize=(max(6.4, 0.3 * len(classes) * len(modes)), 3.8), layout="constrained")
     ax = fig.subplots()
@@ -132,8 +133,7 @@ def figures(report: EvalReport, labels: Mapping[str, str]) -> dict[str, Figure]:
     shown["precision-at-k"] = precision_curve(report, labels)
     shown["ap-per-class"] = ap_per_class(report, labels)
     if report.jaccard:
-        models = [m for m in report.scores if m != "fused"]
-        shown["jaccard-at-10"] = jaccard_histogram(report, " vs ".join(labels.get(m, m) for m in models[:2]))
+        shown["jaccard-at-10"] = jaccard_histogram(report, " vs ".join(labels.get(m, m) for m in report.models[:2]))
     return shown
 
 

@@ -12,9 +12,11 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .compare import Agreement, agreement
+from .rerank import RRF_K, top_k
 from .store import Hit, VectorStore
 
 FUSED = "fused"
+RRF = "rrf"
 FUSION_POOL = 50
 
 
@@ -84,6 +86,21 @@ def fused_order(similarities: Sequence[np.ndarray], pool: int = FUSION_POOL) -> 
         top = np.argpartition(-similarity, min(pool, similarity.shape[1] - 1), axis=1)[:, :pool]
         in_pool[rows, top] = True
     key = np.where(in_pool, mean + 4.0, mean)  # cosines lie in [-1, 1]: the pool comes first
+    return np.argsort(-key, axis=1, kind="stable")
+
+
+def rrf_order(similarities: Sequence[np.ndarray], pool: int = FUSION_POOL) -> np.ndarray:
+    """Reciprocal rank fusion over full similarity rows, as the app ranks it: an image scores
+    sum(1 / (RRF_K + rank)) over the models whose top `pool` hold it; the union of the pools first,
+    by that score, then every other image by mean similarity. Each query's own cell must be -inf."""
+    mean = np.mean(similarities, axis=0)
+    fused = np.zeros(mean.shape)
+    rows = np.arange(len(mean))[:, None]
+    for similarity in similarities:
+        top = top_k(similarity, pool)
+        fused[rows, top] += 1.0 / (RRF_K + np.arange(1, top.shape[1] + 1))
+    key = np.where(fused > 0, fused + 4.0, mean)  # rrf scores < 1 and cosines in [-1, 1]: the pool first
+    key[np.isneginf(mean)] = -np.inf
     return np.argsort(-key, axis=1, kind="stable")
 
 

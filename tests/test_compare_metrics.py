@@ -50,9 +50,11 @@ def test_chunked_scoring_equals_one_pass_and_the_direct_computation():
     labels = rng.integers(0, 5, 300).astype(str).tolist()
     vectors = {"a": unit_rows(rng, 300, 16), "b": unit_rows(rng, 300, 8)}
     one_pass, chunked = score(vectors, labels, chunk=300), score(vectors, labels, chunk=7)
+    assert len(one_pass.modes) == 16  # 4 re-rankings x (2 models, Fused, RRF)
     for mode in one_pass.modes:
-        assert one_pass.modes[mode].summary == pytest.approx(chunked.modes[mode].summary)
-        assert np.allclose(one_pass.modes[mode].ap, chunked.modes[mode].ap)
+        # BLAS rounds other matrix shapes a little differently: a near tie may swap (seen: 1.6e-5 of AP)
+        assert one_pass.modes[mode].summary == pytest.approx(chunked.modes[mode].summary, abs=1e-4)
+        assert np.allclose(one_pass.modes[mode].ap, chunked.modes[mode].ap, atol=1e-4)
     # mAP of model a, the slow way: one query at a time, sorted by exact cosine
     label_array, aps = np.asarray(labels), []
     for q in range(300):
