@@ -20,12 +20,18 @@ from .explain import SpatialSimilarity, spatial_similarity
 from .evaluate import EmbeddingsFile, EvalReport, evaluate
 from .index import Indexer, IndexReport
 from .preprocess import resize
-from .rerank import RERANK_LABELS
+from .rerank import DBA_K, RERANK_LABELS, RERANKS, weighted_mean
 from .search import FUSED, RRF, QueryResult, search
 from . import maps, store
 
 log = logging.getLogger("searchcore")
 MAX_TOP_K = 1000
+
+
+def check_rerank(rerank: object) -> str:
+    if rerank not in RERANKS:
+        raise ValueError(f"re-ranking must be one of {', '.join(RERANKS)}, not {rerank!r}")
+    return rerank
 
 
 def check_top_k(k: object) -> int:
@@ -37,11 +43,17 @@ def check_top_k(k: object) -> int:
 
 @dataclass(frozen=True)
 class Model:
-    """Everything of one model: what it is called, how it encodes, where its vectors are."""
+    """Everything of one model: what it is called, how it encodes, where its vectors are (`store`)
+    and where their database-side augmented versions are (`dba`)."""
 
     spec: ModelSpec
     encoder: Encoder
     store: store.VectorStore
+    dba: store.VectorStore
+
+    def searched(self, rerank: str) -> store.VectorStore:
+        """The collection a search with this re-ranking runs on."""
+        return self.dba if "dba" in rerank else self.store
 
     @property
     def name(self) -> str:
@@ -93,10 +105,12 @@ class Engine:
     def _open_model(self, spec: ModelSpec) -> Model:
         s = self.settings
         encoder = Encoder(s.model_dir / spec.name)
-        vectors = store.VectorStore(self.client, s.collection_prefix + spec.name, encoder.dim,
-                                    encoder.manifest.onnx_sha256, s.milvus_uri, s.milvus_timeout,
-                                    (s.hnsw_m, s.hnsw_ef_construction))
-        return Model(spec, encoder, vectors)
+
+        def collection(name: str) -> store.VectorStore:
+            return store.VectorStore(self.client, name, encoder.dim, encoder.manifest.onnx_sha256, s.milvus_uri,
+                                     s.milvus_timeout, (s.hnsw_m, s.hnsw_ef_construction))
+        return Model(spec, encoder, collection(s.collection_prefix + spec.name),
+                     collection(s.collection_prefix + "dba_" + spec.name))
 
     def _models(self, models: Sequence[str] | None) -> tuple[str, ...]:
         chosen = tuple(models or self.models)
@@ -105,8 +119,8 @@ class Engine:
             raise ValueError(f"model(s) {missing} not loaded; this engine has {tuple(self.models)}")
         return chosen
 
-    def _stores(self, models: Sequence[str]) -> dict[str, store.VectorStore]:
-        return {m: self.models[m].store for m in models}
+    def _stores(self, models: Sequence[str], rerank: str = "none") -> dict[str, store.VectorStore]:
+        return {m: self.models[m].searched(rerank) for m in models}
 
     def _indexer(self, models: Sequence[str] | None, roots: Sequence[Path] | None,
                  on_progress: Callable[[int, int], None] | None = None) -> Indexer:
@@ -117,8 +131,11 @@ class Engine:
               roots: Sequence[Path] | None = None, on_progress: Callable[[int, int], None] | None = None,
               ) -> IndexReport:
         """Index files and folders. With `roots`, files whose real path is outside them are refused;
-        `on_progress(done, total)` follows the run."""
-        return self._indexer(models, roots, on_progress).run(paths)
+        `on_progress(done, total)` follows the run. The DBA vectors follow (see `augment`)."""
+        report = self._indexer(models, roots, on_progress).run(paths)
+        with report.stages.stage("augment"):
+            self.augment(report.new_ids, models)
+        return report
 
     def index_uploads(self, files: Sequence[Path | str], uploads: Path) -> tuple[IndexReport, dict[str, str]]:
         """Index uploaded files (temp paths) as `uploads/<sha12>-<name>`. A file is written there only once
@@ -134,6 +151,7 @@ class Engine:
         names.update({f.source: Path(f.source).name for f in failures})
         report = self._indexer(None, None).run_raws(raws)
         report.failed[:0] = failures
+        self.augment(report.new_ids)
         uploads.mkdir(parents=True, exist_ok=True)
         for raw in raws:
             kept = Path(raw.source)
@@ -142,35 +160,38 @@ class Engine:
         return report, names
 
     def search_raw(self, raws: Sequence[RawImage], models: Sequence[str] | None = None,
-                   k: int = 10) -> list[QueryResult]:
+                   k: int = 10, rerank: str = "none") -> list[QueryResult]:
         """Queries given as bytes (files or uploads), embedded in one batched pass."""
         chosen = self._models(models)
         check_top_k(k)
+        check_rerank(rerank)
         results = []
         for item in self.embedder.embed(list(raws), chosen):
             if item.error:
                 results.append(QueryResult(query=item.raw.source, id=item.raw.id, hits={}, error=str(item.error)))
             else:
                 results.append(search(item.raw.id, item.raw.source, {m: item.vectors[m] for m in chosen},
-                                      self._stores(chosen), k))
+                                      self._stores(chosen, rerank), k, "qe" in rerank, rerank))
         return results
 
     def search_files(self, paths: Sequence[Path | str], models: Sequence[str] | None = None,
-                     k: int = 10) -> list[QueryResult]:
+                     k: int = 10, rerank: str = "none") -> list[QueryResult]:
         outcomes = [outcome for _, outcome in read_each(paths)]
-        found = iter(self.search_raw([o for o in outcomes if isinstance(o, RawImage)], models, k))
+        found = iter(self.search_raw([o for o in outcomes if isinstance(o, RawImage)], models, k, rerank))
         return [next(found) if isinstance(o, RawImage) else QueryResult(query=o.source, id=-1, hits={},
                                                                          error=f"{o.source}: {o.reason}")
                 for o in outcomes]
 
     def search_bytes(self, data: bytes, name: str, models: Sequence[str] | None = None,
-                     k: int = 10) -> QueryResult:
-        return self.search_raw([raw_from_bytes(data, name)], models, k)[0]
+                     k: int = 10, rerank: str = "none") -> QueryResult:
+        return self.search_raw([raw_from_bytes(data, name)], models, k, rerank)[0]
 
-    def search_id(self, image_id: int, models: Sequence[str] | None = None, k: int = 10) -> QueryResult:
+    def search_id(self, image_id: int, models: Sequence[str] | None = None, k: int = 10,
+                  rerank: str = "none") -> QueryResult:
         """Search with an indexed image's stored vectors (no decoding, no inference)."""
         chosen = self._models(models)
         check_top_k(k)
+        check_rerank(rerank)
         stores = self._stores(chosen)
         vectors = {m: st.vectors([image_id]).get(image_id) for m, st in stores.items()}
         missing = [m for m, v in vectors.items() if v is None]
@@ -178,14 +199,14 @@ class Engine:
             return QueryResult(query=f"id:{image_id}", id=image_id, hits={},
                                error=f"id {image_id} is not indexed for {', '.join(missing)}")
         row = stores[chosen[0]].rows([image_id])[image_id]
-        return search(image_id, row["path"], vectors, stores, k)
+        return search(image_id, row["path"], vectors, self._stores(chosen, rerank), k, "qe" in rerank, rerank)
 
     def hit_scores(self, result: QueryResult, hit_id: int) -> dict[str, HitScore]:
         """One hit under every model of a result: its rank in that model's list and its exact cosine to
         the query, from the stored vector (also for a model whose list does not hold it)."""
         scores = {}
         for name, query_vector in result.vectors.items():
-            stored = self.models[name].store.vectors([hit_id]).get(hit_id)
+            stored = self.models[name].searched(result.rerank).vectors([hit_id]).get(hit_id)
             ranks = [r for r, h in enumerate(result.hits.get(name, []), 1) if h.id == hit_id]
             scores[name] = HitScore(rank=ranks[0] if ranks else None,
                                     cosine=None if stored is None else float(stored @ query_vector))
@@ -265,9 +286,72 @@ class Engine:
         for m in self.models.values():
             ids = [int(target)] if target.isdigit() else m.store.ids_under(path)
             present = list(m.store.existing(ids))
+            touched = self._neighbours(m, present)  # their DBA vectors were made with the removed ones
             m.store.delete(present)
+            m.dba.delete(list(m.dba.existing(present)))
+            self._augment_model(m, touched - set(present))
             removed.update(present)
         return len(removed)
+
+    def augment(self, ids: set[int], models: Sequence[str] | None = None) -> int:
+        """Database-side augmentation kept current: the DBA vectors of these (new) images and of their
+        nearest neighbours (whose own neighbourhoods they may have entered) are computed again, and so
+        are those of any image the DBA collection lacks (a run killed before this step). Exact for the
+        images recomputed; an older image that a new one entered the top DBA_K of, but which is not
+        among the new one's own DBA_K nearest, keeps its old DBA vector until `rebuild_dba`."""
+        done = 0
+        for name in self._models(models):
+            m = self.models[name]
+            done += self._augment_model(m, set(ids) | self._neighbours(m, ids))
+            if m.dba.count() != m.store.count():
+                stored, augmented = set(m.store.all_ids()), set(m.dba.all_ids())
+                m.dba.delete(sorted(augmented - stored))
+                missing = stored - augmented
+                done += self._augment_model(m, missing | self._neighbours(m, missing))
+        return done
+
+    def rebuild_dba(self, models: Sequence[str] | None = None) -> int:
+        """Every DBA vector computed anew from the current index (exact)."""
+        done = 0
+        for name in self._models(models):
+            m = self.models[name]
+            ids = set(m.store.all_ids())
+            m.dba.delete(sorted(set(m.dba.all_ids()) - ids))
+            done += self._augment_model(m, ids)
+        return done
+
+    def _neighbours(self, m: Model, ids: Sequence[int] | set[int], chunk: int = 256) -> set[int]:
+        """The DBA_K nearest indexed images of each of these images (themselves included)."""
+        found: set[int] = set()
+        ids = sorted(ids)
+        for start in range(0, len(ids), chunk):
+            stored = m.store.vectors(ids[start:start + chunk])
+            if stored:
+                for hits in m.store.search(np.stack(list(stored.values())), DBA_K + 1):
+                    found.update(h.id for h in hits)
+        return found
+
+    def _augment_model(self, m: Model, ids: set[int], chunk: int = 256) -> int:
+        """DBA vectors of these images: each the weighted mean of its vector and its DBA_K nearest."""
+        ids_sorted = sorted(ids)
+        for start in range(0, len(ids_sorted), chunk):
+            rows = m.store.rows(ids_sorted[start:start + chunk], with_vectors=True)
+            if not rows:
+                continue
+            own = np.stack([np.asarray(r["vector"], np.float32) for r in rows.values()])
+            nearest = [[h for h in hits if h.id != i][:DBA_K] for i, hits in zip(rows, m.store.search(own, DBA_K + 1))]
+            neighbours = m.store.vectors({h.id for hits in nearest for h in hits})
+            width = max(len(hits) for hits in nearest)
+            stacked = np.zeros((len(rows), max(width, 1), own.shape[1]), np.float32)
+            cosines = np.zeros((len(rows), max(width, 1)), np.float32)
+            for row, hits in enumerate(nearest):
+                for col, h in enumerate(hits):
+                    if h.id in neighbours:
+                        stacked[row, col], cosines[row, col] = neighbours[h.id], h.cosine
+            augmented = weighted_mean(own, stacked, cosines)
+            m.dba.upsert([{"id": i, "vector": v, "path": r["path"], "sha256": r["sha256"]}
+                          for (i, r), v in zip(rows.items(), augmented)])
+        return len(ids)
 
     def close(self) -> None:
         self.client.close()

@@ -27,6 +27,7 @@ class IndexReport:
     failed: list[Failure] = field(default_factory=list)
     links_out: list[str] = field(default_factory=list)
     stored: set[str] = field(default_factory=set)  # files whose row now holds their own path
+    new_ids: set[int] = field(default_factory=set)  # ids written by this run
     seconds: float = 0.0
     stages: StageTimes = field(default_factory=StageTimes)
 
@@ -154,3 +155,4 @@ class Indexer:
             else:
                 report.indexed += 1
                 report.stored.add(e.raw.source)
+                report.new_ids.add(e.raw.id)

@@ -1,12 +1,10 @@
 """Re-ranking with the same models: database-side augmentation (DBA) and alpha-weighted query expansion
 (alpha-QE), after Radenovic, Tolias and Chum, "Fine-tuning CNN Image Retrieval with No Human
-Annotation", TPAMI 2018; and reciprocal rank fusion of several models' lists.
+Annotation", TPAMI 2018. Reciprocal rank fusion (RRF_K) is in search.py, next to the mean-cosine one.
 
 Pure numpy: the engine feeds these from Milvus, the evaluation from its vectors in memory.
 """
 from __future__ import annotations
-
-from typing import Sequence
 
 import numpy as np
 
@@ -47,12 +45,3 @@ def top_k(similarity: np.ndarray, k: int) -> np.ndarray:
     part = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
     order = np.argsort(-np.take_along_axis(similarity, part, 1), axis=1, kind="stable")
     return np.take_along_axis(part, order, 1)
-
-
-def rrf_scores(rank_lists: Sequence[Sequence[int]], k: int = RRF_K) -> dict[int, float]:
-    """Reciprocal rank fusion of several ranked id lists: id -> sum of 1 / (k + rank)."""
-    scores: dict[int, float] = {}
-    for ranked in rank_lists:
-        for rank, item in enumerate(ranked, 1):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
-    return scores

@@ -1,8 +1,9 @@
-"""Query vectors -> each model's hits -> their agreement and a fused list.
+"""Query vectors -> each model's hits (plain, or re-ranked) -> their agreement and two fused lists.
 
 Fused, here and in the evaluation alike: the union of each model's top FUSION_POOL hits (more if k is
-larger), ranked by the mean cosine over the models; a model that did not return a candidate scores it
-exactly from its stored vector. `fused_order` is the same rule over full similarity rows."""
+larger), ranked by the mean cosine over the models (a model that did not return a candidate scores it
+exactly from its stored vector), or by reciprocal rank fusion of the pools (RRF). `fused_order` and
+`rrf_order` are the same rules over full similarity rows."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -12,7 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .compare import Agreement, agreement
-from .rerank import RRF_K, top_k
+from .rerank import QE_N, RRF_K, top_k, weighted_mean
 from .store import Hit, VectorStore
 
 FUSED = "fused"
@@ -22,12 +23,16 @@ FUSION_POOL = 50
 
 @dataclass(frozen=True)
 class FusedHit:
+    """A candidate of the fused lists: its mean cosine over the models, each model's cosine, and its
+    rank in each model's pool (None: not in it)."""
+
     id: int
     path: str
     sha256: str
     cosine: float
     cosines: dict[str, float]
     ranks: dict[str, int | None]
+    other_ranks: dict[str, int | None] = field(default_factory=dict, repr=False)  # the query's own row not counted
 
 
 @dataclass
@@ -39,8 +44,10 @@ class QueryResult:
     hits: dict[str, list[Hit]]
     agreement: dict[str, Agreement] = field(default_factory=dict)
     fused: list[FusedHit] = field(default_factory=list)
+    rrf: list[FusedHit] = field(default_factory=list)
     error: str | None = None
-    vectors: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    rerank: str = "none"
+    vectors: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # the vectors searched with
 
     def is_self(self, hit: Hit | FusedHit) -> bool:
         return hit.id == self.id
@@ -54,25 +61,62 @@ class QueryResult:
 
         def hits_json(hits):
             return [hit_json(r, h) for r, h in enumerate(hits, 1)]
-        return {"query": self.query, "id": self.id, "error": self.error,
+        return {"query": self.query, "id": self.id, "error": self.error, "rerank": self.rerank,
                 "hits": {m: hits_json(h) for m, h in self.hits.items()},
                 "agreement": {pair: asdict(a) for pair, a in self.agreement.items()},
-                "fused": hits_json(self.fused)}
+                "fused": hits_json(self.fused), "rrf": hits_json(self.rrf)}
 
 
 def search(query_id: int, query: str, vectors: Mapping[str, np.ndarray], stores: Mapping[str, VectorStore],
-           k: int) -> QueryResult:
-    """One query's vector per model -> hits per model, pairwise agreement, fused list. With several
-    models each is asked once for its pool of fusion candidates, and shows the first k of it."""
+           k: int, expand: bool = False, rerank: str = "none") -> QueryResult:
+    """One query's vector per model -> hits per model, pairwise agreement, the fused lists. With several
+    models each is asked once for its pool of fusion candidates, and shows the first k of it. `stores`
+    are the collections to search (the DBA ones for DBA); `expand`: alpha-QE."""
     depth = max(k, FUSION_POOL) if len(vectors) > 1 else k
-    pools = {name: stores[name].search(vectors[name][None, :], depth)[0] for name in vectors}
+    pools, searched = {}, {}
+    for name, vector in vectors.items():
+        pools[name], searched[name] = pool_search(stores[name], vector, depth, expand, query_id)
     hits = {name: pool[:k] for name, pool in pools.items()}
-    result = QueryResult(query=query, id=query_id, hits=hits, vectors=dict(vectors))
+    result = QueryResult(query=query, id=query_id, hits=hits, vectors=searched, rerank=rerank)
     for a, b in combinations(hits, 2):
         result.agreement[f"{a}~{b}"] = agreement([h.id for h in hits[a]], [h.id for h in hits[b]], k)
     if len(hits) > 1:
-        result.fused = fuse(vectors, pools, stores, k)
+        candidates = fuse(searched, pools, stores, query_id)
+        result.fused = sorted(candidates, key=lambda f: -f.cosine)[:k]
+        result.rrf = rrf_ranking(candidates, query_id)[:k]
     return result
+
+
+def pool_search(store: VectorStore, vector: np.ndarray, depth: int, expand: bool, query_id: int,
+                ) -> tuple[list[Hit], np.ndarray]:
+    """The query's own row first (if it is indexed), then the first `depth` other hits, and the vector
+    that found them: the query's own, or with `expand` its alpha-QE expansion by its first QE_N others.
+    Counting others only, the pools are those of the evaluation, where a query never finds itself."""
+    hits = _own_first(store.search(vector[None, :], depth + 1)[0], query_id, depth)
+    if not expand:
+        return hits, vector
+    near = [h for h in hits if h.id != query_id][:QE_N]
+    stored = store.vectors([h.id for h in near])
+    near = [h for h in near if h.id in stored]
+    if not near:
+        return hits, vector
+    expanded = weighted_mean(vector[None, :], np.stack([stored[h.id] for h in near])[None],
+                             np.array([[h.cosine for h in near]]))[0]
+    return _own_first(store.search(expanded[None, :], depth + 1)[0], query_id, depth), expanded
+
+
+def _own_first(hits: list[Hit], query_id: int, depth: int) -> list[Hit]:
+    return [h for h in hits if h.id == query_id] + [h for h in hits if h.id != query_id][:depth]
+
+
+def rrf_ranking(candidates: list[FusedHit], query_id: int) -> list[FusedHit]:
+    """The candidates by reciprocal rank fusion of the models' pools, ranks counted over the other
+    images (as in the evaluation); the query's own row, if indexed, first; ties by mean cosine."""
+    def key(hit: FusedHit) -> tuple[float, float]:
+        if hit.id == query_id:
+            return (-np.inf, -hit.cosine)
+        return (-sum(1.0 / (RRF_K + rank) for rank in hit.other_ranks.values() if rank), -hit.cosine)
+    return sorted(candidates, key=key)
 
 
 def fused_order(similarities: Sequence[np.ndarray], pool: int = FUSION_POOL) -> np.ndarray:
@@ -101,26 +145,29 @@ def rrf_order(similarities: Sequence[np.ndarray], pool: int = FUSION_POOL) -> np
         fused[rows, top] += 1.0 / (RRF_K + np.arange(1, top.shape[1] + 1))
     key = np.where(fused > 0, fused + 4.0, mean)  # rrf scores < 1 and cosines in [-1, 1]: the pool first
     key[np.isneginf(mean)] = -np.inf
-    return np.argsort(-key, axis=1, kind="stable")
+    return np.lexsort((-mean, -key), axis=1)  # ties (the same ranks, swapped) by mean cosine
 
 
 def fuse(vectors: Mapping[str, np.ndarray], hits: Mapping[str, list[Hit]], stores: Mapping[str, VectorStore],
-         k: int) -> list[FusedHit]:
-    """Rank the union of all hits by the mean cosine over every model; a model that did not
-    return a candidate still scores it exactly, from its stored vector."""
+         query_id: int) -> list[FusedHit]:
+    """The union of all hits, each with its cosine under every model (a model that did not return a
+    candidate still scores it exactly, from its stored vector) and its rank in each model's list."""
     candidates: dict[int, Hit] = {}
     cosines: dict[int, dict[str, float]] = {}
     ranks: dict[int, dict[str, int | None]] = {}
+    others: dict[int, dict[str, int]] = {}
     for name, model_hits in hits.items():
         for rank, hit in enumerate(model_hits, 1):
             candidates.setdefault(hit.id, hit)
             cosines.setdefault(hit.id, {})[name] = hit.cosine
             ranks.setdefault(hit.id, {})[name] = rank
+        for rank, hit in enumerate((h for h in model_hits if h.id != query_id), 1):
+            others.setdefault(hit.id, {})[name] = rank
     for name in hits:
         missing = [i for i in candidates if name not in cosines[i]]
         for i, vector in stores[name].vectors(missing).items():
             cosines[i][name] = float(np.dot(vector, vectors[name]))
-    fused = [FusedHit(id=i, path=h.path, sha256=h.sha256, cosine=float(np.mean(list(cosines[i].values()))),
-                      cosines=cosines[i], ranks={m: ranks[i].get(m) for m in hits})
-             for i, h in candidates.items() if len(cosines[i]) == len(hits)]
-    return sorted(fused, key=lambda f: -f.cosine)[:k]
+    return [FusedHit(id=i, path=h.path, sha256=h.sha256, cosine=float(np.mean(list(cosines[i].values()))),
+                     cosines=cosines[i], ranks={m: ranks[i].get(m) for m in hits},
+                     other_ranks={m: others.get(i, {}).get(m) for m in hits})
+            for i, h in candidates.items() if len(cosines[i]) == len(hits)]

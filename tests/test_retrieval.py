@@ -10,7 +10,9 @@ from PIL import Image
 
 from searchcore import Engine, Settings
 from searchcore.decode import content_id, raw_from_bytes
-from searchcore.search import fused_order
+from searchcore.evaluate import _similarity
+from searchcore.rerank import dba
+from searchcore.search import fused_order, rrf_order
 from tests.conftest import COREL, PHOTOS, SAMPLES, crops_of_photos, run_cli
 
 
@@ -107,3 +109,27 @@ def test_index_report_times_each_stage_and_maps_follow_the_index(engine, photo_d
     engine.index([many_photos])
     grown = engine.map_points("resnet50", "t-SNE")
     assert grown.total == len(PHOTOS) + 48 and grown.method == "t-SNE" and np.isfinite(grown.xy).all()
+
+
+@pytest.mark.parametrize("rerank", ["qe", "dba", "dba+qe"])
+def test_reranked_searches_are_the_evaluations_reranking(crops_engine, rerank):
+    """The app's alpha-QE and DBA give what the evaluation scores: the same top 10 (the query's own row
+    left out) for each model, Fused and RRF, from the stored vectors and DBA vectors kept by indexing."""
+    engine, files = crops_engine
+    ids = sorted(engine.models["resnet50"].store.all_ids())
+    vectors = {m: np.stack([v for _, v in sorted(engine.models[m].store.vectors(ids).items())]) for m in engine.models}
+    databases = {m: dba(v) if "dba" in rerank else v for m, v in vectors.items()}
+    stored_dba = {m: engine.models[m].dba.vectors(ids) for m in engine.models}
+    for m in engine.models:  # the DBA collection holds exactly the DBA of the index
+        np.testing.assert_allclose(np.stack([stored_dba[m][i] for i in ids]), dba(vectors[m]), atol=1e-5)
+    for query in files[::8]:
+        row = ids.index(content_id(raw_from_bytes(query.read_bytes(), "").sha256))
+        result = engine.search_files([query], k=11, rerank=rerank)[0]
+        similarities = [_similarity(vectors[m][[row]], databases[m], np.array([row]), "qe" in rerank)
+                        for m in engine.models]
+        expected = {m: np.argsort(-s[0], kind="stable") for m, s in zip(engine.models, similarities)}
+        expected |= {"fused": fused_order(similarities)[0], "rrf": rrf_order(similarities)[0]}
+        found = {**result.hits, "fused": result.fused, "rrf": result.rrf}
+        for mode, order in expected.items():
+            shown = [h.id for h in found[mode] if h.id != result.id][:10]
+            assert shown == [ids[i] for i in order[:10]], (rerank, mode, query.name)
