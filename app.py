@@ -23,6 +23,7 @@ from searchcore import MODEL_NAMES, Engine, Settings, maps, plots, views  # noqa
 from searchcore.build import build_models  # noqa: E402
 from searchcore.config import configure_logging  # noqa: E402
 from searchcore.decode import IMAGE_SUFFIXES, content_id  # noqa: E402
+from searchcore.rerank import RERANKS  # noqa: E402
 from searchcore.samples import sample_files, sample_folder  # noqa: E402
 from searchcore.shown import ShownFiles  # noqa: E402
 from searchcore.store import StoreUnavailableError  # noqa: E402
@@ -32,15 +33,18 @@ MAX_UPLOAD = "20mb"
 MAX_UPLOAD_BYTES = 20 * 1000 * 1000
 EXAMPLES = 8
 NO_SELECTION = "Select a hit to see its details."
+FUSED_LABELS = {views.FUSED_MODE: "Fused (mean cosine of the models, over their top 50)",
+                views.FUSED_RRF_MODE: "Fused (reciprocal rank fusion of the models' top 50)"}
 # After a search: the page's URL names it (the query's id when it is indexed, the mode and k), as a new
 # history entry, so that Back, Reload and a copied link bring it back; Back reloads the page to get there.
 # The query is named by the first 16 hex digits of its SHA-256 (its id is those 63 bits; a JSON number
 # that large loses digits in JavaScript).
-KEEP_IN_URL = """(result, mode, k) => {
+KEEP_IN_URL = """(result, mode, k, rerank) => {
   const url = new URL(window.location.href);
   const own = result && result.hits && Object.values(result.hits).flat().find(h => h.self);
   if (own) { url.searchParams.set("q", own.sha256.slice(0, 16)); } else { url.searchParams.delete("q"); }
   url.searchParams.set("mode", mode); url.searchParams.set("k", String(k));
+  if (rerank && rerank !== "none") { url.searchParams.set("r", rerank); } else { url.searchParams.delete("r"); }
   if (url.href !== window.location.href) { window.history.pushState(null, "", url); }
   window.onpopstate = () => window.location.reload();
 }"""
@@ -174,18 +178,19 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
                roots: list[Path]) -> QueryImage:
     """Query, mode and k; each model's hits rank by rank, the hits only one model found, the details
     and why the selected hit matched. Returns the query component (other tabs search through it)."""
-    def search(image: str | None, mode: str, k: int):
+    def search(image: str | None, mode: str, k: int, rerank: str = "none"):
         if not image:
             return empty_results("Drop a photo in to search.")
         try:
             models, top_k = views.check_mode(mode), views.check_k(k)
-            result = engine.search_files([image], models, top_k)[0]
+            result = engine.search_files([image], models, top_k, rerank or "none")[0]  # None: an older client
         except (ValueError, StoreUnavailableError) as exc:
             return empty_results(views.error_text(str(exc)))
-        images = shown.thumbnails([h for hits in result.hits.values() for h in hits] + result.fused)
+        images = shown.thumbnails([h for hits in result.hits.values() for h in hits] + result.fused + result.rrf)
+        lists = views.shown_lists(mode)
         # a new result forgets the selection of the old one (details, selected hit)
-        return (*(views.gallery(result, name, images) for name in views.LISTS), views.agreement_text(result),
-                NO_SELECTION, result.to_json(), views.status_text(result, images), (result, images), None)
+        return (*(views.gallery(result, name, images) for name in lists), views.agreement_text(result),
+                NO_SELECTION, result.to_json(), views.status_text(result, images), (result, images, lists), None)
 
     def empty_results(status: str):
         return *([] for _ in views.LISTS), "", NO_SELECTION, {}, status, None, None
@@ -201,16 +206,16 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
     def show_mode(mode: str):
         models = views.MODES.get(mode, ())
         columns = 2 if len(models) > 1 else 4
-        fused_mode = mode == views.FUSED_MODE
+        fused_mode = views.is_fused(mode)
         return (*(gr.update(visible=not fused_mode and name in models, columns=columns) for name in engine.models),
-                gr.update(visible=fused_mode))
+                gr.update(visible=fused_mode, label=FUSED_LABELS.get(mode)))
 
-    def select(name: str):
+    def select(position: int):
         def handler(state, evt: gr.SelectData):
             if state is None or state[0].error:
                 return NO_SELECTION, None
-            result, images = state
-            _, hit = views.shown_hits(result, name, images)[evt.index]
+            result, images, lists = state
+            _, hit = views.shown_hits(result, lists[position], images)[evt.index]
             try:
                 chosen = views.hit_details(hit, engine.hit_scores(result, hit.id))
             except StoreUnavailableError as exc:
@@ -231,7 +236,8 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
             path = row and shown.original(row["path"], row["sha256"])
         chosen = params.get("mode") if params.get("mode") in views.MODES else gr.skip()
         top_k = int(params["k"]) if params.get("k", "").isdigit() and 1 <= int(params["k"]) <= 50 else gr.skip()
-        return (str(path) if path else gr.skip()), chosen, top_k
+        reranked = params.get("r") if params.get("r") in RERANKS else gr.skip()
+        return (str(path) if path else gr.skip()), chosen, top_k, reranked
 
     def search_selected(chosen):
         copy = chosen and shown.original(chosen.path, chosen.sha256)
@@ -243,13 +249,15 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
                                elem_id="query")
             mode = gr.Radio(list(views.MODES), value="Side by side", label="Models", elem_id="mode")
             k = gr.Slider(1, 50, value=8, step=1, label="Top k", elem_id="topk")
+            rerank = gr.Radio(views.RERANK_CHOICES, value="none", label="Re-ranking", elem_id="rerank",
+                              info="αQE: the query expanded with its first 5 hits. DBA: each indexed image "
+                                   "blended with its 5 nearest. Both: the best on Corel-1k.")
             go = gr.Button("Search", variant="primary", elem_id="search")
         with gr.Column(scale=3):
             status = gr.Markdown(elem_id="status")
             with gr.Row(equal_height=False, elem_classes=["pair"]):
                 per_model = [gallery(m.label, f"gallery-{m.name}") for m in engine.models.values()]
-                fused = gallery("Fused (mean cosine of the models, over their top 50)", "gallery-fused",
-                                visible=False)
+                fused = gallery(FUSED_LABELS[views.FUSED_MODE], "gallery-fused", visible=False)
             agreement = gr.Markdown(elem_id="agreement")
             with gr.Row(equal_height=False, elem_classes=["pair"], visible=False) as only_row:
                 alone = [gallery(f"Found by {m.label} only", f"only-{m.name}") for m in engine.models.values()]
@@ -268,19 +276,20 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
     result_state, selected = gr.State(None), gr.State(None)
     galleries = [*per_model, fused, *alone]  # in the order of views.LISTS
     outputs = [*galleries, agreement, details, as_json, status, result_state, selected]
-    inputs = [query, mode, k]
+    inputs = [query, mode, k, rerank]
     searches = [query.change(search, inputs, outputs, api_name="search", concurrency_limit=2, concurrency_id="search"),
                 go.click(search, inputs, outputs, api_visibility="private", concurrency_id="search"),
                 k.change(search, inputs, outputs, api_visibility="private", concurrency_id="search",
                          trigger_mode="always_last"),
                 mode.change(show_mode, mode, [*per_model, fused]).then(
-                    search, inputs, outputs, api_visibility="private", concurrency_id="search")]
+                    search, inputs, outputs, api_visibility="private", concurrency_id="search"),
+                rerank.change(search, inputs, outputs, api_visibility="private", concurrency_id="search")]
     for done in searches:
         done.then(after_search, [result_state, mode], [*galleries, only_row], api_visibility="private").then(
-            None, [as_json, mode, k], None, js=KEEP_IN_URL)
-    demo.load(restore, None, [query, mode, k], api_visibility="private")
-    for component, name in zip(galleries, views.LISTS):
-        component.select(select(name), result_state, [details, selected], api_visibility="private").then(
+            None, [as_json, mode, k, rerank], None, js=KEEP_IN_URL)
+    demo.load(restore, None, [query, mode, k, rerank], api_visibility="private")
+    for position, component in enumerate(galleries):
+        component.select(select(position), result_state, [details, selected], api_visibility="private").then(
             explain_handler(engine, roots), [result_state, selected], why, api_visibility="private")
     for done in searches:
         done.then(lambda: gr.Gallery(value=None, visible=False), None, why, api_visibility="private")

@@ -1,4 +1,4 @@
-"""python -m searchcore {build-models,index,search,eval,stats,remove}"""
+"""python -m searchcore {build-models,index,search,eval,stats,remove,rebuild-dba}"""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from .config import MODEL_NAMES, Settings, configure_logging
+from .rerank import RERANKS
 from .search import QueryResult
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--id", type=int, action="append", default=[], help="an indexed image's id (repeatable)")
     s.add_argument("--models", **models)
     s.add_argument("--top-k", type=_top_k, default=10, help="hits per model, 1 to 1000 (default 10)")
+    s.add_argument("--rerank", choices=RERANKS, default="none",
+                   help="qe: alpha-QE with the first 5 hits; dba: search the DBA vectors; dba+qe: both")
     s.add_argument("--json", action="store_true", help="one JSON object per query")
 
     e = sub.add_parser("eval", help="P@k, R@k and mAP of every mode on a folder of class subfolders")
@@ -65,6 +68,9 @@ def parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("remove", help="remove an indexed id, file, or folder")
     r.add_argument("target")
+
+    d = sub.add_parser("rebuild-dba", help="compute every DBA vector anew (exact) from the index")
+    d.add_argument("--models", **models)
     return p
 
 
@@ -73,7 +79,7 @@ def print_result(result: QueryResult) -> None:
     if result.error:
         print(f"  error: {result.error}")
         return
-    lists = {**result.hits, **({"fused (mean cosine)": result.fused} if result.fused else {})}
+    lists = {**result.hits, **({"fused (mean cosine)": result.fused, "fused (RRF)": result.rrf} if result.fused else {})}
     for name, hits in lists.items():
         print(f"  {name}:")
         for rank, h in enumerate(hits, 1):
@@ -139,7 +145,8 @@ def _run(engine: "Engine", args: argparse.Namespace) -> int:
         if not args.images and not args.id:
             print("search needs an image or --id", file=sys.stderr)
             return 2
-        results = engine.search_files(args.images, k=args.top_k) + [engine.search_id(i, k=args.top_k) for i in args.id]
+        results = (engine.search_files(args.images, k=args.top_k, rerank=args.rerank)
+                   + [engine.search_id(i, k=args.top_k, rerank=args.rerank) for i in args.id])
         for result in results:
             if args.json:
                 print(json.dumps(result.to_json()))
@@ -165,5 +172,8 @@ def _run(engine: "Engine", args: argparse.Namespace) -> int:
         return 0
     if args.command == "remove":
         print(f"removed {engine.remove(args.target)} image(s)")
+        return 0
+    if args.command == "rebuild-dba":
+        print(f"recomputed the DBA vectors of {engine.rebuild_dba(args.models)} image(s)")
         return 0
     raise AssertionError(args.command)

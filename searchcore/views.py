@@ -22,15 +22,18 @@ from .engine import Explanation, HitScore, check_top_k
 from .evaluate import EvalReport
 from .index import IndexReport
 from .maps import MapPoints
-from .search import FUSED, FUSION_POOL, FusedHit, QueryResult
+from .rerank import RERANK_LABELS
+from .search import FUSED, FUSION_POOL, RRF, FusedHit, QueryResult
 from .similarity import l2_from_cosine
 from .store import Hit
 
 LABELS = {spec.name: spec.label for spec in MODEL_SPECS}
 SIDE_BY_SIDE = "Side by side"
 FUSED_MODE = "Fused"
+FUSED_RRF_MODE = "Fused (RRF)"
 MODES: dict[str, tuple[str, ...]] = {SIDE_BY_SIDE: MODEL_NAMES, **{s.label: (s.name,) for s in MODEL_SPECS},
-                                     FUSED_MODE: MODEL_NAMES}
+                                     FUSED_MODE: MODEL_NAMES, FUSED_RRF_MODE: MODEL_NAMES}
+RERANK_CHOICES = [("None", "none"), ("αQE", "qe"), ("DBA", "dba"), ("DBA + αQE", "dba+qe")]
 
 FAILURES_SHOWN_PER_KIND = 5
 MARKDOWN_SPECIAL = set("\\`*_[]<>|~")
@@ -74,14 +77,26 @@ def only(name: str) -> str:
     return f"only:{name}"
 
 
-# Every list of hits the page can show: each model's, the fused one, and each model's hits no other found.
+# The lists of hits the page shows, gallery by gallery: each model's, a fused one, and each model's hits
+# no other found.
 LISTS: tuple[str, ...] = (*MODEL_NAMES, FUSED, *(only(name) for name in MODEL_NAMES))
 
 
+def is_fused(mode: str) -> bool:
+    return mode in (FUSED_MODE, FUSED_RRF_MODE)
+
+
+def shown_lists(mode: str) -> tuple[str, ...]:
+    """LISTS for this mode: the fused gallery holds the RRF list in Fused (RRF) mode."""
+    return tuple(RRF if name == FUSED and mode == FUSED_RRF_MODE else name for name in LISTS)
+
+
 def ranked(result: QueryResult, name: str) -> list[tuple[int, Hit | FusedHit]]:
-    """(rank, hit) of one list: a model's, the fused one, or only:<model> (ranks from the model's own list)."""
+    """(rank, hit) of one list: a model's, a fused one, or only:<model> (ranks from the model's own list)."""
     if name == FUSED:
         return list(enumerate(result.fused, 1))
+    if name == RRF:
+        return list(enumerate(result.rrf, 1))
     model = name.removeprefix("only:")
     own = list(enumerate(result.hits.get(model, []), 1))
     if model == name:
@@ -115,7 +130,7 @@ def caption(rank: int, hit: Hit | FusedHit, mark: str = "") -> str:
 
 def gallery(result: QueryResult, name: str, images: Mapping[int, Path]) -> list[tuple[str, str]]:
     """(image, caption) pairs of one list, in rank order; shared hits carry their mark."""
-    marks = shared_marks(result) if name != FUSED else {}
+    marks = shared_marks(result) if name not in (FUSED, RRF) else {}
     return [(str(images[h.id]), caption(r, h, marks.get(h.id, ""))) for r, h in shown_hits(result, name, images)]
 
 
@@ -136,6 +151,8 @@ def status_text(result: QueryResult, images: Mapping[int, Path]) -> str:
     own = any(result.is_self(h) for hits in result.hits.values() for h in hits)
     text = f"Query {safe(Path(result.query).name)}" + (" — this very image is indexed (its own hit is shown)"
                                                         if own else "")
+    if result.rerank != "none":
+        text += f" — re-ranked with {RERANK_LABELS[result.rerank]} (cosines to the re-ranked vectors)"
     hidden = {h.id for hits in result.hits.values() for h in hits if h.id not in images}
     return text + (f" — {len(hidden)} hit(s) not shown: file gone, changed, or outside the served folders"
                    if hidden else "")

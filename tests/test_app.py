@@ -93,7 +93,7 @@ def test_only_the_images_shown_are_served(served_app):
     for path in ("/etc/passwd", str(ROOT / "app.py"), str(sources), str(photos / "coffee.jpg")):
         response = requests.get(f"{url}gradio_api/file={path}", timeout=10)
         assert response.status_code in (403, 404), (path, response.status_code)
-    _, (resnet, *_) = call(url, "search", [data_url((photos / "coffee.jpg").read_bytes()), "ResNet50", 3])
+    _, (resnet, *_) = call(url, "search", [data_url((photos / "coffee.jpg").read_bytes()), "ResNet50", 3, "none"])
     shown = requests.get(resnet[0]["image"]["url"], timeout=10)
     assert shown.status_code == 200 and Image.open(io.BytesIO(shown.content)).format == "WEBP"
     assert max(Image.open(io.BytesIO(shown.content)).size) <= 256
@@ -135,11 +135,11 @@ def test_data_urls_take_searchcores_decoder_and_the_upload_cap(served_app):
     url, photos, _ = served_app
     bomb = io.BytesIO()
     Image.new("1", (8_000, 8_000)).save(bomb, "PNG")  # 64 MP in a few kB
-    kind, outputs = call(url, "search", [data_url(bomb.getvalue()), "Side by side", 3])
+    kind, outputs = call(url, "search", [data_url(bomb.getvalue()), "Side by side", 3, "none"])
     assert kind == "complete" and "64000000 pixels, over the limit of 50000000" in outputs[STATUS], outputs
-    kind, outputs = call(url, "search", [data_url(b"\0" * (21 * 1000 * 1000)), "Side by side", 3])
+    kind, outputs = call(url, "search", [data_url(b"\0" * (21 * 1000 * 1000)), "Side by side", 3, "none"])
     assert kind == "error" and "over the upload limit" in str(outputs), outputs
-    kind, outputs = call(url, "search", [data_url((photos / "coffee.jpg").read_bytes()), "Side by side", 3])
+    kind, outputs = call(url, "search", [data_url((photos / "coffee.jpg").read_bytes()), "Side by side", 3, "none"])
     assert kind == "complete" and "this very image is indexed" in outputs[STATUS], outputs
 
 
@@ -149,7 +149,7 @@ def test_bad_arguments_get_a_clear_message(served_app, tmp_path):
     query = handle_file(str(photos / "coffee.jpg"))
     resnet, vgg, *_, status = client.predict(query, None, 3, api_name="/search")  # None passes the Radio's check
     assert (resnet, vgg) == ([], []), status
-    assert "mode must be one of Side by side, ResNet50, VGG16, Fused, not None" in status, status
+    assert "mode must be one of Side by side, ResNet50, VGG16, Fused, Fused (RRF), not None" in status, status
     for mode, k, message in (("Both", 3, "not in the list of choices"), ("Side by side", 0, "less than minimum value 1"),
                              ("Side by side", 51, "greater than maximum value 50")):
         with pytest.raises(Exception, match=message):  # the components' own checks answer these
@@ -416,3 +416,18 @@ def test_browser_url_keeps_the_search_for_reload_back_and_links(served_app):
         shared.locator("#gallery-vgg16 .caption-label").nth(2).wait_for(timeout=60_000)
         assert shared.locator("#gallery-vgg16 .caption-label").count() == 3
         browser.close()
+
+
+def test_search_api_reranks_and_fuses_by_rank(served_app):
+    url, photos, _ = served_app
+    client = Client(url, verbose=False)
+    query = handle_file(str(photos / "coffee.jpg"))
+    plain = client.predict(query, "Fused (RRF)", 5, "none", api_name="/search")
+    _, _, fused, *_, as_json, status = client.predict(query, "Fused (RRF)", 5, "dba+qe", api_name="/search")
+    assert as_json["rerank"] == "dba+qe" and "re-ranked with DBA+αQE" in status
+    assert len(fused) == len(as_json["rrf"]) == 5 and fused[0]["caption"].endswith("photos/coffee.jpg")
+    assert [i["caption"].split(" · ")[-1] for i in fused] == [
+        "/".join(h["file"].split("/")[-2:]) for h in as_json["rrf"]]  # the gallery shows the RRF list
+    assert as_json["rrf"][0]["self"] and plain[7]["rrf"][0]["self"] and plain[7]["rerank"] == "none"
+    with pytest.raises(Exception, match="not in the list of choices"):
+        client.predict(query, "Side by side", 5, "dba+everything", api_name="/search")

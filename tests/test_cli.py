@@ -11,11 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from searchcore import Engine
 from searchcore.decode import read_raw
+from searchcore.rerank import dba
 
 from tests.conftest import ROOT, run_cli
 
@@ -55,8 +57,8 @@ def test_cli_indexes_searches_and_removes_with_clear_output(cli_env, photo_dir, 
     for result in results:
         assert len(result["hits"]["resnet50"]) == 4 and result["hits"]["vgg16"][0]["self"]
         assert result["agreement"]["resnet50~vgg16"]["k"] == 4 and result["fused"][0]["self"]
-    text = run_cli(cli_env, "search", str(cat), "--top-k", "2").stdout
-    assert "(itself)" in text and "agreement resnet50~vgg16: overlap@2" in text and "fused" in text
+    text = run_cli(cli_env, "search", str(cat), "--top-k", "2", "--rerank", "dba+qe").stdout
+    assert "(itself)" in text and "agreement resnet50~vgg16: overlap@2" in text and "fused (RRF):" in text
 
     assert run_cli(cli_env, "remove", str(photo_dir / "nested")).stdout.strip() == "removed 4 image(s)"
     stats = json.loads(run_cli(cli_env, "stats", "--json").stdout)
@@ -131,12 +133,20 @@ def test_search_marks_itself_and_compares_models(engine, photo_dir):
     assert "not indexed" in engine.search_id(12345, k=3).error
 
 
-def test_remove_by_folder_and_id(engine, photo_dir):
-    engine.index([photo_dir])
+def test_remove_by_folder_and_id_keeps_the_dba_collection_in_step(engine, photo_dir, many_photos):
+    engine.index([photo_dir, many_photos])
     assert engine.remove(str(photo_dir / "nested")) == 4
     assert engine.remove(str(read_raw(photo_dir / "astronaut.jpg").id)) == 1
     assert engine.remove(str(photo_dir / "nested")) == 0
-    assert [s["rows"] for s in engine.stats()["models"].values()] == [3, 3]
+    assert [s["rows"] for s in engine.stats()["models"].values()] == [51, 51]
+    for m in engine.models.values():
+        ids = sorted(m.store.all_ids())
+        assert sorted(m.dba.all_ids()) == ids  # no DBA row of a removed image is left
+        assert engine.rebuild_dba([m.name]) == 51
+        vectors = m.store.vectors(ids)
+        expected = dba(np.stack([vectors[i] for i in ids]))
+        rebuilt = m.dba.vectors(ids)
+        np.testing.assert_allclose(np.stack([rebuilt[i] for i in ids]), expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("k", [0, -1, 1001, 2.0, "ten", True])
