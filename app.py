@@ -11,6 +11,7 @@ import binascii
 import hashlib
 import logging
 import os
+import random
 import tempfile
 import threading
 from pathlib import Path
@@ -22,7 +23,8 @@ import gradio as gr  # noqa: E402
 from searchcore import MODEL_NAMES, Engine, Settings, maps, plots, views  # noqa: E402
 from searchcore.build import build_models  # noqa: E402
 from searchcore.config import configure_logging  # noqa: E402
-from searchcore.decode import IMAGE_SUFFIXES, content_id  # noqa: E402
+from searchcore.decode import IMAGE_SUFFIXES, content_id, raw_from_bytes, read_raw  # noqa: E402
+from searchcore.edits import APP_EDITS, apply_edit  # noqa: E402
 from searchcore.rerank import RERANKS  # noqa: E402
 from searchcore.samples import sample_files, sample_folder  # noqa: E402
 from searchcore.shown import ShownFiles  # noqa: E402
@@ -163,6 +165,8 @@ def build_ui(engine: Engine, roots: list[Path], startup: StartupIndexing) -> tup
                 evaluate_tab(engine, roots, shown)
             with gr.Tab("Map", id="map") as map_page:
                 map_tab(engine, shown, query, tabs, map_page)
+            with gr.Tab("Robustness", id="robustness"):
+                robustness_tab(engine, query)
             with gr.Tab("Index", id="index"):
                 index_tab(engine, roots)
     return demo, shown
@@ -178,12 +182,12 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
                roots: list[Path]) -> QueryImage:
     """Query, mode and k; each model's hits rank by rank, the hits only one model found, the details
     and why the selected hit matched. Returns the query component (other tabs search through it)."""
-    def search(image: str | None, mode: str, k: int, rerank: str = "none"):
+    def search(image: str | None, mode: str, k: int, rerank: str = "none", robust: bool = False):
         if not image:
             return empty_results("Drop a photo in to search.")
         try:
             models, top_k = views.check_mode(mode), views.check_k(k)
-            result = engine.search_files([image], models, top_k, rerank or "none")[0]  # None: an older client
+            result = engine.search_files([image], models, top_k, rerank or "none", bool(robust))[0]  # None: older client
         except (ValueError, StoreUnavailableError) as exc:
             return empty_results(views.error_text(str(exc)))
         images = shown.thumbnails([h for hits in result.hits.values() for h in hits] + result.fused + result.rrf)
@@ -252,6 +256,7 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
             rerank = gr.Radio(views.RERANK_CHOICES, value="none", label="Re-ranking", elem_id="rerank",
                               info="αQE: the query expanded with its first 5 hits. DBA: each indexed image "
                                    "blended with its 5 nearest. Both: the best on Corel-1k.")
+            robust = gr.Checkbox(False, label="Also search turned (90°, 180°, 270°) and mirrored", elem_id="robust")
             go = gr.Button("Search", variant="primary", elem_id="search")
         with gr.Column(scale=3):
             status = gr.Markdown(elem_id="status")
@@ -276,14 +281,15 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
     result_state, selected = gr.State(None), gr.State(None)
     galleries = [*per_model, fused, *alone]  # in the order of views.LISTS
     outputs = [*galleries, agreement, details, as_json, status, result_state, selected]
-    inputs = [query, mode, k, rerank]
+    inputs = [query, mode, k, rerank, robust]
     searches = [query.change(search, inputs, outputs, api_name="search", concurrency_limit=2, concurrency_id="search"),
                 go.click(search, inputs, outputs, api_visibility="private", concurrency_id="search"),
                 k.change(search, inputs, outputs, api_visibility="private", concurrency_id="search",
                          trigger_mode="always_last"),
                 mode.change(show_mode, mode, [*per_model, fused]).then(
                     search, inputs, outputs, api_visibility="private", concurrency_id="search"),
-                rerank.change(search, inputs, outputs, api_visibility="private", concurrency_id="search")]
+                rerank.change(search, inputs, outputs, api_visibility="private", concurrency_id="search"),
+                robust.change(search, inputs, outputs, api_visibility="private", concurrency_id="search")]
     for done in searches:
         done.then(after_search, [result_state, mode], [*galleries, only_row], api_visibility="private").then(
             None, [as_json, mode, k, rerank], None, js=KEEP_IN_URL)
@@ -429,6 +435,51 @@ def map_tab(engine: Engine, shown: ShownFiles, query: QueryImage, tabs: gr.Tabs,
     method.change(draw, method, panes, api_name="map")
     for pane in panes:
         pane.select(pick, None, [query, tabs], api_visibility="private")
+
+
+def robustness_tab(engine: Engine, query: QueryImage) -> None:
+    """Edit the Search tab's query (turn, crop, recompress, recolour, caption it), search with the edit,
+    and see where the original lands for each model and fused list, plain, robust and re-ranked."""
+    def edit_and_search(image: str | None, kind: str, amount: float):
+        if not image:
+            return None, [], views.error_text("Search with a photo on the Search tab first: its edits are tried here.")
+        try:
+            original = read_raw(image)
+            edited_bytes = apply_edit(engine.embedder.decode(original), kind, random.Random(0), amount)
+            ranks = engine.where_it_lands(raw_from_bytes(edited_bytes, f"{kind} of {Path(image).name}"), original.id)
+        except (ValueError, StoreUnavailableError) as exc:
+            return None, [], views.error_text(str(exc))
+        shown_edit = Path(tempfile.mkdtemp(prefix="edit-")) / "edited.jpg"
+        shown_edit.write_bytes(edited_bytes)
+        indexed = engine.row(original.id) is not None
+        note = "" if indexed else " The query itself is not indexed, so it cannot land anywhere: index it first."
+        return (str(shown_edit), views.robustness_rows(ranks, engine.labels()),
+                f"Where the original lands after **{views.safe(kind)}**.{note}")
+
+    def amount_for(kind: str):
+        spec = APP_EDITS.get(kind)
+        if spec is None:
+            return gr.Slider(visible=False)
+        label, low, high, default = spec
+        return gr.Slider(minimum=low, maximum=high, value=default, label=label, visible=True)
+
+    gr.Markdown("Try an edit of the photo on the Search tab: the app searches with the edited photo and shows "
+                "where the original lands, for each model and fused list — plain, with the robust query (also "
+                "turned by 90°, 180° and 270° and mirrored) and with DBA+αQE re-ranking.")
+    with gr.Row():
+        with gr.Column(scale=1, min_width=260):
+            kind = gr.Dropdown(list(APP_EDITS), value="rotate", label="Edit", elem_id="edit-kind")
+            first = APP_EDITS["rotate"]
+            amount = gr.Slider(first[1], first[2], value=first[3], label=first[0], elem_id="edit-amount")
+            start = gr.Button("Edit and search", variant="primary", elem_id="edit-search")
+            edited = gr.Image(label="The edited photo", type="filepath", interactive=False, elem_id="edited")
+        with gr.Column(scale=2):
+            said = gr.Markdown(elem_id="robust-status")
+            table = gr.Dataframe(headers=["list", *views.ROBUST_OPTIONS.values()], interactive=False,
+                                 label="Rank of the original", elem_id="robust-table")
+    kind.change(amount_for, kind, amount, api_visibility="private")
+    start.click(edit_and_search, [query, kind, amount], [edited, table, said], api_name="robustness",
+                concurrency_id="search")
 
 
 def index_tab(engine: Engine, roots: list[Path]) -> None:

@@ -16,6 +16,9 @@ from .preprocess import resize
 from .timing import StageTimes
 
 Tensors = dict[str, np.ndarray]
+# The robust query: the photo as given, turned by 90, 180 and 270 degrees, and mirrored.
+VARIANTS: tuple[Image.Transpose | None, ...] = (None, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180,
+                                                Image.Transpose.ROTATE_270, Image.Transpose.FLIP_LEFT_RIGHT)
 
 
 @dataclass
@@ -47,6 +50,18 @@ class Embedder:
         """Every image through the given models (default: all), in one go."""
         wanted = frozenset(models or self.encoders)
         return [item for batch in self.stream([[(r, wanted) for r in raws]]) for item in batch]
+
+    def embed_variants(self, raw: RawImage, models: Iterable[str]) -> dict[str, np.ndarray]:
+        """The query and its VARIANTS, decoded once and run through each model in one batch: per model
+        a (len(VARIANTS), dim) array, the first row the plain query's vector."""
+        image = self.decode(raw)
+        turned = [image if t is None else image.transpose(t) for t in VARIANTS]
+        vectors = {}
+        for name in models:
+            encoder = self.encoders[name]
+            pixels = np.stack([resize(im, encoder.resize_key) for im in turned])
+            vectors[name] = encoder.vectors(encoder.preprocess(pixels))
+        return vectors
 
     def stream(self, batches: Iterable[list[tuple[RawImage, frozenset[str]]]],
                times: StageTimes | None = None) -> Iterator[list[Embedded]]:

@@ -160,11 +160,15 @@ class Engine:
         return report, names
 
     def search_raw(self, raws: Sequence[RawImage], models: Sequence[str] | None = None,
-                   k: int = 10, rerank: str = "none") -> list[QueryResult]:
-        """Queries given as bytes (files or uploads), embedded in one batched pass."""
+                   k: int = 10, rerank: str = "none", robust: bool = False) -> list[QueryResult]:
+        """Queries given as bytes (files or uploads), embedded in one batched pass. `robust` also
+        searches with each query turned by 90, 180 and 270 degrees and mirrored (one batch per model)
+        and keeps each hit's best cosine."""
         chosen = self._models(models)
         check_top_k(k)
         check_rerank(rerank)
+        if robust:
+            return [self._search_variants(raw, chosen, k, rerank) for raw in raws]
         results = []
         for item in self.embedder.embed(list(raws), chosen):
             if item.error:
@@ -174,10 +178,17 @@ class Engine:
                                       self._stores(chosen, rerank), k, "qe" in rerank, rerank))
         return results
 
+    def _search_variants(self, raw: RawImage, models: Sequence[str], k: int, rerank: str) -> QueryResult:
+        try:
+            variants = self.embedder.embed_variants(raw, models)
+        except DecodeError as exc:
+            return QueryResult(query=raw.source, id=raw.id, hits={}, error=str(exc))
+        return search(raw.id, raw.source, variants, self._stores(models, rerank), k, "qe" in rerank, rerank)
+
     def search_files(self, paths: Sequence[Path | str], models: Sequence[str] | None = None,
-                     k: int = 10, rerank: str = "none") -> list[QueryResult]:
+                     k: int = 10, rerank: str = "none", robust: bool = False) -> list[QueryResult]:
         outcomes = [outcome for _, outcome in read_each(paths)]
-        found = iter(self.search_raw([o for o in outcomes if isinstance(o, RawImage)], models, k, rerank))
+        found = iter(self.search_raw([o for o in outcomes if isinstance(o, RawImage)], models, k, rerank, robust))
         return [next(found) if isinstance(o, RawImage) else QueryResult(query=o.source, id=-1, hits={},
                                                                          error=f"{o.source}: {o.reason}")
                 for o in outcomes]
@@ -201,6 +212,20 @@ class Engine:
         row = stores[chosen[0]].rows([image_id])[image_id]
         return search(image_id, row["path"], vectors, self._stores(chosen, rerank), k, "qe" in rerank, rerank)
 
+    def where_it_lands(self, edited: RawImage, original_id: int, k: int = 50) -> dict[str, dict[str, int | None]]:
+        """Search with an edited photo, plain, with the robust option and with DBA+alpha-QE, and give the
+        original's rank in each model's list and both fused lists (None: not in the first k)."""
+        options = {"plain": {}, "robust": {"robust": True}, "dba+qe": {"rerank": "dba+qe"}}
+        ranks: dict[str, dict[str, int | None]] = {}
+        for option, extra in options.items():
+            result = self.search_raw([edited], k=k, **extra)[0]
+            if result.error:
+                raise DecodeError(edited.source, result.error)
+            lists = {**result.hits, FUSED: result.fused, RRF: result.rrf}
+            ranks[option] = {name: next((r for r, h in enumerate(hits, 1) if h.id == original_id), None)
+                             for name, hits in lists.items()}
+        return ranks
+
     def hit_scores(self, result: QueryResult, hit_id: int) -> dict[str, HitScore]:
         """One hit under every model of a result: its rank in that model's list and its exact cosine to
         the query, from the stored vector (also for a model whose list does not hold it)."""
@@ -209,7 +234,7 @@ class Engine:
             stored = self.models[name].searched(result.rerank).vectors([hit_id]).get(hit_id)
             ranks = [r for r, h in enumerate(result.hits.get(name, []), 1) if h.id == hit_id]
             scores[name] = HitScore(rank=ranks[0] if ranks else None,
-                                    cosine=None if stored is None else float(stored @ query_vector))
+                                    cosine=None if stored is None else float(np.max(np.atleast_2d(query_vector) @ stored)))
         return scores
 
     def explain(self, query: Path | str, hit_path: str, hit_sha256: str, roots: Sequence[Path] | None = None,

@@ -47,7 +47,8 @@ class QueryResult:
     rrf: list[FusedHit] = field(default_factory=list)
     error: str | None = None
     rerank: str = "none"
-    vectors: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # the vectors searched with
+    vectors: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # searched with: (d,) or (variants, d)
+    robust: bool = False
 
     def is_self(self, hit: Hit | FusedHit) -> bool:
         return hit.id == self.id
@@ -61,7 +62,7 @@ class QueryResult:
 
         def hits_json(hits):
             return [hit_json(r, h) for r, h in enumerate(hits, 1)]
-        return {"query": self.query, "id": self.id, "error": self.error, "rerank": self.rerank,
+        return {"query": self.query, "id": self.id, "error": self.error, "rerank": self.rerank, "robust": self.robust,
                 "hits": {m: hits_json(h) for m, h in self.hits.items()},
                 "agreement": {pair: asdict(a) for pair, a in self.agreement.items()},
                 "fused": hits_json(self.fused), "rrf": hits_json(self.rrf)}
@@ -71,13 +72,15 @@ def search(query_id: int, query: str, vectors: Mapping[str, np.ndarray], stores:
            k: int, expand: bool = False, rerank: str = "none") -> QueryResult:
     """One query's vector per model -> hits per model, pairwise agreement, the fused lists. With several
     models each is asked once for its pool of fusion candidates, and shows the first k of it. `stores`
-    are the collections to search (the DBA ones for DBA); `expand`: alpha-QE."""
+    are the collections to search (the DBA ones for DBA); `expand`: alpha-QE. A (variants, d) array
+    instead of a vector searches with every row at once and keeps each image's best cosine."""
     depth = max(k, FUSION_POOL) if len(vectors) > 1 else k
     pools, searched = {}, {}
     for name, vector in vectors.items():
         pools[name], searched[name] = pool_search(stores[name], vector, depth, expand, query_id)
     hits = {name: pool[:k] for name, pool in pools.items()}
-    result = QueryResult(query=query, id=query_id, hits=hits, vectors=searched, rerank=rerank)
+    result = QueryResult(query=query, id=query_id, hits=hits, vectors=searched, rerank=rerank,
+                         robust=any(np.ndim(v) == 2 for v in vectors.values()))
     for a, b in combinations(hits, 2):
         result.agreement[f"{a}~{b}"] = agreement([h.id for h in hits[a]], [h.id for h in hits[b]], k)
     if len(hits) > 1:
@@ -92,7 +95,7 @@ def pool_search(store: VectorStore, vector: np.ndarray, depth: int, expand: bool
     """The query's own row first (if it is indexed), then the first `depth` other hits, and the vector
     that found them: the query's own, or with `expand` its alpha-QE expansion by its first QE_N others.
     Counting others only, the pools are those of the evaluation, where a query never finds itself."""
-    hits = _own_first(store.search(vector[None, :], depth + 1)[0], query_id, depth)
+    hits = _own_first(best_of(store.search(np.atleast_2d(vector), depth + 1)), query_id, depth)
     if not expand:
         return hits, vector
     near = [h for h in hits if h.id != query_id][:QE_N]
@@ -100,9 +103,19 @@ def pool_search(store: VectorStore, vector: np.ndarray, depth: int, expand: bool
     near = [h for h in near if h.id in stored]
     if not near:
         return hits, vector
-    expanded = weighted_mean(vector[None, :], np.stack([stored[h.id] for h in near])[None],
+    expanded = weighted_mean(np.atleast_2d(vector)[:1], np.stack([stored[h.id] for h in near])[None],
                              np.array([[h.cosine for h in near]]))[0]
     return _own_first(store.search(expanded[None, :], depth + 1)[0], query_id, depth), expanded
+
+
+def best_of(lists: list[list[Hit]]) -> list[Hit]:
+    """Hits of several query variants merged: each image once, with its best cosine, best first."""
+    best: dict[int, Hit] = {}
+    for hits in lists:
+        for hit in hits:
+            if hit.id not in best or hit.cosine > best[hit.id].cosine:
+                best[hit.id] = hit
+    return sorted(best.values(), key=lambda h: -h.cosine)
 
 
 def _own_first(hits: list[Hit], query_id: int, depth: int) -> list[Hit]:
@@ -166,7 +179,7 @@ def fuse(vectors: Mapping[str, np.ndarray], hits: Mapping[str, list[Hit]], store
     for name in hits:
         missing = [i for i in candidates if name not in cosines[i]]
         for i, vector in stores[name].vectors(missing).items():
-            cosines[i][name] = float(np.dot(vector, vectors[name]))
+            cosines[i][name] = float(np.max(np.atleast_2d(vectors[name]) @ vector))
     return [FusedHit(id=i, path=h.path, sha256=h.sha256, cosine=float(np.mean(list(cosines[i].values()))),
                      cosines=cosines[i], ranks={m: ranks[i].get(m) for m in hits},
                      other_ranks={m: others.get(i, {}).get(m) for m in hits})

@@ -153,6 +153,8 @@ def status_text(result: QueryResult, images: Mapping[int, Path]) -> str:
                                                         if own else "")
     if result.rerank != "none":
         text += f" — re-ranked with {RERANK_LABELS[result.rerank]} (cosines to the re-ranked vectors)"
+    if result.robust:
+        text += " — also searched turned and mirrored (each hit's best cosine)"
     hidden = {h.id for hits in result.hits.values() for h in hits if h.id not in images}
     return text + (f" — {len(hidden)} hit(s) not shown: file gone, changed, or outside the served folders"
                    if hidden else "")
@@ -256,6 +258,16 @@ def map_svg(points: MapPoints, label: str) -> str:
     return (f'<div class="map"><div class="map-title">{html.escape(label)} · {points.method}{sampled}</div>'
             f'<svg viewBox="0 0 {MAP_PX} {MAP_PX}" role="img" aria-label="{html.escape(label)} map">{circles}</svg>'
             f'<div class="map-legend">{legend}</div></div>')
+
+
+ROBUST_OPTIONS = {"plain": "plain", "robust": "robust query", "dba+qe": "DBA+αQE"}
+
+
+def robustness_rows(ranks: Mapping[str, Mapping[str, int | None]], labels: Mapping[str, str]) -> list[list]:
+    """One row per list (each model, Fused, Fused (RRF)), one column per option: the original's rank."""
+    lists = list(next(iter(ranks.values())))
+    return [[labels.get(name, name), *(f"#{ranks[o][name]}" if ranks[o][name] else "not in the top 50"
+                                       for o in ROBUST_OPTIONS)] for name in lists]
 
 
 def under_roots(folder: str, roots: Sequence[Path]) -> Path:

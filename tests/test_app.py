@@ -93,7 +93,7 @@ def test_only_the_images_shown_are_served(served_app):
     for path in ("/etc/passwd", str(ROOT / "app.py"), str(sources), str(photos / "coffee.jpg")):
         response = requests.get(f"{url}gradio_api/file={path}", timeout=10)
         assert response.status_code in (403, 404), (path, response.status_code)
-    _, (resnet, *_) = call(url, "search", [data_url((photos / "coffee.jpg").read_bytes()), "ResNet50", 3, "none"])
+    _, (resnet, *_) = call(url, "search", [data_url((photos / "coffee.jpg").read_bytes()), "ResNet50", 3, "none", False])
     shown = requests.get(resnet[0]["image"]["url"], timeout=10)
     assert shown.status_code == 200 and Image.open(io.BytesIO(shown.content)).format == "WEBP"
     assert max(Image.open(io.BytesIO(shown.content)).size) <= 256
@@ -135,11 +135,11 @@ def test_data_urls_take_searchcores_decoder_and_the_upload_cap(served_app):
     url, photos, _ = served_app
     bomb = io.BytesIO()
     Image.new("1", (8_000, 8_000)).save(bomb, "PNG")  # 64 MP in a few kB
-    kind, outputs = call(url, "search", [data_url(bomb.getvalue()), "Side by side", 3, "none"])
+    kind, outputs = call(url, "search", [data_url(bomb.getvalue()), "Side by side", 3, "none", False])
     assert kind == "complete" and "64000000 pixels, over the limit of 50000000" in outputs[STATUS], outputs
-    kind, outputs = call(url, "search", [data_url(b"\0" * (21 * 1000 * 1000)), "Side by side", 3, "none"])
+    kind, outputs = call(url, "search", [data_url(b"\0" * (21 * 1000 * 1000)), "Side by side", 3, "none", False])
     assert kind == "error" and "over the upload limit" in str(outputs), outputs
-    kind, outputs = call(url, "search", [data_url((photos / "coffee.jpg").read_bytes()), "Side by side", 3, "none"])
+    kind, outputs = call(url, "search", [data_url((photos / "coffee.jpg").read_bytes()), "Side by side", 3, "none", False])
     assert kind == "complete" and "this very image is indexed" in outputs[STATUS], outputs
 
 
@@ -431,3 +431,48 @@ def test_search_api_reranks_and_fuses_by_rank(served_app):
     assert as_json["rrf"][0]["self"] and plain[7]["rrf"][0]["self"] and plain[7]["rerank"] == "none"
     with pytest.raises(Exception, match="not in the list of choices"):
         client.predict(query, "Side by side", 5, "dba+everything", api_name="/search")
+    *_, as_json, status = client.predict(query, "Side by side", 3, "none", True, api_name="/search")
+    assert as_json["robust"] and "also searched turned and mirrored" in status and as_json["hits"]["vgg16"][0]["self"]
+
+
+def test_robustness_api_says_where_the_original_lands_after_an_edit(served_app):
+    url, photos, _ = served_app
+    client = Client(url, verbose=False)
+    query = handle_file(str(photos / "nested" / "chelsea.jpg"))
+    edited, table, said = client.predict(query, "rotate", 90, api_name="/robustness")
+    assert "Where the original lands after **rotate**" in said and "not indexed" not in said
+    rows = {row[0]: row[1:] for row in table["data"]}
+    assert set(rows) == {"ResNet50", "VGG16", "Fused", "Fused (RRF)"}
+    assert all(re.fullmatch(r"#\d+|not in the top 50", cell) for cells in rows.values() for cell in cells)
+    assert rows["ResNet50"][1] == "#1" and rows["VGG16"][1] == "#1"  # the robust query finds the turned photo
+    with Image.open(edited) as image:
+        original = Image.open(photos / "nested" / "chelsea.jpg")
+        assert image.size == (original.height, original.width)  # turned by 90 degrees
+    _, table, said = client.predict(query, "crop", 0.5, api_name="/robustness")
+    assert "after **crop**" in said and len(table["data"]) == 4
+    _, table, said = client.predict(None, "mirror", 0, api_name="/robustness")
+    assert "Search with a photo on the Search tab first" in said and table["data"] in ([], [[]], [["", "", "", ""]])
+
+
+@pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true",
+                    reason="needs Debian's chromium (.ci/run installs it)")
+def test_browser_robustness_tab_edits_the_query_and_ranks_the_original(served_app):
+    from playwright.sync_api import sync_playwright
+
+    url, photos, _ = served_app
+    with sync_playwright() as pw:
+        browser, page = browser_page(pw, url)
+        upload(page, photos / "coffee.jpg", 8)
+        page.get_by_role("tab", name="Robustness").click()
+        page.locator("#edit-kind input").click()
+        page.get_by_role("option", name="grayscale").click()
+        page.locator("#edit-amount").wait_for(state="hidden", timeout=10_000)  # no amount for grayscale
+        page.locator("#edit-search").click()
+        page.locator("#robust-status").get_by_text("after grayscale").wait_for(timeout=60_000)
+        page.wait_for_function("() => document.querySelector('#robust-table').innerText.includes('Fused (RRF)')",
+                               timeout=30_000)
+        words = page.locator("#robust-table").inner_text().split()
+        assert words[words.index("ResNet50") + 1].startswith("#"), words
+        page.locator("#edited img").wait_for(timeout=30_000)
+        page.screenshot(path=str(OUTPUT / "app-robustness.png"), full_page=True)
+        browser.close()

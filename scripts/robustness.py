@@ -1,0 +1,110 @@
+"""How well each model and mode finds a photo again after an edit: R@1 and R@10 per edit kind.
+
+    python scripts/robustness.py FOLDER --distractors FOLDER2 [--limit 100] [--seed 0]
+
+Indexes FOLDER's photos (the originals) and FOLDER2's (distractors) into a fresh Milvus Lite, makes
+seeded edits of the originals (searchcore.edits), queries with each edit and prints where the original
+lands, per model and fused list, plain, with the robust query option and with DBA+alpha-QE; then
+each option's query time (median, and its ratio to the plain search).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from PIL import Image  # noqa: E402
+
+from searchcore import Engine, Settings  # noqa: E402
+from searchcore.config import configure_logging  # noqa: E402
+from searchcore.decode import IMAGE_SUFFIXES  # noqa: E402
+from searchcore.edits import EDITS, apply_edit  # noqa: E402
+
+OPTIONS = {"plain": {}, "robust": {"robust": True}, "dba+qe": {"rerank": "dba+qe"}}
+LISTS = ("resnet50", "vgg16", "fused", "rrf")
+
+
+def images_under(folder: Path) -> list[Path]:
+    """Image files under the folder, by absolute path (as the index stores them)."""
+    return sorted(Path(os.path.abspath(p)) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def make_edits(originals: list[Path], folder: Path, seed: int) -> list[tuple[str, Path, Path]]:
+    """(edit kind, original, edited file) for every original and edit kind, seeded."""
+    rng = random.Random(seed)
+    made = []
+    for n, original in enumerate(originals):
+        image = Image.open(original).convert("RGB")
+        for kind in EDITS:
+            edited = folder / kind.replace(" ", "-") / f"{n:04d}.jpg"
+            edited.parent.mkdir(parents=True, exist_ok=True)
+            data = apply_edit(image, kind, rng)
+            edited.write_bytes(data)
+            made.append((kind, original, edited))
+    return made
+
+
+def place(hits, original: str) -> int | None:
+    return next((rank for rank, h in enumerate(hits, 1) if h.path == original), None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--distractors", type=Path, required=True)
+    parser.add_argument("--limit", type=int, default=100, help="originals (a seeded sample)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    configure_logging()
+    logging.getLogger("searchcore").setLevel(logging.WARNING)
+    originals = images_under(args.folder)
+    originals = sorted(random.Random(args.seed).sample(originals, min(args.limit, len(originals))))
+    distractors = [p for p in images_under(args.distractors) if p not in set(originals)]
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = replace(Settings.from_env(), home=Path(tmp), milvus_uri=f"{tmp}/m.db")
+        with Engine(settings) as engine:
+            report = engine.index(originals + distractors)
+            print(f"{len(originals)} originals, {len(distractors)} distractors: {report.summary()}")
+            edits = make_edits(originals, Path(tmp) / "edits", args.seed)
+            found: dict[tuple[str, str, str], list[int | None]] = {}
+            seconds: dict[str, list[float]] = {o: [] for o in OPTIONS}
+            for kind, original, edited in edits:
+                for option, extra in OPTIONS.items():
+                    started = time.perf_counter()
+                    result = engine.search_files([edited], k=10, **extra)[0]
+                    seconds[option].append(time.perf_counter() - started)
+                    lists = {**result.hits, "fused": result.fused, "rrf": result.rrf}
+                    for name in LISTS:
+                        found.setdefault((kind, option, name), []).append(place(lists[name], str(original)))
+    print_table(found)
+    plain = statistics.median(seconds["plain"])
+    print("\nquery time per option (median over every edit query; ratio to plain):")
+    for option, times in seconds.items():
+        print(f"  {option:<8} {1000 * statistics.median(times):7.1f} ms   {statistics.median(times) / plain:5.2f}x")
+
+
+def print_table(found: dict[tuple[str, str, str], list[int | None]]) -> None:
+    columns = [(option, name) for option in OPTIONS for name in LISTS]
+    print(f"\nR@1 / R@10 of the original, per edit kind ({len(next(iter(found.values())))} queries each)")
+    print(f"{'edit':<18}" + "".join(f"{option + ' ' + name:>18}" for option, name in columns))
+    for kind in EDITS:
+        cells = []
+        for option, name in columns:
+            places = found[(kind, option, name)]
+            r1 = sum(p == 1 for p in places) / len(places)
+            r10 = sum(p is not None and p <= 10 for p in places) / len(places)
+            cells.append(f"{r1:.2f} / {r10:.2f}")
+        print(f"{kind:<18}" + "".join(f"{c:>18}" for c in cells))
+
+
+if __name__ == "__main__":
+    main()
