@@ -182,12 +182,14 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
                roots: list[Path]) -> QueryImage:
     """Query, mode and k; each model's hits rank by rank, the hits only one model found, the details
     and why the selected hit matched. Returns the query component (other tabs search through it)."""
-    def search(image: str | None, mode: str, k: int, rerank: str = "none", robust: bool = False):
+    def search(image: str | None, mode: str, k: int, rerank: str = "none", robust: bool = False,
+               regions: bool = False):
         if not image:
             return empty_results("Drop a photo in to search.")
         try:
             models, top_k = views.check_mode(mode), views.check_k(k)
-            result = engine.search_files([image], models, top_k, rerank or "none", bool(robust))[0]  # None: older client
+            result = engine.search_files([image], models, top_k, rerank or "none", bool(robust),  # None: older client
+                                         bool(regions))[0]
         except (ValueError, StoreUnavailableError) as exc:
             return empty_results(views.error_text(str(exc)))
         images = shown.thumbnails([h for hits in result.hits.values() for h in hits] + result.fused + result.rrf)
@@ -221,7 +223,7 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
             result, images, lists = state
             _, hit = views.shown_hits(result, lists[position], images)[evt.index]
             try:
-                chosen = views.hit_details(hit, engine.hit_scores(result, hit.id))
+                chosen = views.hit_details(hit, engine.hit_scores(result, hit))
             except StoreUnavailableError as exc:
                 return views.error_text(str(exc)), None
             return chosen.text, chosen
@@ -257,6 +259,8 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
                               info="αQE: the query expanded with its first 5 hits. DBA: each indexed image "
                                    "blended with its 5 nearest. Both: the best on Corel-1k.")
             robust = gr.Checkbox(False, label="Also search turned (90°, 180°, 270°) and mirrored", elem_id="robust")
+            regions = gr.Checkbox(False, label="Match crops: search the indexed images' regions", elem_id="regions",
+                                  visible=engine.settings.regions)
             go = gr.Button("Search", variant="primary", elem_id="search")
         with gr.Column(scale=3):
             status = gr.Markdown(elem_id="status")
@@ -281,7 +285,7 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
     result_state, selected = gr.State(None), gr.State(None)
     galleries = [*per_model, fused, *alone]  # in the order of views.LISTS
     outputs = [*galleries, agreement, details, as_json, status, result_state, selected]
-    inputs = [query, mode, k, rerank, robust]
+    inputs = [query, mode, k, rerank, robust, regions]
     searches = [query.change(search, inputs, outputs, api_name="search", concurrency_limit=2, concurrency_id="search"),
                 go.click(search, inputs, outputs, api_visibility="private", concurrency_id="search"),
                 k.change(search, inputs, outputs, api_visibility="private", concurrency_id="search",
@@ -289,7 +293,8 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
                 mode.change(show_mode, mode, [*per_model, fused]).then(
                     search, inputs, outputs, api_visibility="private", concurrency_id="search"),
                 rerank.change(search, inputs, outputs, api_visibility="private", concurrency_id="search"),
-                robust.change(search, inputs, outputs, api_visibility="private", concurrency_id="search")]
+                robust.change(search, inputs, outputs, api_visibility="private", concurrency_id="search"),
+                regions.change(search, inputs, outputs, api_visibility="private", concurrency_id="search")]
     for done in searches:
         done.then(after_search, [result_state, mode], [*galleries, only_row], api_visibility="private").then(
             None, [as_json, mode, k, rerank], None, js=KEEP_IN_URL)

@@ -4,8 +4,8 @@
 
 Indexes FOLDER's photos (the originals) and FOLDER2's (distractors) into a fresh Milvus Lite, makes
 seeded edits of the originals (searchcore.edits), queries with each edit and prints where the original
-lands, per model and fused list, plain, with the robust query option and with DBA+alpha-QE; then
-each option's query time (median, and its ratio to the plain search).
+lands, per model and fused list, plain, with the robust query option, with DBA+alpha-QE and (with
+--regions) on regional descriptors; then each option's query time (median, and its ratio to plain).
 """
 from __future__ import annotations
 
@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--distractors", type=Path, required=True)
     parser.add_argument("--limit", type=int, default=100, help="originals (a seeded sample)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--regions", action="store_true", help="index regional descriptors, add the regions option")
     args = parser.parse_args()
     configure_logging()
     logging.getLogger("searchcore").setLevel(logging.WARNING)
@@ -70,30 +71,31 @@ def main() -> None:
     originals = sorted(random.Random(args.seed).sample(originals, min(args.limit, len(originals))))
     distractors = [p for p in images_under(args.distractors) if p not in set(originals)]
     with tempfile.TemporaryDirectory() as tmp:
-        settings = replace(Settings.from_env(), home=Path(tmp), milvus_uri=f"{tmp}/m.db")
+        settings = replace(Settings.from_env(), home=Path(tmp), milvus_uri=f"{tmp}/m.db", regions=args.regions)
+        options = {**OPTIONS, **({"regions": {"regions": True}} if args.regions else {})}
         with Engine(settings) as engine:
             report = engine.index(originals + distractors)
             print(f"{len(originals)} originals, {len(distractors)} distractors: {report.summary()}")
             edits = make_edits(originals, Path(tmp) / "edits", args.seed)
             found: dict[tuple[str, str, str], list[int | None]] = {}
-            seconds: dict[str, list[float]] = {o: [] for o in OPTIONS}
+            seconds: dict[str, list[float]] = {o: [] for o in options}
             for kind, original, edited in edits:
-                for option, extra in OPTIONS.items():
+                for option, extra in options.items():
                     started = time.perf_counter()
                     result = engine.search_files([edited], k=10, **extra)[0]
                     seconds[option].append(time.perf_counter() - started)
                     lists = {**result.hits, "fused": result.fused, "rrf": result.rrf}
                     for name in LISTS:
                         found.setdefault((kind, option, name), []).append(place(lists[name], str(original)))
-    print_table(found)
+    print_table(found, list(options))
     plain = statistics.median(seconds["plain"])
     print("\nquery time per option (median over every edit query; ratio to plain):")
     for option, times in seconds.items():
         print(f"  {option:<8} {1000 * statistics.median(times):7.1f} ms   {statistics.median(times) / plain:5.2f}x")
 
 
-def print_table(found: dict[tuple[str, str, str], list[int | None]]) -> None:
-    columns = [(option, name) for option in OPTIONS for name in LISTS]
+def print_table(found: dict[tuple[str, str, str], list[int | None]], options: list[str]) -> None:
+    columns = [(option, name) for option in options for name in LISTS]
     print(f"\nR@1 / R@10 of the original, per edit kind ({len(next(iter(found.values())))} queries each)")
     print(f"{'edit':<18}" + "".join(f"{option + ' ' + name:>18}" for option, name in columns))
     for kind in EDITS:

@@ -57,6 +57,8 @@ def parser() -> argparse.ArgumentParser:
                    help="qe: alpha-QE with the first 5 hits; dba: search the DBA vectors; dba+qe: both")
     s.add_argument("--robust", action="store_true",
                    help="also search with each query turned by 90, 180 and 270 degrees and mirrored")
+    s.add_argument("--regions", action="store_true",
+                   help="search the regions of images indexed with SEARCHCORE_REGIONS=1 (for crops)")
     s.add_argument("--json", action="store_true", help="one JSON object per query")
 
     e = sub.add_parser("eval", help="P@k, R@k and mAP of every mode on a folder of class subfolders")
@@ -147,7 +149,8 @@ def _run(engine: "Engine", args: argparse.Namespace) -> int:
         if not args.images and not args.id:
             print("search needs an image or --id", file=sys.stderr)
             return 2
-        results = (engine.search_files(args.images, k=args.top_k, rerank=args.rerank, robust=args.robust)
+        results = (engine.search_files(args.images, k=args.top_k, rerank=args.rerank, robust=args.robust,
+                                       regions=args.regions)
                    + [engine.search_id(i, k=args.top_k, rerank=args.rerank) for i in args.id])
         for result in results:
             if args.json:

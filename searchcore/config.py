@@ -55,6 +55,7 @@ class Settings:
     hnsw_ef_construction: int
     batch_size: int
     decode_workers: int
+    regions: bool = False
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -75,5 +76,6 @@ class Settings:
             hnsw_ef_construction=int(_env("HNSW_EF_CONSTRUCTION", "200")),
             batch_size=int(_env("BATCH_SIZE", "16")),
             decode_workers=int(_env("DECODE_WORKERS", "2")),
+            regions=_env("REGIONS", "0").lower() in ("1", "true", "yes", "on"),
         )
         return replace(settings, **overrides) if overrides else settings

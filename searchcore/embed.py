@@ -13,6 +13,7 @@ from .cache import EmbeddingCache
 from .decode import DecodeError, RawImage, decode
 from .encoder import Encoder
 from .preprocess import resize
+from .regions import region_vectors
 from .timing import StageTimes
 
 Tensors = dict[str, np.ndarray]
@@ -27,6 +28,7 @@ class Embedded:
 
     raw: RawImage
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    regions: dict[str, np.ndarray] = field(default_factory=dict)  # (regions, dim) per model, with `regions` on
     error: DecodeError | None = None
 
 
@@ -38,8 +40,11 @@ class _Started:
 
 class Embedder:
     def __init__(self, encoders: Mapping[str, Encoder], cache: EmbeddingCache, max_pixels: int,
-                 batch_size: int = 16, workers: int = 2) -> None:
+                 batch_size: int = 16, workers: int = 2, regions: bool = False) -> None:
+        """With `regions`, every image also gets its regional descriptors (so the cache, which holds
+        only vectors, is written but not read)."""
         self.encoders = dict(encoders)
+        self.regions = regions
         self.cache = cache
         self.max_pixels = max_pixels
         self.batch_size = batch_size
@@ -82,7 +87,7 @@ class Embedder:
                times: StageTimes) -> _Started:
         items = [Embedded(raw) for raw, _ in batch]
         needs = [frozenset(models) for _, models in batch]
-        for name in set().union(*needs) if needs else ():
+        for name in set().union(*needs) if needs and not self.regions else ():
             encoder = self.encoders[name]
             shas = [item.raw.sha256 for item, need in zip(items, needs) if name in need]
             found = self.cache.get_many(encoder.cache_key, shas, encoder.dim)
@@ -118,10 +123,13 @@ class Embedder:
             fresh: dict[str, np.ndarray] = {}
             for start in range(0, len(todo), self.batch_size):
                 chunk = todo[start:start + self.batch_size]
+                batch = np.stack([tensors[i][name] for i in chunk])
                 with times.stage("inference"):
-                    vectors = encoder.vectors(np.stack([tensors[i][name] for i in chunk]))
-                for i, vector in zip(chunk, vectors):
+                    vectors, maps = encoder.vectors_and_maps(batch) if self.regions else (encoder.vectors(batch), None)
+                for n, (i, vector) in enumerate(zip(chunk, vectors)):
                     started.items[i].vectors[name] = vector
                     fresh[started.items[i].raw.sha256] = vector
+                    if maps is not None:
+                        started.items[i].regions[name] = region_vectors(maps[n])
             self.cache.put_many(encoder.cache_key, fresh)
         return started.items

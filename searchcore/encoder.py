@@ -52,6 +52,12 @@ class Encoder:
         """The last convolutional feature maps (N x h x w x C) that the vectors are max-pooled from."""
         return self.session.run([self.manifest.feature_map_name], {self.manifest.input_name: tensor})[0]
 
+    def vectors_and_maps(self, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Both outputs of one run: the unit vectors and the feature maps they were pooled from."""
+        pooled, maps = self.session.run([self.manifest.output_name, self.manifest.feature_map_name],
+                                        {self.manifest.input_name: tensor})
+        return l2_normalise(pooled), maps
+
     def preprocess(self, pixels: np.ndarray) -> np.ndarray:
         """NxHxWx3 uint8 RGB pixels (already resized) to this model's input tensor."""
         return to_input(pixels, self.manifest.preprocessing)

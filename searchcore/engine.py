@@ -21,7 +21,9 @@ from .evaluate import EmbeddingsFile, EvalReport, evaluate
 from .index import Indexer, IndexReport
 from .preprocess import resize
 from .rerank import DBA_K, RERANK_LABELS, RERANKS, weighted_mean
-from .search import FUSED, RRF, QueryResult, search
+from .regions import REGIONS_PER_IMAGE, RegionSearch, region_id
+from .search import FUSED, RRF, FusedHit, QueryResult, search
+from .store import Hit
 from . import maps, store
 
 log = logging.getLogger("searchcore")
@@ -50,9 +52,14 @@ class Model:
     encoder: Encoder
     store: store.VectorStore
     dba: store.VectorStore
+    regions: store.VectorStore | None = None  # with SEARCHCORE_REGIONS on
 
-    def searched(self, rerank: str) -> store.VectorStore:
-        """The collection a search with this re-ranking runs on."""
+    def searched(self, rerank: str, regions: bool = False) -> store.VectorStore | RegionSearch:
+        """The collection a search with this re-ranking (or on regions) runs on."""
+        if regions:
+            if self.regions is None:
+                raise ValueError("region search needs SEARCHCORE_REGIONS=1 while indexing")
+            return RegionSearch(self.regions, REGIONS_PER_IMAGE)
         return self.dba if "dba" in rerank else self.store
 
     @property
@@ -99,7 +106,7 @@ class Engine:
         self.models: dict[str, Model] = {name: self._open_model(SPECS[name]) for name in MODEL_NAMES
                                          if name in models}
         self.embedder = Embedder({m.name: m.encoder for m in self.models.values()}, self.cache, s.max_pixels,
-                                 s.batch_size, s.decode_workers)
+                                 s.batch_size, s.decode_workers, s.regions)
         self._maps: dict[str, maps.MapPoints] = {}
 
     def _open_model(self, spec: ModelSpec) -> Model:
@@ -110,7 +117,8 @@ class Engine:
             return store.VectorStore(self.client, name, encoder.dim, encoder.manifest.onnx_sha256, s.milvus_uri,
                                      s.milvus_timeout, (s.hnsw_m, s.hnsw_ef_construction))
         return Model(spec, encoder, collection(s.collection_prefix + spec.name),
-                     collection(s.collection_prefix + "dba_" + spec.name))
+                     collection(s.collection_prefix + "dba_" + spec.name),
+                     collection(s.collection_prefix + "regions_" + spec.name) if s.regions else None)
 
     def _models(self, models: Sequence[str] | None) -> tuple[str, ...]:
         chosen = tuple(models or self.models)
@@ -119,13 +127,14 @@ class Engine:
             raise ValueError(f"model(s) {missing} not loaded; this engine has {tuple(self.models)}")
         return chosen
 
-    def _stores(self, models: Sequence[str], rerank: str = "none") -> dict[str, store.VectorStore]:
-        return {m: self.models[m].searched(rerank) for m in models}
+    def _stores(self, models: Sequence[str], rerank: str = "none", regions: bool = False) -> dict:
+        return {m: self.models[m].searched(rerank, regions) for m in models}
 
     def _indexer(self, models: Sequence[str] | None, roots: Sequence[Path] | None,
                  on_progress: Callable[[int, int], None] | None = None) -> Indexer:
-        return Indexer(self.embedder, self._stores(self._models(models)), self.settings.batch_size, roots,
-                       on_progress)
+        chosen = self._models(models)
+        return Indexer(self.embedder, self._stores(chosen), self.settings.batch_size, roots, on_progress,
+                       {m: self.models[m].regions for m in chosen if self.models[m].regions is not None})
 
     def index(self, paths: Sequence[Path | str], models: Sequence[str] | None = None,
               roots: Sequence[Path] | None = None, on_progress: Callable[[int, int], None] | None = None,
@@ -160,35 +169,50 @@ class Engine:
         return report, names
 
     def search_raw(self, raws: Sequence[RawImage], models: Sequence[str] | None = None,
-                   k: int = 10, rerank: str = "none", robust: bool = False) -> list[QueryResult]:
+                   k: int = 10, rerank: str = "none", robust: bool = False, regions: bool = False,
+                   ) -> list[QueryResult]:
         """Queries given as bytes (files or uploads), embedded in one batched pass. `robust` also
         searches with each query turned by 90, 180 and 270 degrees and mirrored (one batch per model)
-        and keeps each hit's best cosine."""
+        and keeps each hit's best cosine. `regions` searches the indexed images' regions (for crops)."""
         chosen = self._models(models)
         check_top_k(k)
         check_rerank(rerank)
+        if regions and rerank != "none":
+            raise ValueError("region search runs on the plain region vectors: choose no re-ranking with it")
+        stores = self._stores(chosen, rerank, regions)
         if robust:
-            return [self._search_variants(raw, chosen, k, rerank) for raw in raws]
+            results = [self._search_variants(raw, chosen, k, rerank, stores) for raw in raws]
+        else:
+            results = self._search_vectors(raws, chosen, k, rerank, stores)
+        for result in results:
+            result.regions = regions
+        return results
+
+    def _search_vectors(self, raws: Sequence[RawImage], chosen: Sequence[str], k: int, rerank: str, stores: dict,
+                        ) -> list[QueryResult]:
         results = []
         for item in self.embedder.embed(list(raws), chosen):
             if item.error:
                 results.append(QueryResult(query=item.raw.source, id=item.raw.id, hits={}, error=str(item.error)))
             else:
                 results.append(search(item.raw.id, item.raw.source, {m: item.vectors[m] for m in chosen},
-                                      self._stores(chosen, rerank), k, "qe" in rerank, rerank))
+                                      stores, k, "qe" in rerank, rerank))
         return results
 
-    def _search_variants(self, raw: RawImage, models: Sequence[str], k: int, rerank: str) -> QueryResult:
+    def _search_variants(self, raw: RawImage, models: Sequence[str], k: int, rerank: str, stores: dict,
+                         ) -> QueryResult:
         try:
             variants = self.embedder.embed_variants(raw, models)
         except DecodeError as exc:
             return QueryResult(query=raw.source, id=raw.id, hits={}, error=str(exc))
-        return search(raw.id, raw.source, variants, self._stores(models, rerank), k, "qe" in rerank, rerank)
+        return search(raw.id, raw.source, variants, stores, k, "qe" in rerank, rerank)
 
     def search_files(self, paths: Sequence[Path | str], models: Sequence[str] | None = None,
-                     k: int = 10, rerank: str = "none", robust: bool = False) -> list[QueryResult]:
+                     k: int = 10, rerank: str = "none", robust: bool = False, regions: bool = False,
+                     ) -> list[QueryResult]:
         outcomes = [outcome for _, outcome in read_each(paths)]
-        found = iter(self.search_raw([o for o in outcomes if isinstance(o, RawImage)], models, k, rerank, robust))
+        found = iter(self.search_raw([o for o in outcomes if isinstance(o, RawImage)], models, k, rerank, robust,
+                                     regions))
         return [next(found) if isinstance(o, RawImage) else QueryResult(query=o.source, id=-1, hits={},
                                                                          error=f"{o.source}: {o.reason}")
                 for o in outcomes]
@@ -226,15 +250,15 @@ class Engine:
                              for name, hits in lists.items()}
         return ranks
 
-    def hit_scores(self, result: QueryResult, hit_id: int) -> dict[str, HitScore]:
+    def hit_scores(self, result: QueryResult, hit: Hit | FusedHit) -> dict[str, HitScore]:
         """One hit under every model of a result: its rank in that model's list and its exact cosine to
-        the query, from the stored vector (also for a model whose list does not hold it)."""
+        the query, from the stored vector(s) searched (also for a model whose list does not hold it)."""
         scores = {}
         for name, query_vector in result.vectors.items():
-            stored = self.models[name].searched(result.rerank).vectors([hit_id]).get(hit_id)
-            ranks = [r for r, h in enumerate(result.hits.get(name, []), 1) if h.id == hit_id]
-            scores[name] = HitScore(rank=ranks[0] if ranks else None,
-                                    cosine=None if stored is None else float(np.max(np.atleast_2d(query_vector) @ stored)))
+            searched = self.models[name].searched(result.rerank, result.regions)
+            cosine = searched.best_cosines({hit.id: hit.sha256}, query_vector).get(hit.id)
+            ranks = [r for r, h in enumerate(result.hits.get(name, []), 1) if h.id == hit.id]
+            scores[name] = HitScore(rank=ranks[0] if ranks else None, cosine=cosine)
         return scores
 
     def explain(self, query: Path | str, hit_path: str, hit_sha256: str, roots: Sequence[Path] | None = None,
@@ -312,6 +336,9 @@ class Engine:
             ids = [int(target)] if target.isdigit() else m.store.ids_under(path)
             present = list(m.store.existing(ids))
             touched = self._neighbours(m, present)  # their DBA vectors were made with the removed ones
+            if m.regions is not None:
+                shas = [r["sha256"] for r in m.store.rows(present).values()]
+                m.regions.delete([region_id(sha, n) for sha in shas for n in range(REGIONS_PER_IMAGE)])
             m.store.delete(present)
             m.dba.delete(list(m.dba.existing(present)))
             self._augment_model(m, touched - set(present))
@@ -345,7 +372,7 @@ class Engine:
             done += self._augment_model(m, ids)
         return done
 
-    def _neighbours(self, m: Model, ids: Sequence[int] | set[int], chunk: int = 256) -> set[int]:
+    def _neighbours(self, m: Model, ids: Sequence[int] | set[int], chunk: int = 64) -> set[int]:
         """The DBA_K nearest indexed images of each of these images (themselves included)."""
         found: set[int] = set()
         ids = sorted(ids)
@@ -356,7 +383,7 @@ class Engine:
                     found.update(h.id for h in hits)
         return found
 
-    def _augment_model(self, m: Model, ids: set[int], chunk: int = 256) -> int:
+    def _augment_model(self, m: Model, ids: set[int], chunk: int = 64) -> int:
         """DBA vectors of these images: each the weighted mean of its vector and its DBA_K nearest."""
         ids_sorted = sorted(ids)
         for start in range(0, len(ids_sorted), chunk):

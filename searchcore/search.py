@@ -49,6 +49,7 @@ class QueryResult:
     rerank: str = "none"
     vectors: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # searched with: (d,) or (variants, d)
     robust: bool = False
+    regions: bool = False  # searched the indexed images' regions
 
     def is_self(self, hit: Hit | FusedHit) -> bool:
         return hit.id == self.id
@@ -63,6 +64,7 @@ class QueryResult:
         def hits_json(hits):
             return [hit_json(r, h) for r, h in enumerate(hits, 1)]
         return {"query": self.query, "id": self.id, "error": self.error, "rerank": self.rerank, "robust": self.robust,
+                "regions": self.regions,
                 "hits": {m: hits_json(h) for m, h in self.hits.items()},
                 "agreement": {pair: asdict(a) for pair, a in self.agreement.items()},
                 "fused": hits_json(self.fused), "rrf": hits_json(self.rrf)}
@@ -177,9 +179,9 @@ def fuse(vectors: Mapping[str, np.ndarray], hits: Mapping[str, list[Hit]], store
         for rank, hit in enumerate((h for h in model_hits if h.id != query_id), 1):
             others.setdefault(hit.id, {})[name] = rank
     for name in hits:
-        missing = [i for i in candidates if name not in cosines[i]]
-        for i, vector in stores[name].vectors(missing).items():
-            cosines[i][name] = float(np.max(np.atleast_2d(vectors[name]) @ vector))
+        missing = {i: candidates[i].sha256 for i in candidates if name not in cosines[i]}
+        for i, cosine in stores[name].best_cosines(missing, vectors[name]).items():
+            cosines[i][name] = cosine
     return [FusedHit(id=i, path=h.path, sha256=h.sha256, cosine=float(np.mean(list(cosines[i].values()))),
                      cosines=cosines[i], ranks={m: ranks[i].get(m) for m in hits},
                      other_ranks={m: others.get(i, {}).get(m) for m in hits})

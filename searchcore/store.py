@@ -6,7 +6,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import grpc
 import numpy as np
@@ -163,6 +163,19 @@ class VectorStore:
 
     def vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
         return {i: np.asarray(r["vector"], np.float32) for i, r in self._get(ids, ["vector"]).items()}
+
+    def best_cosines(self, images: Mapping[int, str], queries: np.ndarray) -> dict[int, float]:
+        """Each stored image's (id -> sha256) best cosine to any of the query rows (one, or variants)."""
+        return {i: float(np.max(np.atleast_2d(queries) @ v)) for i, v in self.vectors(images).items()}
+
+    @guarded
+    def rows_with_sha256(self, shas: list[str]) -> list[dict]:
+        """Every row (sha256, vector) of these images: in a region collection, all their regions."""
+        if not shas:
+            return []
+        return list(self.client.query(self.name, filter=f"sha256 in {json.dumps(shas)}",
+                                      output_fields=["sha256", "vector"], timeout=self.timeout,
+                                      consistency_level="Strong"))
 
     def rows(self, ids: Iterable[int], with_vectors: bool = False) -> dict[int, dict]:
         """path and sha256 (and the vector) of stored ids, fetched 1,000 at a time."""

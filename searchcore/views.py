@@ -155,6 +155,8 @@ def status_text(result: QueryResult, images: Mapping[int, Path]) -> str:
         text += f" — re-ranked with {RERANK_LABELS[result.rerank]} (cosines to the re-ranked vectors)"
     if result.robust:
         text += " — also searched turned and mirrored (each hit's best cosine)"
+    if result.regions:
+        text += " — on the indexed images' regions (each image's best region)"
     hidden = {h.id for hits in result.hits.values() for h in hits if h.id not in images}
     return text + (f" — {len(hidden)} hit(s) not shown: file gone, changed, or outside the served folders"
                    if hidden else "")

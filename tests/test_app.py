@@ -93,7 +93,7 @@ def test_only_the_images_shown_are_served(served_app):
     for path in ("/etc/passwd", str(ROOT / "app.py"), str(sources), str(photos / "coffee.jpg")):
         response = requests.get(f"{url}gradio_api/file={path}", timeout=10)
         assert response.status_code in (403, 404), (path, response.status_code)
-    _, (resnet, *_) = call(url, "search", [data_url((photos / "coffee.jpg").read_bytes()), "ResNet50", 3, "none", False])
+    _, (resnet, *_) = call(url, "search", [data_url((photos / "coffee.jpg").read_bytes()), "ResNet50", 3, "none", False, False])
     shown = requests.get(resnet[0]["image"]["url"], timeout=10)
     assert shown.status_code == 200 and Image.open(io.BytesIO(shown.content)).format == "WEBP"
     assert max(Image.open(io.BytesIO(shown.content)).size) <= 256
@@ -135,11 +135,11 @@ def test_data_urls_take_searchcores_decoder_and_the_upload_cap(served_app):
     url, photos, _ = served_app
     bomb = io.BytesIO()
     Image.new("1", (8_000, 8_000)).save(bomb, "PNG")  # 64 MP in a few kB
-    kind, outputs = call(url, "search", [data_url(bomb.getvalue()), "Side by side", 3, "none", False])
+    kind, outputs = call(url, "search", [data_url(bomb.getvalue()), "Side by side", 3, "none", False, False])
     assert kind == "complete" and "64000000 pixels, over the limit of 50000000" in outputs[STATUS], outputs
-    kind, outputs = call(url, "search", [data_url(b"\0" * (21 * 1000 * 1000)), "Side by side", 3, "none", False])
+    kind, outputs = call(url, "search", [data_url(b"\0" * (21 * 1000 * 1000)), "Side by side", 3, "none", False, False])
     assert kind == "error" and "over the upload limit" in str(outputs), outputs
-    kind, outputs = call(url, "search", [data_url((photos / "coffee.jpg").read_bytes()), "Side by side", 3, "none", False])
+    kind, outputs = call(url, "search", [data_url((photos / "coffee.jpg").read_bytes()), "Side by side", 3, "none", False, False])
     assert kind == "complete" and "this very image is indexed" in outputs[STATUS], outputs
 
 
