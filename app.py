@@ -372,7 +372,8 @@ def evaluate_tab(engine: Engine, roots: list[Path], shown: ShownFiles) -> None:
         folder = gr.Textbox(label="Labelled folder on the server", elem_id="eval-folder", scale=4)
         start = gr.Button("Evaluate", variant="primary", elem_id="evaluate", scale=1)
     summary = gr.Markdown(elem_id="eval-summary")
-    table = gr.Dataframe(headers=views.eval_table_headers(), interactive=False, label="Scores", elem_id="eval-table")
+    table = gr.Dataframe(headers=views.eval_table_headers(), interactive=False, label="Scores", elem_id="eval-table",
+                         max_height=720)
     with gr.Row():
         curve = gr.Plot(label="Precision at k", elem_id="eval-curve")
         jaccard = gr.Plot(label="Agreement per query", elem_id="eval-jaccard")

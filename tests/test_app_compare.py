@@ -41,7 +41,8 @@ def test_evaluate_api_gives_the_clis_figures_and_reuses_the_embeddings(served, t
     url, labelled, settings = served
     summary, table, curve, per_class, jaccard, mosaic, report = evaluate_api(url, labelled)
     assert (report["images"], len(report["classes"]), report["failed"]) == (CLASSES * PER_CLASS, CLASSES, [])
-    assert set(report["scores"]) == {"resnet50", "vgg16", "fused"}
+    plain = {"resnet50", "vgg16", "fused", "rrf"}
+    assert set(report["scores"]) == plain | {f"{m}+{r}" for m in plain for r in ("qe", "dba", "dba+qe")}
     # the CLI, in a process and a home of its own (so it embeds anew), gives the very same figures
     env = {**settings_env(settings), "SEARCHCORE_HOME": str(tmp_path), "SEARCHCORE_MILVUS_URI": str(tmp_path / "m.db"),
            "SEARCHCORE_REDIS_URL": ""}
@@ -95,11 +96,15 @@ def test_browser_evaluate_tab_shows_the_table_the_plots_and_the_disagreements(se
         page.locator("#evaluate").click()
         page.locator("#eval-summary").get_by_text(f"{CLASSES * PER_CLASS} images in {CLASSES} classes").wait_for(
             timeout=120_000)
-        page.locator("#eval-table").get_by_text("Fused", exact=True).wait_for(timeout=30_000)
-        words = page.locator("#eval-table").inner_text().split()
-        rows = {name: [float(w) for w in words[words.index(name) + 1:words.index(name) + 8]]
-                for name in ("ResNet50", "VGG16", "Fused")}
-        for name, mode in (("ResNet50", "resnet50"), ("VGG16", "vgg16"), ("Fused", "fused")):
+        page.wait_for_function("() => document.querySelector('#eval-table').innerText.includes('DBA+αQE')",
+                               timeout=30_000)
+        cells = [c.strip() for c in re.split(r"[\t\n]", page.locator("#eval-table").inner_text()) if c.strip()]
+        number = re.compile(r"\d+(\.\d+)?")
+        rows = {cells[i]: [float(c) for c in cells[i + 1:i + 8]] for i in range(len(cells) - 7)
+                if not number.fullmatch(cells[i]) and all(number.fullmatch(c) for c in cells[i + 1:i + 8])}
+        assert len(rows) == 16, rows
+        for name, mode in (("ResNet50", "resnet50"), ("VGG16", "vgg16"), ("Fused", "fused"),
+                           ("Fused · DBA+αQE", "fused+dba+qe"), ("Fused (RRF) · αQE", "rrf+qe")):
             assert rows[name] == [round(expected[mode][c], 3) for c in ("P@1", "P@10", "P@20", "R@1", "R@5", "R@10",
                                                                         "mAP")], (name, rows)
         for plot in ("#eval-curve", "#eval-classes", "#eval-jaccard", "#eval-disagreements"):

@@ -102,7 +102,7 @@ def test_the_apps_fused_list_is_the_evaluations_fused_ranking(crops_engine):
 
 def test_index_report_times_each_stage_and_maps_follow_the_index(engine, photo_dir, many_photos):
     report = engine.index([photo_dir])
-    assert set(report.stages.seconds) == {"read", "decode", "inference", "write"}
+    assert set(report.stages.seconds) == {"read", "decode", "inference", "write", "augment"}
     assert all(seconds > 0 for seconds in report.stages.seconds.values()), report.stages.seconds
     first = engine.map_points("resnet50")
     assert len(first.ids) == first.total == len(PHOTOS) and first.xy.shape == (len(PHOTOS), 2)
