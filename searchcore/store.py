@@ -148,9 +148,11 @@ class VectorStore:
         return {i: r["path"] for i, r in self._get(ids, ["path"]).items()}
 
     @guarded
-    def upsert(self, rows: list[dict]) -> None:
-        if rows:
-            self.client.upsert(self.name, rows, timeout=self.timeout)
+    def upsert(self, rows: list[dict], chunk: int = 128) -> None:
+        """Write rows, `chunk` at a time: a region collection gets 30 rows per image, and one request of
+        16 images' regions (480 x 2048 floats) outlasted the timeout of a busy Milvus Lite."""
+        for start in range(0, len(rows), chunk):
+            self.client.upsert(self.name, rows[start:start + chunk], timeout=self.timeout)
 
     @guarded
     def search(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
