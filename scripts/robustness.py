@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from PIL import Image  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 from searchcore import Engine, Settings  # noqa: E402
 from searchcore.config import configure_logging  # noqa: E402
@@ -79,7 +80,7 @@ def main() -> None:
             edits = make_edits(originals, Path(tmp) / "edits", args.seed)
             found: dict[tuple[str, str, str], list[int | None]] = {}
             seconds: dict[str, list[float]] = {o: [] for o in options}
-            for kind, original, edited in edits:
+            for kind, original, edited in tqdm(edits, desc="edited queries", unit="query"):
                 for option, extra in options.items():
                     started = time.perf_counter()
                     result = engine.search_files([edited], k=10, **extra)[0]

@@ -59,7 +59,7 @@ class Model:
         if regions:
             if self.regions is None:
                 raise ValueError("region search needs SEARCHCORE_REGIONS=1 while indexing")
-            return RegionSearch(self.regions, REGIONS_PER_IMAGE)
+            return RegionSearch(self.regions)
         return self.dba if "dba" in rerank else self.store
 
     @property

@@ -19,6 +19,7 @@ from .store import Hit, VectorStore
 
 REGION_SIZES = (7, 6, 5, 4)
 REGIONS_PER_IMAGE = sum((7 - size + 1) ** 2 for size in REGION_SIZES)  # 30 on the 7 x 7 grid of both models
+OVERFETCH = 8  # region hits asked for per image wanted: most images place several regions near the top
 
 
 def region_vectors(feature_map: np.ndarray, sizes: tuple[int, ...] = REGION_SIZES) -> np.ndarray:
@@ -43,11 +44,12 @@ class RegionSearch:
     """A model's region collection, searched like an image collection: hits are images (grouped by
     SHA-256, each with its best region's cosine), so search.py's pools, fusion and ranks apply."""
 
-    def __init__(self, regions: VectorStore, per_image: int) -> None:
-        self.regions, self.per_image = regions, per_image
+    def __init__(self, regions: VectorStore) -> None:
+        self.regions = regions
 
     def search(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
-        found = self.regions.search(vectors, min(16384, k * self.per_image))
+        """Up to k images per query row (fewer when one image's regions fill the region hits)."""
+        found = self.regions.search(vectors, min(16384, k * OVERFETCH))
         return [self._images(hits)[:k] for hits in found]
 
     def best_cosines(self, images: Mapping[int, str], queries: np.ndarray) -> dict[int, float]:
