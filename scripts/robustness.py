@@ -72,7 +72,9 @@ def main() -> None:
     originals = sorted(random.Random(args.seed).sample(originals, min(args.limit, len(originals))))
     distractors = [p for p in images_under(args.distractors) if p not in set(originals)]
     with tempfile.TemporaryDirectory() as tmp:
-        settings = replace(Settings.from_env(), home=Path(tmp), milvus_uri=f"{tmp}/m.db", regions=args.regions)
+        # no embedding cache: every option pays for its inference, so the query times compare fairly
+        settings = replace(Settings.from_env(), home=Path(tmp), milvus_uri=f"{tmp}/m.db", regions=args.regions,
+                           redis_url="")
         options = {**OPTIONS, **({"regions": {"regions": True}} if args.regions else {})}
         with Engine(settings) as engine:
             report = engine.index(originals + distractors)
