@@ -144,7 +144,15 @@ class Engine:
         report = self._indexer(models, roots, on_progress).run(paths)
         with report.stages.stage("augment"):
             self.augment(report.new_ids, models)
+        self._seal_regions(report)
         return report
+
+    def _seal_regions(self, report: IndexReport) -> None:
+        """Region collections grow 30 rows an image: sealed after a run, they are searched by index."""
+        if report.new_ids:
+            for m in self.models.values():
+                if m.regions is not None:
+                    m.regions.flush()
 
     def index_uploads(self, files: Sequence[Path | str], uploads: Path) -> tuple[IndexReport, dict[str, str]]:
         """Index uploaded files (temp paths) as `uploads/<sha12>-<name>`. A file is written there only once
@@ -161,6 +169,7 @@ class Engine:
         report = self._indexer(None, None).run_raws(raws)
         report.failed[:0] = failures
         self.augment(report.new_ids)
+        self._seal_regions(report)
         uploads.mkdir(parents=True, exist_ok=True)
         for raw in raws:
             kept = Path(raw.source)

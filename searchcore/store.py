@@ -196,6 +196,12 @@ class VectorStore:
         return [int(r["id"]) for r in rows]
 
     @guarded
+    def flush(self) -> None:
+        """Seal what was written, so that searches use the index (Milvus Lite searches unsealed rows one
+        by one: a region collection of 6,000 rows took 650 ms a search before and 40 ms after)."""
+        self.client.flush(self.name, timeout=self.timeout)
+
+    @guarded
     def delete(self, ids: list[int]) -> int:
         if not ids:
             return 0
