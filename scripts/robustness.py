@@ -27,10 +27,10 @@ from tqdm import tqdm  # noqa: E402
 
 from searchcore import Engine, Settings  # noqa: E402
 from searchcore.config import configure_logging  # noqa: E402
+from searchcore.engine import COMPARED_OPTIONS  # noqa: E402
 from searchcore.decode import IMAGE_SUFFIXES  # noqa: E402
 from searchcore.edits import EDITS, apply_edit  # noqa: E402
 
-OPTIONS = {"plain": {}, "robust": {"robust": True}, "dba+qe": {"rerank": "dba+qe"}}
 LISTS = ("resnet50", "vgg16", "fused", "rrf")
 
 
@@ -75,7 +75,7 @@ def main() -> None:
         # no embedding cache: every option pays for its inference, so the query times compare fairly
         settings = replace(Settings.from_env(), home=Path(tmp), milvus_uri=f"{tmp}/m.db", regions=args.regions,
                            redis_url="")
-        options = {**OPTIONS, **({"regions": {"regions": True}} if args.regions else {})}
+        options = {**COMPARED_OPTIONS, **({"regions": {"regions": True}} if args.regions else {})}
         with Engine(settings) as engine:
             report = engine.index(originals + distractors)
             print(f"{len(originals)} originals, {len(distractors)} distractors: {report.summary()}")

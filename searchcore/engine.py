@@ -28,6 +28,8 @@ from . import maps, store
 
 log = logging.getLogger("searchcore")
 MAX_TOP_K = 1000
+# The search options the robustness view and script compare, as keyword arguments of search_raw.
+COMPARED_OPTIONS: dict[str, dict] = {"plain": {}, "robust": {"robust": True}, "dba+qe": {"rerank": "dba+qe"}}
 
 
 def check_rerank(rerank: object) -> str:
@@ -248,9 +250,8 @@ class Engine:
     def where_it_lands(self, edited: RawImage, original_id: int, k: int = 50) -> dict[str, dict[str, int | None]]:
         """Search with an edited photo, plain, with the robust option and with DBA+alpha-QE, and give the
         original's rank in each model's list and both fused lists (None: not in the first k)."""
-        options = {"plain": {}, "robust": {"robust": True}, "dba+qe": {"rerank": "dba+qe"}}
         ranks: dict[str, dict[str, int | None]] = {}
-        for option, extra in options.items():
+        for option, extra in COMPARED_OPTIONS.items():
             result = self.search_raw([edited], k=k, **extra)[0]
             if result.error:
                 raise DecodeError(edited.source, result.error)
@@ -363,13 +364,18 @@ class Engine:
         done = 0
         for name in self._models(models):
             m = self.models[name]
-            done += self._augment_model(m, set(ids) | self._neighbours(m, ids))
+            done += self._augment_with_neighbours(m, set(ids))
             if m.dba.count() != m.store.count():
                 stored, augmented = set(m.store.all_ids()), set(m.dba.all_ids())
                 m.dba.delete(sorted(augmented - stored))
-                missing = stored - augmented
-                done += self._augment_model(m, missing | self._neighbours(m, missing))
+                done += self._augment_with_neighbours(m, stored - augmented)
         return done
+
+    def _augment_with_neighbours(self, m: Model, ids: set[int]) -> int:
+        """DBA vectors of these images, then of the neighbours their own searches found."""
+        neighbours = self._augment_model(m, ids)
+        self._augment_model(m, neighbours - ids)
+        return len(ids | neighbours)
 
     def rebuild_dba(self, models: Sequence[str] | None = None) -> int:
         """Every DBA vector computed anew from the current index (exact)."""
@@ -378,7 +384,8 @@ class Engine:
             m = self.models[name]
             ids = set(m.store.all_ids())
             m.dba.delete(sorted(set(m.dba.all_ids()) - ids))
-            done += self._augment_model(m, ids)
+            self._augment_model(m, ids)
+            done += len(ids)
         return done
 
     def _neighbours(self, m: Model, ids: Sequence[int] | set[int], chunk: int = 64) -> set[int]:
@@ -392,15 +399,17 @@ class Engine:
                     found.update(h.id for h in hits)
         return found
 
-    def _augment_model(self, m: Model, ids: set[int], chunk: int = 64) -> int:
-        """DBA vectors of these images: each the weighted mean of its vector and its DBA_K nearest."""
-        ids_sorted = sorted(ids)
+    def _augment_model(self, m: Model, ids: set[int], chunk: int = 64) -> set[int]:
+        """DBA vectors of these images: each the weighted mean of its vector and its DBA_K nearest.
+        Returns those neighbours' ids (the images whose neighbourhoods these images may have entered)."""
+        ids_sorted, found = sorted(ids), set()
         for start in range(0, len(ids_sorted), chunk):
             rows = m.store.rows(ids_sorted[start:start + chunk], with_vectors=True)
             if not rows:
                 continue
             own = np.stack([np.asarray(r["vector"], np.float32) for r in rows.values()])
             nearest = [[h for h in hits if h.id != i][:DBA_K] for i, hits in zip(rows, m.store.search(own, DBA_K + 1))]
+            found.update(h.id for hits in nearest for h in hits)
             neighbours = m.store.vectors({h.id for hits in nearest for h in hits})
             width = max(len(hits) for hits in nearest)
             stacked = np.zeros((len(rows), max(width, 1), own.shape[1]), np.float32)
@@ -412,7 +421,7 @@ class Engine:
             augmented = weighted_mean(own, stacked, cosines)
             m.dba.upsert([{"id": i, "vector": v, "path": r["path"], "sha256": r["sha256"]}
                           for (i, r), v in zip(rows.items(), augmented)])
-        return len(ids)
+        return found
 
     def close(self) -> None:
         self.client.close()

@@ -22,6 +22,8 @@ CAPTION = re.compile(r"^#\d+( [\u2460-\u2473])? L2 \d\.\d{3} · cos -?\d\.\d{3} 
 OUTPUT = ROOT / "test-output"
 STATUS = 8  # the status line's place among /search's outputs
 CHROMIUM = Path("/usr/bin/chromium")
+needs_chromium = pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true",
+                                    reason="needs Debian's chromium (.ci/run installs it)")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -218,8 +220,7 @@ def test_only_uploads_that_were_indexed_are_kept(app, tmp_path, settings):
         assert response.status_code in (403, 404)
 
 
-@pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true",
-                    reason="needs Debian's chromium (.ci/run installs it)")
+@needs_chromium
 def test_browser_upload_fills_both_galleries(served_app):
     from playwright.sync_api import sync_playwright
 
@@ -267,8 +268,7 @@ def upload(page, path: Path, k: int) -> None:
     page.locator("#gallery-vgg16 .caption-label").nth(k - 1).wait_for(timeout=60_000)
 
 
-@pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true",
-                    reason="needs Debian's chromium (.ci/run installs it)")
+@needs_chromium
 def test_browser_selection_follows_the_search_and_k_searches_again(served_app):
     from playwright.sync_api import sync_playwright
 
@@ -307,8 +307,7 @@ def test_browser_selection_follows_the_search_and_k_searches_again(served_app):
         browser.close()
 
 
-@pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true",
-                    reason="needs Debian's chromium (.ci/run installs it)")
+@needs_chromium
 def test_browser_phone_shows_results_after_the_query_rank_by_rank(served_app):
     from playwright.sync_api import sync_playwright
 
@@ -340,8 +339,7 @@ def test_browser_phone_shows_results_after_the_query_rank_by_rank(served_app):
         browser.close()
 
 
-@pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true",
-                    reason="needs Debian's chromium (.ci/run installs it)")
+@needs_chromium
 def test_browser_index_tab_empties_the_upload_box(app, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -362,8 +360,7 @@ def test_browser_index_tab_empties_the_upload_box(app, tmp_path):
         browser.close()
 
 
-@pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true",
-                    reason="needs Debian's chromium (.ci/run installs it)")
+@needs_chromium
 def test_browser_page_is_served_while_the_app_indexes_at_startup(cli_env, many_photos, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -386,8 +383,7 @@ def test_browser_page_is_served_while_the_app_indexes_at_startup(cli_env, many_p
         stop_app(proc)
 
 
-@pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true",
-                    reason="needs Debian's chromium (.ci/run installs it)")
+@needs_chromium
 def test_browser_url_keeps_the_search_for_reload_back_and_links(served_app):
     from playwright.sync_api import sync_playwright
 
@@ -454,8 +450,7 @@ def test_robustness_api_says_where_the_original_lands_after_an_edit(served_app):
     assert "Search with a photo on the Search tab first" in said and table["data"] in ([], [[]], [["", "", "", ""]])
 
 
-@pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true",
-                    reason="needs Debian's chromium (.ci/run installs it)")
+@needs_chromium
 def test_browser_robustness_tab_edits_the_query_and_ranks_the_original(served_app):
     from playwright.sync_api import sync_playwright
 

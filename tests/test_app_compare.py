@@ -4,7 +4,6 @@ read what it holds)."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -13,10 +12,8 @@ from gradio_client import Client
 
 from searchcore.maps import METHODS
 from tests.conftest import labelled_folder, run_cli, settings_env, start_app, stop_app
-from tests.test_app import CHROMIUM, OUTPUT, browser_page, upload
+from tests.test_app import OUTPUT, browser_page, needs_chromium, upload
 
-needs_chromium = pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true",
-                                    reason="needs Debian's chromium (.ci/run installs it)")
 CLASSES, PER_CLASS = 5, 8
 
 
