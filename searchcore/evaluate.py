@@ -212,7 +212,8 @@ def score(vectors: Mapping[str, np.ndarray], labels: Sequence[str], chunk: int =
     n = len(labels)
     n_relevant = np.array([np.sum(labels == label) - 1 for label in labels])
     names = list(vectors)
-    databases = {r: {m: dba(vectors[m]) if "dba" in r else vectors[m] for m in names} for r in reranks}
+    augmented = {m: dba(vectors[m]) for m in names} if any("dba" in r for r in reranks) else {}
+    databases = {r: augmented if "dba" in r else vectors for r in reranks}
     parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for start in range(0, n, chunk):
         queries = np.arange(start, min(start + chunk, n))
