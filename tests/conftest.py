@@ -155,17 +155,22 @@ def photo_dir(tmp_path: Path) -> Path:
 
 def labelled_folder(folder: Path, classes: int = 5, per_class: int = 8) -> Path:
     """A labelled folder (one subfolder per class) of real photos: copies of the first images of Corel-1k's
-    first classes when the dataset is there, else crops of the sample photos, one class per photo."""
+    first classes when the dataset is there, else crops of the sample photos."""
     if COREL.is_dir():
         for source in sorted(p for p in COREL.iterdir() if p.is_dir())[:classes]:
             (folder / source.name).mkdir(parents=True)
             for image in sorted(source.glob("*.jpg"))[:per_class]:
                 (folder / source.name / image.name).write_bytes(image.read_bytes())
         return folder
+    # no dataset: crops of the sample photos, photo n in class n % classes (some classes hold two photos,
+    # so the models rank a class's images differently and the evaluation has disagreements to show)
     crops = crops_of_photos(folder.parent / f"{folder.name}-crops", per_photo=per_class)
-    for image in sorted(crops.iterdir()):
-        (folder / image.stem.rsplit("-", 1)[0]).mkdir(parents=True, exist_ok=True)
-        image.rename(folder / image.stem.rsplit("-", 1)[0] / image.name)
+    members = {c: [Path(name).stem for n, name in enumerate(PHOTOS) if n % classes == c] for c in range(classes)}
+    for c, stems in members.items():
+        (folder / f"class{c}").mkdir(parents=True)
+        for stem in stems:
+            for j in range(per_class // len(stems)):
+                (crops / f"{stem}-{j}.jpg").rename(folder / f"class{c}" / f"{stem}-{j}.jpg")
     return folder
 
 
