@@ -16,13 +16,16 @@ $(STAMP): requirements.txt models/requirements.txt tests/requirements.txt
 
 setup: $(STAMP)
 
+PRECISION ?= $(or $(SEARCHCORE_PRECISION),fp32)
+
 models: setup
-	$(PY) -m searchcore build-models
+	$(PY) -m searchcore build-models --precision $(PRECISION)
 
 run: models
-	$(PY) app.py $(if $(IMAGES),--images $(IMAGES))
+	$(PY) app.py --precision $(PRECISION) $(if $(IMAGES),--images $(IMAGES))
 
-test: models
+test: setup
+	$(PY) -m searchcore build-models --precision int8
 	$(PY) -m pytest -ra tests
 
 bench: models

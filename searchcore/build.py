@@ -1,4 +1,5 @@
-"""The model cache: build each model once (in its own export subprocess), then leave it alone."""
+"""The model cache: build each model once (in its own export subprocess, and its int8 build in a
+quantization subprocess), then leave it alone."""
 from __future__ import annotations
 
 import logging
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from .config import model_path
 from .manifest import ModelManifest, is_built
 
 log = logging.getLogger("searchcore")
@@ -22,20 +24,42 @@ class BuildError(RuntimeError):
 
 
 def build_models(model_dir: Path, names: Sequence[str], weights: str = "auto", force: bool = False,
-                 weights_cache: Path | None = None) -> dict[str, ModelManifest]:
-    """Make sure every named model is built and verified; `auto` tries the registry, then Keras."""
+                 weights_cache: Path | None = None, precisions: Sequence[str] = ("fp32",)
+                 ) -> dict[tuple[str, str], ModelManifest]:
+    """Make sure every named model is built and verified in each precision, keyed (name, precision);
+    `auto` tries the registry, then Keras. An int8 build is quantized from the fp32 build."""
     weights_cache = weights_cache or model_dir.parent / "weights"
     built = {}
     for name in names:
-        directory = model_dir / name
-        if is_built(directory) and not force:
-            manifest = ModelManifest.load(directory)
-            log.info("%s: up to date (%s weights, onnx %s)", name, manifest.weights["source"],
-                     manifest.onnx_sha256[:12])
-        else:
-            manifest = _export(name, directory, weights, weights_cache)
-        built[name] = manifest
+        fp32_dir = model_dir / name
+        for precision in ("fp32", *(p for p in precisions if p != "fp32")):
+            directory = model_path(model_dir, name, precision)
+            if is_built(directory) and not force:
+                manifest = ModelManifest.load(directory)
+                log.info("%s %s: up to date (%s weights, onnx %s)", name, precision, manifest.weights["source"],
+                         manifest.onnx_sha256[:12])
+            elif precision == "fp32":
+                manifest = _export(name, directory, weights, weights_cache)
+            else:
+                manifest = _quantize(name, fp32_dir, directory)
+            if precision in precisions:
+                built[name, precision] = manifest
     return built
+
+
+def _subprocess_env() -> dict[str, str]:
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
+
+
+def _quantize(name: str, fp32_dir: Path, directory: Path) -> ModelManifest:
+    log.info("%s: quantizing to int8", name)
+    cmd = [sys.executable, "-m", "models.quantize", "--fp32", str(fp32_dir), "--out", str(directory)]
+    code = subprocess.run(cmd, env=_subprocess_env(), cwd=PROJECT_ROOT).returncode
+    if code != 0 or not is_built(directory):
+        raise BuildError(f"{name}: int8 quantization failed (exit {code}); it needs "
+                         f"`pip install -r models/requirements.txt`")
+    return ModelManifest.load(directory)
 
 
 def _export(name: str, directory: Path, weights: str, cache: Path) -> ModelManifest:
@@ -44,9 +68,7 @@ def _export(name: str, directory: Path, weights: str, cache: Path) -> ModelManif
         log.info("%s: building with %s weights", name, source)
         cmd = [sys.executable, "-m", "models.export", "--model", name, "--weights", source,
                "--out", str(directory), "--cache", str(cache)]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
-               "TF_CPP_MIN_LOG_LEVEL": "2"}
-        code = subprocess.run(cmd, env=env, cwd=PROJECT_ROOT).returncode
+        code = subprocess.run(cmd, env=_subprocess_env(), cwd=PROJECT_ROOT).returncode
         if code == 0 and is_built(directory):
             manifest = ModelManifest.load(directory)
             log.info("%s: built from %s weights (%s)", name, source, manifest.weights.get("package"))

@@ -22,6 +22,13 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (ModelSpec("resnet50", "ResNet50", "ResNet5
                                       ModelSpec("vgg16", "VGG16", "VGG16"))
 MODEL_NAMES: tuple[str, ...] = tuple(spec.name for spec in MODEL_SPECS)
 SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in MODEL_SPECS}
+# fp32: the exported model; int8: statically quantized from it (models/quantize.py), about 3x faster on CPU.
+PRECISIONS: tuple[str, ...] = ("fp32", "int8")
+
+
+def model_path(model_dir: Path, name: str, precision: str) -> Path:
+    """Where a model's build of this precision lives: model_dir/resnet50, model_dir/resnet50-int8."""
+    return model_dir / (name if precision == "fp32" else f"{name}-{precision}")
 
 
 def configure_logging() -> None:
@@ -56,6 +63,16 @@ class Settings:
     batch_size: int
     decode_workers: int
     regions: bool = False
+    precision: str = "fp32"
+
+    def model_path(self, name: str) -> Path:
+        return model_path(self.model_dir, name, self.precision)
+
+    def collection(self, name: str, kind: str = "") -> str:
+        """A model's collection of a kind ("": the vectors, "dba_", "regions_"). Builds of another
+        precision get their own collections, so fp32 and int8 vectors never mix."""
+        suffix = "" if self.precision == "fp32" else f"_{self.precision}"
+        return f"{self.collection_prefix}{kind}{name}{suffix}"
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -77,5 +94,10 @@ class Settings:
             batch_size=int(_env("BATCH_SIZE", "16")),
             decode_workers=int(_env("DECODE_WORKERS", "2")),
             regions=_env("REGIONS", "0").lower() in ("1", "true", "yes", "on"),
+            precision=_env("PRECISION", "fp32"),
         )
-        return replace(settings, **overrides) if overrides else settings
+        settings = replace(settings, **overrides) if overrides else settings
+        if settings.precision not in PRECISIONS:
+            raise ValueError(f"SEARCHCORE_PRECISION must be one of {', '.join(PRECISIONS)}, "
+                             f"not {settings.precision!r}")
+        return settings

@@ -12,7 +12,8 @@ from .preprocess import resize_key, to_input
 
 class ModelNotBuiltError(RuntimeError):
     def __init__(self, directory: Path) -> None:
-        super().__init__(f"no verified model in {directory}: run `python -m searchcore build-models`")
+        int8 = " --precision int8" if directory.name.endswith("-int8") else ""
+        super().__init__(f"no verified model in {directory}: run `python -m searchcore build-models{int8}`")
 
 
 class Encoder:

@@ -22,7 +22,8 @@ from .index import Indexer, IndexReport
 from .preprocess import resize
 from .rerank import DBA_K, RERANK_LABELS, RERANKS, weighted_mean
 from .regions import REGIONS_PER_IMAGE, RegionSearch, region_id
-from .search import FUSED, RRF, FusedHit, QueryResult, search
+from .search import FUSED, RRF, FusedHit, Query, QueryResult, search, search_many
+from .similarity import best_cosines
 from .store import Hit
 from . import maps, store
 
@@ -113,14 +114,13 @@ class Engine:
 
     def _open_model(self, spec: ModelSpec) -> Model:
         s = self.settings
-        encoder = Encoder(s.model_dir / spec.name)
+        encoder = Encoder(s.model_path(spec.name))
 
         def collection(name: str) -> store.VectorStore:
             return store.VectorStore(self.client, name, encoder.dim, encoder.manifest.onnx_sha256, s.milvus_uri,
                                      s.milvus_timeout, (s.hnsw_m, s.hnsw_ef_construction))
-        return Model(spec, encoder, collection(s.collection_prefix + spec.name),
-                     collection(s.collection_prefix + "dba_" + spec.name),
-                     collection(s.collection_prefix + "regions_" + spec.name) if s.regions else None)
+        return Model(spec, encoder, collection(s.collection(spec.name)), collection(s.collection(spec.name, "dba_")),
+                     collection(s.collection(spec.name, "regions_")) if s.regions else None)
 
     def _models(self, models: Sequence[str] | None) -> tuple[str, ...]:
         chosen = tuple(models or self.models)
@@ -191,32 +191,33 @@ class Engine:
         if regions and rerank != "none":
             raise ValueError("region search runs on the plain region vectors: choose no re-ranking with it")
         stores = self._stores(chosen, rerank, regions)
-        if robust:
-            results = [self._search_variants(raw, chosen, k, rerank, stores) for raw in raws]
-        else:
-            results = self._search_vectors(raws, chosen, k, rerank, stores)
+        queries, results = [], []
+        for raw, vectors in self._query_vectors(raws, chosen, robust):
+            if isinstance(vectors, DecodeError):
+                results.append(QueryResult(query=raw.source, id=raw.id, hits={}, error=str(vectors)))
+            else:
+                queries.append(Query(raw.id, raw.source, vectors))
+                results.append(None)
+        found = iter(search_many(queries, stores, k, "qe" in rerank, rerank))
+        results = [r or next(found) for r in results]
         for result in results:
             result.regions = regions
         return results
 
-    def _search_vectors(self, raws: Sequence[RawImage], chosen: Sequence[str], k: int, rerank: str, stores: dict,
-                        ) -> list[QueryResult]:
-        results = []
-        for item in self.embedder.embed(list(raws), chosen):
-            if item.error:
-                results.append(QueryResult(query=item.raw.source, id=item.raw.id, hits={}, error=str(item.error)))
-            else:
-                results.append(search(item.raw.id, item.raw.source, {m: item.vectors[m] for m in chosen},
-                                      stores, k, "qe" in rerank, rerank))
-        return results
-
-    def _search_variants(self, raw: RawImage, models: Sequence[str], k: int, rerank: str, stores: dict,
-                         ) -> QueryResult:
-        try:
-            variants = self.embedder.embed_variants(raw, models)
-        except DecodeError as exc:
-            return QueryResult(query=raw.source, id=raw.id, hits={}, error=str(exc))
-        return search(raw.id, raw.source, variants, stores, k, "qe" in rerank, rerank)
+    def _query_vectors(self, raws: Sequence[RawImage], models: Sequence[str], robust: bool,
+                       ) -> list[tuple[RawImage, dict[str, np.ndarray] | DecodeError]]:
+        """Each query's vector per model (all queries in one batched pass), or with `robust` its
+        variants' vectors (one batch per query and model); a query that cannot be decoded gets the error."""
+        if not robust:
+            return [(item.raw, item.error or {m: item.vectors[m] for m in models})
+                    for item in self.embedder.embed(list(raws), models)]
+        embedded = []
+        for raw in raws:
+            try:
+                embedded.append((raw, self.embedder.embed_variants(raw, models)))
+            except DecodeError as exc:
+                embedded.append((raw, exc))
+        return embedded
 
     def search_files(self, paths: Sequence[Path | str], models: Sequence[str] | None = None,
                      k: int = 10, rerank: str = "none", robust: bool = False, regions: bool = False,
@@ -266,7 +267,7 @@ class Engine:
         scores = {}
         for name, query_vector in result.vectors.items():
             searched = self.models[name].searched(result.rerank, result.regions)
-            cosine = searched.best_cosines({hit.id: hit.sha256}, query_vector).get(hit.id)
+            cosine = best_cosines(searched.image_vectors({hit.id: hit.sha256}), query_vector).get(hit.id)
             ranks = [r for r, h in enumerate(result.hits.get(name, []), 1) if h.id == hit.id]
             scores[name] = HitScore(rank=ranks[0] if ranks else None, cosine=cosine)
         return scores
@@ -333,7 +334,8 @@ class Engine:
     def stats(self) -> dict:
         return {"milvus_uri": self.settings.milvus_uri, "redis_cache": self.cache.available,
                 "models": {name: {"label": m.label, "collection": m.store.name, "rows": m.store.count(),
-                                  "dim": m.store.dim, "weights": m.encoder.manifest.weights.get("source"),
+                                  "dim": m.store.dim, "precision": m.encoder.manifest.precision,
+                                  "weights": m.encoder.manifest.weights.get("source"),
                                   "weights_package": m.encoder.manifest.weights.get("package"),
                                   "onnx_sha256": m.encoder.manifest.onnx_sha256}
                            for name, m in self.models.items()}}

@@ -39,6 +39,8 @@ class ModelManifest:
     weights: dict
     onnx_sha256: str
     versions: dict = field(default_factory=dict)
+    precision: str = "fp32"  # or "int8": statically quantized from the fp32 build (models/quantize.py)
+    calibration: dict = field(default_factory=dict)  # int8 only: the images and method it was calibrated with
 
     def save(self, directory: Path) -> Path:
         path = directory / MANIFEST_NAME

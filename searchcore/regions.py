@@ -52,14 +52,12 @@ class RegionSearch:
         found = self.regions.search(vectors, min(16384, k * OVERFETCH))
         return [self._images(hits)[:k] for hits in found]
 
-    def best_cosines(self, images: Mapping[int, str], queries: np.ndarray) -> dict[int, float]:
-        """Each image's (id -> sha256) best region cosine to any of the query rows."""
-        best: dict[int, float] = {}
+    def image_vectors(self, images: Mapping[int, str]) -> dict[int, np.ndarray]:
+        """Each image's (id -> sha256) region vectors, as a (regions, dim) array."""
+        grouped: dict[int, list] = {}
         for row in self.regions.rows_with_sha256(sorted(set(images.values()))):
-            image = content_id(row["sha256"])
-            cosine = float(np.max(np.atleast_2d(queries) @ np.asarray(row["vector"], np.float32)))
-            best[image] = max(best.get(image, -1.0), cosine)
-        return best
+            grouped.setdefault(content_id(row["sha256"]), []).append(row["vector"])
+        return {i: np.asarray(rows, np.float32) for i, rows in grouped.items()}
 
     @staticmethod
     def _images(hits: list[Hit]) -> list[Hit]:

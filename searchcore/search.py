@@ -14,6 +14,7 @@ import numpy as np
 
 from .compare import Agreement, agreement
 from .rerank import QE_N, RRF_K, top_k, weighted_mean
+from .similarity import best_cosines
 from .store import Hit, VectorStore
 
 FUSED = "fused"
@@ -70,44 +71,94 @@ class QueryResult:
                 "fused": hits_json(self.fused), "rrf": hits_json(self.rrf)}
 
 
+@dataclass(frozen=True)
+class Query:
+    """One query to search with: its content id, what to call it, and its vector per model, (d,), or
+    (variants, d) for the robust option (each image keeps its best cosine to any row)."""
+
+    id: int
+    source: str
+    vectors: Mapping[str, np.ndarray]
+
+
 def search(query_id: int, query: str, vectors: Mapping[str, np.ndarray], stores: Mapping[str, VectorStore],
            k: int, expand: bool = False, rerank: str = "none") -> QueryResult:
-    """One query's vector per model -> hits per model, pairwise agreement, the fused lists. With several
-    models each is asked once for its pool of fusion candidates, and shows the first k of it. `stores`
-    are the collections to search (the DBA ones for DBA); `expand`: alpha-QE. A (variants, d) array
-    instead of a vector searches with every row at once and keeps each image's best cosine."""
-    depth = max(k, FUSION_POOL) if len(vectors) > 1 else k
+    """One query: see search_many."""
+    return search_many([Query(query_id, query, vectors)], stores, k, expand, rerank)[0]
+
+
+def search_many(queries: Sequence[Query], stores: Mapping[str, VectorStore], k: int, expand: bool = False,
+                rerank: str = "none") -> list[QueryResult]:
+    """Queries (all with the same models) -> per query its hits per model, their pairwise agreement and
+    the fused lists. Each model's collection is asked once for all queries (twice with alpha-QE, once
+    more for the candidates another model found): with several models, for each query's pool of
+    FUSION_POOL fusion candidates, of which the first k are shown. `stores` are the collections to
+    search (the DBA ones for DBA); `expand`: alpha-QE."""
+    if not queries:
+        return []
+    models = list(queries[0].vectors)
+    depth = max(k, FUSION_POOL) if len(models) > 1 else k
+    ids = [q.id for q in queries]
     pools, searched = {}, {}
-    for name, vector in vectors.items():
-        pools[name], searched[name] = pool_search(stores[name], vector, depth, expand, query_id)
+    for name in models:
+        pools[name], searched[name] = pool_search(stores[name], [q.vectors[name] for q in queries], depth,
+                                                  expand, ids)
+    missing = _missing_vectors(models, pools, stores) if len(models) > 1 else {}
+    return [_result(q, {m: pools[m][n] for m in models}, {m: searched[m][n] for m in models}, missing, k, rerank)
+            for n, q in enumerate(queries)]
+
+
+def _result(query: Query, pools: dict[str, list[Hit]], searched: dict[str, np.ndarray],
+            missing: Mapping[str, Mapping[int, np.ndarray]], k: int, rerank: str) -> QueryResult:
     hits = {name: pool[:k] for name, pool in pools.items()}
-    result = QueryResult(query=query, id=query_id, hits=hits, vectors=searched, rerank=rerank,
-                         robust=any(np.ndim(v) == 2 for v in vectors.values()))
+    result = QueryResult(query=query.source, id=query.id, hits=hits, vectors=searched, rerank=rerank,
+                         robust=any(np.ndim(v) == 2 for v in query.vectors.values()))
     for a, b in combinations(hits, 2):
         result.agreement[f"{a}~{b}"] = agreement([h.id for h in hits[a]], [h.id for h in hits[b]], k)
     if len(hits) > 1:
-        candidates = fuse(searched, pools, stores, query_id)
+        candidates = fuse(searched, pools, missing, query.id)
         result.fused = sorted(candidates, key=lambda f: -f.cosine)[:k]
-        result.rrf = rrf_ranking(candidates, query_id)[:k]
+        result.rrf = rrf_ranking(candidates, query.id)[:k]
     return result
 
 
-def pool_search(store: VectorStore, vector: np.ndarray, depth: int, expand: bool, query_id: int,
-                ) -> tuple[list[Hit], np.ndarray]:
-    """The query's own row first (if it is indexed), then the first `depth` other hits, and the vector
+def _missing_vectors(models: Sequence[str], pools: Mapping[str, list[list[Hit]]], stores: Mapping[str, VectorStore],
+                     ) -> dict[str, dict[int, np.ndarray]]:
+    """Per model, the stored vectors of every candidate (of any query) that another model found and it
+    did not, fetched in one call per model, so that fusion scores each candidate under every model."""
+    missing = {}
+    for name in models:
+        wanted: dict[int, str] = {}
+        for n, own in enumerate(pools[name]):
+            seen = {h.id for h in own}
+            wanted |= {h.id: h.sha256 for other in models for h in pools[other][n] if h.id not in seen}
+        missing[name] = stores[name].image_vectors(wanted)
+    return missing
+
+
+def pool_search(store: VectorStore, vectors: Sequence[np.ndarray], depth: int, expand: bool,
+                query_ids: Sequence[int]) -> tuple[list[list[Hit]], list[np.ndarray]]:
+    """Per query: its own row first (if it is indexed), then the first `depth` other hits, and the vector
     that found them: the query's own, or with `expand` its alpha-QE expansion by its first QE_N others.
-    Counting others only, the pools are those of the evaluation, where a query never finds itself."""
-    hits = _own_first(best_of(store.search(np.atleast_2d(vector), depth + 1)), query_id, depth)
+    Counting others only, the pools are those of the evaluation, where a query never finds itself.
+    One search for all queries' rows (variants included), and with `expand` one fetch and one more search."""
+    rows = [np.atleast_2d(v) for v in vectors]
+    found = iter(store.search(np.concatenate(rows), depth + 1))
+    pools = [_own_first(best_of([next(found) for _ in range(len(r))]), i, depth) for r, i in zip(rows, query_ids)]
     if not expand:
-        return hits, vector
-    near = [h for h in hits if h.id != query_id][:QE_N]
-    stored = store.vectors([h.id for h in near])
-    near = [h for h in near if h.id in stored]
-    if not near:
-        return hits, vector
-    expanded = weighted_mean(np.atleast_2d(vector)[:1], np.stack([stored[h.id] for h in near])[None],
-                             np.array([[h.cosine for h in near]]))[0]
-    return _own_first(store.search(expanded[None, :], depth + 1)[0], query_id, depth), expanded
+        return pools, list(vectors)
+    near = [[h for h in pool if h.id != i][:QE_N] for pool, i in zip(pools, query_ids)]
+    stored = store.vectors({h.id for hits in near for h in hits})
+    near = [[h for h in hits if h.id in stored] for hits in near]
+    expanded = [weighted_mean(r[:1], np.stack([stored[h.id] for h in hits])[None],
+                              np.array([[h.cosine for h in hits]]))[0] if hits else v
+                for r, v, hits in zip(rows, vectors, near)]
+    which = [n for n, hits in enumerate(near) if hits]
+    if which:
+        again = store.search(np.stack([expanded[n] for n in which]), depth + 1)
+        for n, hits in zip(which, again):
+            pools[n] = _own_first(hits, query_ids[n], depth)
+    return pools, expanded
 
 
 def best_of(lists: list[list[Hit]]) -> list[Hit]:
@@ -163,10 +214,11 @@ def rrf_order(similarities: Sequence[np.ndarray], pool: int = FUSION_POOL) -> np
     return np.lexsort((-mean, -key), axis=1)  # ties (the same ranks, swapped) by mean cosine
 
 
-def fuse(vectors: Mapping[str, np.ndarray], hits: Mapping[str, list[Hit]], stores: Mapping[str, VectorStore],
-         query_id: int) -> list[FusedHit]:
+def fuse(vectors: Mapping[str, np.ndarray], hits: Mapping[str, list[Hit]],
+         missing: Mapping[str, Mapping[int, np.ndarray]], query_id: int) -> list[FusedHit]:
     """The union of all hits, each with its cosine under every model (a model that did not return a
-    candidate still scores it exactly, from its stored vector) and its rank in each model's list."""
+    candidate still scores it exactly, from its stored vectors in `missing`) and its rank in each
+    model's list."""
     candidates: dict[int, Hit] = {}
     cosines: dict[int, dict[str, float]] = {}
     ranks: dict[int, dict[str, int | None]] = {}
@@ -179,8 +231,8 @@ def fuse(vectors: Mapping[str, np.ndarray], hits: Mapping[str, list[Hit]], store
         for rank, hit in enumerate((h for h in model_hits if h.id != query_id), 1):
             others.setdefault(hit.id, {})[name] = rank
     for name in hits:
-        missing = {i: candidates[i].sha256 for i in candidates if name not in cosines[i]}
-        for i, cosine in stores[name].best_cosines(missing, vectors[name]).items():
+        stored = {i: missing[name][i] for i in candidates if name not in cosines[i] and i in missing[name]}
+        for i, cosine in best_cosines(stored, vectors[name]).items():
             cosines[i][name] = cosine
     return [FusedHit(id=i, path=h.path, sha256=h.sha256, cosine=float(np.mean(list(cosines[i].values()))),
                      cosines=cosines[i], ranks={m: ranks[i].get(m) for m in hits},

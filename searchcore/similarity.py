@@ -1,7 +1,11 @@
-"""Cosine similarity and L2 distance of unit vectors: one is a function of the other."""
+"""Cosine similarity and L2 distance of unit vectors: one is a function of the other; and the best
+cosine between an image's stored rows and a query's rows."""
 from __future__ import annotations
 
 import math
+from typing import Mapping
+
+import numpy as np
 
 
 def l2_from_cosine(cosine: float) -> float:
@@ -12,3 +16,10 @@ def l2_from_cosine(cosine: float) -> float:
 def cosine_from_squared_l2(squared: float) -> float:
     """The cosine similarity of two unit vectors at this squared L2 distance (Milvus' L2 metric)."""
     return 1.0 - max(float(squared), 0.0) / 2.0
+
+
+def best_cosines(image_vectors: Mapping[int, np.ndarray], queries: np.ndarray) -> dict[int, float]:
+    """Each image's best cosine between any of its rows (its vector, or its regions) and any query row
+    (the query, or its variants). All rows unit length."""
+    queries = np.atleast_2d(queries)
+    return {i: float(np.max(queries @ rows.T)) for i, rows in image_vectors.items()}

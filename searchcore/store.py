@@ -166,9 +166,9 @@ class VectorStore:
     def vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
         return {i: np.asarray(r["vector"], np.float32) for i, r in self._get(ids, ["vector"]).items()}
 
-    def best_cosines(self, images: Mapping[int, str], queries: np.ndarray) -> dict[int, float]:
-        """Each stored image's (id -> sha256) best cosine to any of the query rows (one, or variants)."""
-        return {i: float(np.max(np.atleast_2d(queries) @ v)) for i, v in self.vectors(images).items()}
+    def image_vectors(self, images: Mapping[int, str]) -> dict[int, np.ndarray]:
+        """The stored vector of each image (id -> sha256) that is here, as a (1, dim) array."""
+        return {i: v[None, :] for i, v in self.vectors(images).items()}
 
     @guarded
     def rows_with_sha256(self, shas: list[str]) -> list[dict]:

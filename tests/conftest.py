@@ -18,6 +18,7 @@ from PIL import Image
 
 from searchcore import MODEL_NAMES, Engine, Settings
 from searchcore.build import build_models
+from searchcore.config import PRECISIONS
 
 from tests.milvus_standalone import MilvusStandalone
 
@@ -32,7 +33,7 @@ PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycl
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
     directory = Settings.from_env().model_dir
-    build_models(directory, MODEL_NAMES)
+    build_models(directory, MODEL_NAMES, precisions=PRECISIONS)
     return directory
 
 
@@ -94,7 +95,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return {**os.environ, "SEARCHCORE_HOME": str(settings.home), "SEARCHCORE_MODEL_DIR": str(settings.model_dir),
             "SEARCHCORE_MILVUS_URI": settings.milvus_uri, "SEARCHCORE_REDIS_URL": settings.redis_url,
             "SEARCHCORE_REDIS_PREFIX": settings.redis_prefix, "SEARCHCORE_COLLECTION_PREFIX": settings.collection_prefix,
-            "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False"}
+            "SEARCHCORE_PRECISION": settings.precision, "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False"}
 
 
 def start_app(env: dict[str, str], images: Path, log_path: Path, indexed: bool = True) -> tuple[subprocess.Popen, str]:

@@ -16,7 +16,7 @@ from PIL import Image
 
 from searchcore.decode import read_raw
 
-from tests.conftest import ROOT, settings_env, start_app, stop_app, write_photos
+from tests.conftest import PHOTOS, ROOT, settings_env, start_app, stop_app, write_photos
 
 CAPTION = re.compile(r"^#\d+( [\u2460-\u2473])? L2 \d\.\d{3} · cos -?\d\.\d{3} · [^/]+/[^/]+$")
 OUTPUT = ROOT / "test-output"
@@ -31,12 +31,15 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 @pytest.fixture(params=["redis"])
 def app(request, cli_env, photo_dir, tmp_path):
     """`python app.py --images PHOTOS` on a free port; yields (url, photo_dir, extra_root).
-    With the param "no-redis" the configured Redis is unreachable, as on a Hugging Face Space."""
+    With the param "no-redis" the configured Redis is unreachable, as on a Hugging Face Space; with
+    "int8" the app runs the int8 builds."""
     extra_root = tmp_path / "more"
     extra_root.mkdir()
     env = {**cli_env, "SEARCHCORE_INDEX_ROOTS": str(extra_root)}
     if request.param == "no-redis":
         env["SEARCHCORE_REDIS_URL"] = "redis://127.0.0.1:1/0"
+    if request.param == "int8":
+        env["SEARCHCORE_PRECISION"] = "int8"
     proc, url = start_app(env, photo_dir, tmp_path / "app.log")
     yield url, photo_dir, extra_root
     stop_app(proc)
@@ -158,6 +161,19 @@ def test_bad_arguments_get_a_clear_message(served_app, tmp_path):
             client.predict(query, mode, k, api_name="/search")
     summary, *_ = client.predict("x" * 300, [], api_name="/index")
     assert "is not a usable folder name (File name too long)" in summary and "Errno" not in summary, summary
+
+
+@pytest.mark.parametrize("app", ["int8"], indirect=True)
+def test_an_int8_app_says_so_and_keeps_its_own_collections(app):
+    url, photos, _ = app
+    page = requests.get(url, timeout=10).text
+    assert "The models run **int8**" in page and "ResNet50 0.99" in page
+    client = Client(url, verbose=False)
+    rows = client.predict(api_name="/stats")["data"]
+    assert [(r[3], r[-1]) for r in rows] == [("int8", "images_resnet50_int8"), ("int8", "images_vgg16_int8")]
+    assert all(r[1] == len(PHOTOS) for r in rows), rows
+    resnet, vgg, *_ = client.predict(handle_file(str(photos / "coffee.jpg")), "Side by side", 3, api_name="/search")
+    assert resnet[0]["caption"].endswith("cos 1.000 · photos/coffee.jpg") and vgg[0]["caption"].endswith("coffee.jpg")
 
 
 def test_index_api_only_under_configured_roots(app, tmp_path):

@@ -100,6 +100,33 @@ def test_the_apps_fused_list_is_the_evaluations_fused_ranking(crops_engine):
         assert [h.id for h in result.fused] == expected, query.name
 
 
+@pytest.mark.parametrize("rerank, robust, searches", [("none", False, 1), ("qe", False, 2), ("none", True, 1)])
+def test_many_queries_cost_one_milvus_search_per_model_and_give_what_one_by_one_gives(
+        crops_engine, monkeypatch, rerank, robust, searches):
+    """A batch of queries asks each model's collection once (twice with alpha-QE) and fetches the
+    vectors fusion needs once per model, and every query gets the result it gets alone."""
+    engine, files = crops_engine
+    queries = files[1::5]
+    alone = [engine.search_files([q], k=10, rerank=rerank, robust=robust)[0] for q in queries]
+    calls = {"search": 0, "get": 0}
+    for name in calls:
+        real = getattr(engine.client, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(engine.client, name, counted)
+    together = engine.search_files(queries, k=10, rerank=rerank, robust=robust)
+    models = len(engine.models)
+    assert calls == {"search": searches * models, "get": searches * models}, calls  # get: QE, and fusion
+    for one, batched in zip(alone, together):
+        assert {m: [h.id for h in hits] for m, hits in batched.hits.items()} == \
+            {m: [h.id for h in hits] for m, hits in one.hits.items()}
+        assert [h.id for h in batched.fused] == [h.id for h in one.fused]
+        assert [h.id for h in batched.rrf] == [h.id for h in one.rrf]
+        assert [h.cosine for h in batched.fused] == pytest.approx([h.cosine for h in one.fused], abs=1e-6)
+
+
 def test_index_report_times_each_stage_and_maps_follow_the_index(engine, photo_dir, many_photos):
     report = engine.index([photo_dir])
     assert set(report.stages.seconds) == {"read", "decode", "inference", "write", "augment"}
