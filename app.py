@@ -14,6 +14,7 @@ import os
 import random
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -74,6 +75,27 @@ CSS = """
   padding: 4px; max-width: 180px; font-size: 0.75em; overflow-wrap: anywhere; pointer-events: none; }
 .map-tip img { max-width: 170px; max-height: 130px; display: block; }
 """
+
+
+class RepeatedSearches:
+    """Gradio's Image fires `change` twice when a new upload replaces an image (the same file, a few ms
+    apart), which ran every search twice, the two competing for the 2 cores. A page's second request
+    for the very same search within WINDOW seconds is skipped: its answer is already on its way."""
+
+    WINDOW = 2.0
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[tuple, float]] = {}
+        self._lock = threading.Lock()
+
+    def is_repeat(self, page: str, search: tuple) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(page)
+            self._last[page] = (search, now)
+            if len(self._last) > 10_000:  # forget pages that went quiet
+                self._last = {p: v for p, v in self._last.items() if now - v[1] < self.WINDOW}
+        return last is not None and last[0] == search and now - last[1] < self.WINDOW
 
 
 class QueryImage(gr.Image):
@@ -152,7 +174,10 @@ class StartupIndexing:
 
 
 def build_ui(engine: Engine, roots: list[Path], startup: StartupIndexing) -> tuple[gr.Blocks, ShownFiles]:
-    shown = ShownFiles(engine.settings.home / "shown", roots, engine.settings.max_pixels)
+    shown = ShownFiles(engine.settings.home / "shown", roots, engine.settings.max_pixels, engine.embedder.thumbnails)
+    # its files are content-addressed and never change: Gradio serves them as they are instead of
+    # hashing and copying every gallery image into its cache on every search
+    gr.set_static_paths([str(shown.folder)])
     with gr.Blocks(title="Image search: ResNet50 vs VGG16") as demo:
         gr.Markdown("# Search images by image — ResNet50 and VGG16 side by side\n"
                     "Drop a photo (or paste, or use the webcam). Each model's nearest images appear rank by rank: "
@@ -185,16 +210,23 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
                roots: list[Path]) -> QueryImage:
     """Query, mode and k; each model's hits rank by rank, the hits only one model found, the details
     and why the selected hit matched. Returns the query component (other tabs search through it)."""
+    repeated = RepeatedSearches()
+
     def search(image: str | None, mode: str, k: int, rerank: str = "none", robust: bool = False,
-               regions: bool = False):
+               regions: bool = False, request: gr.Request = None):
         if not image:
             return empty_results("Drop a photo in to search.")
+        if request and request.session_hash and repeated.is_repeat(request.session_hash,
+                                                                    (image, mode, k, rerank, robust, regions)):
+            return tuple(gr.skip() for _ in outputs)
+        started = time.perf_counter()
         try:
             models, top_k = views.check_mode(mode), views.check_k(k)
             result = engine.search_files([image], models, top_k, rerank or "none", bool(robust),  # None: older client
                                          bool(regions))[0]
         except (ValueError, StoreUnavailableError) as exc:
             return empty_results(views.error_text(str(exc)))
+        log.info("searched with %s in %.0f ms", Path(image).name, 1000 * (time.perf_counter() - started))
         images = shown.thumbnails([h for hits in result.hits.values() for h in hits] + result.fused + result.rrf)
         lists = views.shown_lists(mode)
         # a new result forgets the selection of the old one (details, selected hit)

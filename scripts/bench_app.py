@@ -1,9 +1,13 @@
-"""Time from upload to both galleries filled, in a real browser, over N searches (both models, fp32).
+"""Time from upload to both galleries filled, in a real browser, against the engine's own time for
+the same queries.
 
     python scripts/bench_app.py ../shared/datasets/corel1k [--index 200] [--searches 20] [--k 8]
+                                [--precision fp32|int8]
 
 Starts app.py on a temp index of --index images from the folder, Redis off (every query runs
-both models), then uploads --searches other images one by one through headless Chromium.
+both models), then uploads --searches other images one by one through headless Chromium. Once the
+app has stopped, an Engine on the same index searches with the same files (what the app's search
+does before the web layer) and the script prints both medians and the web layer's share.
 """
 from __future__ import annotations
 
@@ -24,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tests.conftest import free_port  # noqa: E402
 from tests.test_app import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
-from searchcore.config import MODEL_NAMES  # noqa: E402
+from searchcore import Engine, Settings  # noqa: E402
+from searchcore.config import MODEL_NAMES, PRECISIONS  # noqa: E402
 from searchcore.decode import IMAGE_SUFFIXES  # noqa: E402
 
 
@@ -34,6 +39,8 @@ def main() -> None:
     parser.add_argument("--index", type=int, default=200)
     parser.add_argument("--searches", type=int, default=20)
     parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    parser.add_argument("--app-log", type=Path, default=Path(os.devnull), help="where the app's log goes")
     args = parser.parse_args()
     files = sorted(p for p in args.folder.resolve().rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     indexed, queries = files[::len(files) // args.index][:args.index], []
@@ -44,11 +51,12 @@ def main() -> None:
         for i, f in enumerate(indexed):
             shutil.copyfile(f, folder / f"{i:05d}{f.suffix}")
         port = free_port()
-        env = {**os.environ, "SEARCHCORE_HOME": tmp, "SEARCHCORE_REDIS_URL": "",
+        env = {**os.environ, "SEARCHCORE_HOME": tmp, "SEARCHCORE_REDIS_URL": "", "SEARCHCORE_PRECISION": args.precision,
                "SEARCHCORE_MODEL_DIR": os.environ.get("SEARCHCORE_MODEL_DIR",
                                                       str(Path.home() / ".cache/searchcore/models"))}
+        log = args.app_log.open("w")
         app = subprocess.Popen([sys.executable, "app.py", "--images", str(folder), "--port", str(port)], cwd=ROOT,
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               env=env, stdout=subprocess.DEVNULL, stderr=log)
         url = f"http://127.0.0.1:{port}/"
         try:
             while True:
@@ -62,9 +70,26 @@ def main() -> None:
         finally:
             app.terminate()
             app.wait()
-    print(f"{len(indexed)} images indexed, {len(times)} searches, k={args.k}, both models side by side, fp32")
-    print(f"upload -> both galleries filled: median {statistics.median(times):.2f} s, "
-          f"min {min(times):.2f} s, max {max(times):.2f} s")
+        engine_times = engine_search_times(Settings.from_env(home=Path(tmp), redis_url="",
+                                                             precision=args.precision), queries, args.k)
+    browser, engine = statistics.median(times), statistics.median(engine_times)
+    print(f"{len(indexed)} images indexed, {len(times)} searches, k={args.k}, both models side by side, "
+          f"{args.precision}")
+    print(f"upload -> both galleries filled: median {browser:.3f} s (min {min(times):.3f}, max {max(times):.3f})")
+    print(f"engine search, same files:       median {engine:.3f} s (min {min(engine_times):.3f}, "
+          f"max {max(engine_times):.3f})")
+    print(f"web layer: {1000 * (browser - engine):.0f} ms over the engine's median")
+
+
+def engine_search_times(settings: Settings, queries: list[Path], k: int) -> list[float]:
+    """The engine's own time per query (read, decode, both models, Milvus, fusion), as the app calls it."""
+    times = []
+    with Engine(settings) as engine:
+        for query in queries:
+            start = time.perf_counter()
+            engine.search_files([query], k=k)
+            times.append(time.perf_counter() - start)
+    return times
 
 
 def search_times(url: str, queries: list[Path], k: int) -> list[float]:

@@ -1,11 +1,14 @@
 """How well each model and mode finds a photo again after an edit: R@1 and R@10 per edit kind.
 
-    python scripts/robustness.py FOLDER --distractors FOLDER2 [--limit 100] [--seed 0]
+    python scripts/robustness.py FOLDER --distractors FOLDER2 [--limit 100] [--seed 0] [--timed 40]
+                                 [--precision fp32|int8] [--regions]
 
 Indexes FOLDER's photos (the originals) and FOLDER2's (distractors) into a fresh Milvus Lite, makes
-seeded edits of the originals (searchcore.edits), queries with each edit and prints where the original
-lands, per model and fused list, plain, with the robust query option, with DBA+alpha-QE and (with
---regions) on regional descriptors; then each option's query time (median, and its ratio to plain).
+seeded edits of the originals (searchcore.edits), queries with all edits at once per option (one
+Milvus search per model) and prints where the original lands, per model and fused list, plain, with
+the robust query option, with DBA+alpha-QE and (with --regions) on regional descriptors. Then it
+times --timed edit queries one by one, the options interleaved, and prints each option's median
+query time and its ratio to plain.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from searchcore import Engine, Settings  # noqa: E402
-from searchcore.config import configure_logging  # noqa: E402
+from searchcore.config import PRECISIONS, configure_logging  # noqa: E402
 from searchcore.engine import COMPARED_OPTIONS  # noqa: E402
 from searchcore.decode import IMAGE_SUFFIXES  # noqa: E402
 from searchcore.edits import EDITS, apply_edit  # noqa: E402
@@ -65,6 +68,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=100, help="originals (a seeded sample)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--regions", action="store_true", help="index regional descriptors, add the regions option")
+    parser.add_argument("--timed", type=int, default=40, help="edit queries timed one by one per option")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     args = parser.parse_args()
     configure_logging()
     logging.getLogger("searchcore").setLevel(logging.WARNING)
@@ -74,25 +79,29 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # no embedding cache: every option pays for its inference, so the query times compare fairly
         settings = replace(Settings.from_env(), home=Path(tmp), milvus_uri=f"{tmp}/m.db", regions=args.regions,
-                           redis_url="")
+                           redis_url="", precision=args.precision)
         options = {**COMPARED_OPTIONS, **({"regions": {"regions": True}} if args.regions else {})}
         with Engine(settings) as engine:
             report = engine.index(originals + distractors)
             print(f"{len(originals)} originals, {len(distractors)} distractors: {report.summary()}")
             edits = make_edits(originals, Path(tmp) / "edits", args.seed)
             found: dict[tuple[str, str, str], list[int | None]] = {}
-            seconds: dict[str, list[float]] = {o: [] for o in options}
-            for kind, original, edited in tqdm(edits, desc="edited queries", unit="query"):
-                for option, extra in options.items():
-                    started = time.perf_counter()
-                    result = engine.search_files([edited], k=10, **extra)[0]
-                    seconds[option].append(time.perf_counter() - started)
+            for option, extra in tqdm(options.items(), desc="options, all edits at once", unit="option"):
+                for (kind, original, _), result in zip(edits, engine.search_files([e for *_, e in edits], k=10,
+                                                                                  **extra)):
                     lists = {**result.hits, "fused": result.fused, "rrf": result.rrf}
                     for name in LISTS:
                         found.setdefault((kind, option, name), []).append(place(lists[name], str(original)))
+            seconds: dict[str, list[float]] = {o: [] for o in options}
+            timed = random.Random(args.seed).sample(edits, min(args.timed, len(edits)))
+            for _, _, edited in tqdm(timed, desc="timed queries, one by one", unit="query"):
+                for option, extra in options.items():
+                    started = time.perf_counter()
+                    engine.search_files([edited], k=10, **extra)
+                    seconds[option].append(time.perf_counter() - started)
     print_table(found, list(options))
     plain = statistics.median(seconds["plain"])
-    print("\nquery time per option (median over every edit query; ratio to plain):")
+    print(f"\nquery time per option ({args.precision}; median over {len(seconds['plain'])} edit queries; ratio to plain):")
     for option, times in seconds.items():
         print(f"  {option:<8} {1000 * statistics.median(times):7.1f} ms   {statistics.median(times) / plain:5.2f}x")
 

@@ -44,6 +44,10 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"SEARCHCORE_{name}", default)
 
 
+def _flag(name: str) -> bool:
+    return _env(name, "0").lower() in ("1", "true", "yes", "on")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where models, vectors and cached embeddings live, and the engine's limits."""
@@ -63,13 +67,14 @@ class Settings:
     batch_size: int
     decode_workers: int
     regions: bool = False
+    turns: bool = False  # index each image also turned and mirrored: the robust option then runs one image
     precision: str = "fp32"
 
     def model_path(self, name: str) -> Path:
         return model_path(self.model_dir, name, self.precision)
 
     def collection(self, name: str, kind: str = "") -> str:
-        """A model's collection of a kind ("": the vectors, "dba_", "regions_"). Builds of another
+        """A model's collection of a kind ("": the vectors, "dba_", "regions_", "turns_"). Builds of another
         precision get their own collections, so fp32 and int8 vectors never mix."""
         suffix = "" if self.precision == "fp32" else f"_{self.precision}"
         return f"{self.collection_prefix}{kind}{name}{suffix}"
@@ -93,7 +98,8 @@ class Settings:
             hnsw_ef_construction=int(_env("HNSW_EF_CONSTRUCTION", "200")),
             batch_size=int(_env("BATCH_SIZE", "16")),
             decode_workers=int(_env("DECODE_WORKERS", "2")),
-            regions=_env("REGIONS", "0").lower() in ("1", "true", "yes", "on"),
+            regions=_flag("REGIONS"),
+            turns=_flag("TURNS"),
             precision=_env("PRECISION", "fp32"),
         )
         settings = replace(settings, **overrides) if overrides else settings

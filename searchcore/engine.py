@@ -14,15 +14,16 @@ from .cache import EmbeddingCache
 from .config import MODEL_NAMES, SPECS, ModelSpec, Settings
 from .decode import (DecodeError, Failure, RawImage, raw_from_bytes, read_each, read_many, read_raw,
                      safe_file_name)
-from .embed import Embedder
+from .embed import TURNS, Embedder
 from .encoder import Encoder
 from .explain import SpatialSimilarity, spatial_similarity
 from .evaluate import EmbeddingsFile, EvalReport, evaluate
 from .index import Indexer, IndexReport
 from .preprocess import resize
 from .rerank import DBA_K, RERANK_LABELS, RERANKS, weighted_mean
-from .regions import REGIONS_PER_IMAGE, RegionSearch, region_id
+from .regions import REGIONS_PER_IMAGE, GroupedSearch, row_id
 from .search import FUSED, RRF, FusedHit, Query, QueryResult, search, search_many
+from .shown import Thumbnails
 from .similarity import best_cosines
 from .store import Hit
 from . import maps, store
@@ -30,6 +31,7 @@ from . import maps, store
 log = logging.getLogger("searchcore")
 MAX_TOP_K = 1000
 # The search options the robustness view and script compare, as keyword arguments of search_raw.
+ROWS_PER_IMAGE = {"regions": REGIONS_PER_IMAGE, "turns": TURNS}  # of the collections of Model.grouped
 COMPARED_OPTIONS: dict[str, dict] = {"plain": {}, "robust": {"robust": True}, "dba+qe": {"rerank": "dba+qe"}}
 
 
@@ -56,14 +58,25 @@ class Model:
     store: store.VectorStore
     dba: store.VectorStore
     regions: store.VectorStore | None = None  # with SEARCHCORE_REGIONS on
+    turns: store.VectorStore | None = None  # with SEARCHCORE_TURNS on
 
-    def searched(self, rerank: str, regions: bool = False) -> store.VectorStore | RegionSearch:
-        """The collection a search with this re-ranking (or on regions) runs on."""
+    def searched(self, rerank: str, regions: bool = False, turns: bool = False) -> store.VectorStore | GroupedSearch:
+        """The collection a search with this re-ranking (or on regions, or on the indexed turns) runs on."""
         if regions:
             if self.regions is None:
                 raise ValueError("region search needs SEARCHCORE_REGIONS=1 while indexing")
-            return RegionSearch(self.regions)
+            return GroupedSearch(self.regions)
+        if turns:
+            return GroupedSearch(self.turns)
         return self.dba if "dba" in rerank else self.store
+
+    def grouped(self) -> dict[str, store.VectorStore]:
+        """The collections of several rows per image that this model keeps: "regions", "turns"."""
+        return {kind: rows for kind, rows in (("regions", self.regions), ("turns", self.turns)) if rows is not None}
+
+    def turns_cover_the_index(self) -> bool:
+        """Every indexed image has its turns (not so for images indexed before SEARCHCORE_TURNS was on)."""
+        return self.turns is not None and self.turns.count() == TURNS * self.store.count()
 
     @property
     def name(self) -> str:
@@ -109,7 +122,8 @@ class Engine:
         self.models: dict[str, Model] = {name: self._open_model(SPECS[name]) for name in MODEL_NAMES
                                          if name in models}
         self.embedder = Embedder({m.name: m.encoder for m in self.models.values()}, self.cache, s.max_pixels,
-                                 s.batch_size, s.decode_workers, s.regions)
+                                 s.batch_size, s.decode_workers, s.regions, s.turns,
+                                 Thumbnails(s.home / "thumbnails"))
         self._maps: dict[str, maps.MapPoints] = {}
 
     def _open_model(self, spec: ModelSpec) -> Model:
@@ -120,7 +134,8 @@ class Engine:
             return store.VectorStore(self.client, name, encoder.dim, encoder.manifest.onnx_sha256, s.milvus_uri,
                                      s.milvus_timeout, (s.hnsw_m, s.hnsw_ef_construction))
         return Model(spec, encoder, collection(s.collection(spec.name)), collection(s.collection(spec.name, "dba_")),
-                     collection(s.collection(spec.name, "regions_")) if s.regions else None)
+                     collection(s.collection(spec.name, "regions_")) if s.regions else None,
+                     collection(s.collection(spec.name, "turns_")) if s.turns else None)
 
     def _models(self, models: Sequence[str] | None) -> tuple[str, ...]:
         chosen = tuple(models or self.models)
@@ -129,14 +144,18 @@ class Engine:
             raise ValueError(f"model(s) {missing} not loaded; this engine has {tuple(self.models)}")
         return chosen
 
-    def _stores(self, models: Sequence[str], rerank: str = "none", regions: bool = False) -> dict:
-        return {m: self.models[m].searched(rerank, regions) for m in models}
+    def _stores(self, models: Sequence[str], rerank: str = "none", regions: bool = False, turns: bool = False,
+                ) -> dict:
+        return {m: self.models[m].searched(rerank, regions, turns) for m in models}
 
     def _indexer(self, models: Sequence[str] | None, roots: Sequence[Path] | None,
                  on_progress: Callable[[int, int], None] | None = None) -> Indexer:
         chosen = self._models(models)
-        return Indexer(self.embedder, self._stores(chosen), self.settings.batch_size, roots, on_progress,
-                       {m: self.models[m].regions for m in chosen if self.models[m].regions is not None})
+        grouped: dict[str, dict[str, store.VectorStore]] = {}
+        for m in chosen:
+            for kind, rows in self.models[m].grouped().items():
+                grouped.setdefault(kind, {})[m] = rows
+        return Indexer(self.embedder, self._stores(chosen), self.settings.batch_size, roots, on_progress, grouped)
 
     def index(self, paths: Sequence[Path | str], models: Sequence[str] | None = None,
               roots: Sequence[Path] | None = None, on_progress: Callable[[int, int], None] | None = None,
@@ -146,15 +165,16 @@ class Engine:
         report = self._indexer(models, roots, on_progress).run(paths)
         with report.stages.stage("augment"):
             self.augment(report.new_ids, models)
-        self._seal_regions(report)
+        self._seal_grouped(report)
         return report
 
-    def _seal_regions(self, report: IndexReport) -> None:
-        """Region collections grow 30 rows an image: sealed after a run, they are searched by index."""
+    def _seal_grouped(self, report: IndexReport) -> None:
+        """Region and turn collections grow 30 and 5 rows an image: sealed after a run, they are searched
+        by index (Milvus Lite searches unsealed rows one by one)."""
         if report.new_ids:
             for m in self.models.values():
-                if m.regions is not None:
-                    m.regions.flush()
+                for rows in m.grouped().values():
+                    rows.flush()
 
     def index_uploads(self, files: Sequence[Path | str], uploads: Path) -> tuple[IndexReport, dict[str, str]]:
         """Index uploaded files (temp paths) as `uploads/<sha12>-<name>`. A file is written there only once
@@ -171,7 +191,7 @@ class Engine:
         report = self._indexer(None, None).run_raws(raws)
         report.failed[:0] = failures
         self.augment(report.new_ids)
-        self._seal_regions(report)
+        self._seal_grouped(report)
         uploads.mkdir(parents=True, exist_ok=True)
         for raw in raws:
             kept = Path(raw.source)
@@ -182,17 +202,21 @@ class Engine:
     def search_raw(self, raws: Sequence[RawImage], models: Sequence[str] | None = None,
                    k: int = 10, rerank: str = "none", robust: bool = False, regions: bool = False,
                    ) -> list[QueryResult]:
-        """Queries given as bytes (files or uploads), embedded in one batched pass. `robust` also
-        searches with each query turned by 90, 180 and 270 degrees and mirrored (one batch per model)
-        and keeps each hit's best cosine. `regions` searches the indexed images' regions (for crops)."""
+        """Queries given as bytes (files or uploads), embedded in one batched pass and searched with one
+        Milvus search per model. `robust` also matches each query turned by 90, 180 and 270 degrees and
+        mirrored, keeping each hit's best cosine: against the indexed turns when every indexed image has
+        them (SEARCHCORE_TURNS; one model run per query) and no re-ranking is chosen, else by running the
+        query's turns (one batch per model). `regions` searches the indexed images' regions (for crops)."""
         chosen = self._models(models)
         check_top_k(k)
         check_rerank(rerank)
         if regions and rerank != "none":
             raise ValueError("region search runs on the plain region vectors: choose no re-ranking with it")
-        stores = self._stores(chosen, rerank, regions)
+        indexed_turns = (robust and rerank == "none" and not regions
+                         and all(self.models[m].turns_cover_the_index() for m in chosen))
+        stores = self._stores(chosen, rerank, regions, indexed_turns)
         queries, results = [], []
-        for raw, vectors in self._query_vectors(raws, chosen, robust):
+        for raw, vectors in self._query_vectors(raws, chosen, robust and not indexed_turns):
             if isinstance(vectors, DecodeError):
                 results.append(QueryResult(query=raw.source, id=raw.id, hits={}, error=str(vectors)))
             else:
@@ -201,20 +225,20 @@ class Engine:
         found = iter(search_many(queries, stores, k, "qe" in rerank, rerank))
         results = [r or next(found) for r in results]
         for result in results:
-            result.regions = regions
+            result.regions, result.robust, result.turns_indexed = regions, robust, indexed_turns
         return results
 
-    def _query_vectors(self, raws: Sequence[RawImage], models: Sequence[str], robust: bool,
+    def _query_vectors(self, raws: Sequence[RawImage], models: Sequence[str], turns: bool,
                        ) -> list[tuple[RawImage, dict[str, np.ndarray] | DecodeError]]:
-        """Each query's vector per model (all queries in one batched pass), or with `robust` its
-        variants' vectors (one batch per query and model); a query that cannot be decoded gets the error."""
-        if not robust:
+        """Each query's vector per model (all queries in one batched pass), or with `turns` its turns'
+        vectors (one batch per query and model); a query that cannot be decoded gets the error."""
+        if not turns:
             return [(item.raw, item.error or {m: item.vectors[m] for m in models})
                     for item in self.embedder.embed(list(raws), models)]
         embedded = []
         for raw in raws:
             try:
-                embedded.append((raw, self.embedder.embed_variants(raw, models)))
+                embedded.append((raw, self.embedder.embed_turns(raw, models)))
             except DecodeError as exc:
                 embedded.append((raw, exc))
         return embedded
@@ -266,7 +290,7 @@ class Engine:
         the query, from the stored vector(s) searched (also for a model whose list does not hold it)."""
         scores = {}
         for name, query_vector in result.vectors.items():
-            searched = self.models[name].searched(result.rerank, result.regions)
+            searched = self.models[name].searched(result.rerank, result.regions, result.turns_indexed)
             cosine = best_cosines(searched.image_vectors({hit.id: hit.sha256}), query_vector).get(hit.id)
             ranks = [r for r, h in enumerate(result.hits.get(name, []), 1) if h.id == hit.id]
             scores[name] = HitScore(rank=ranks[0] if ranks else None, cosine=cosine)
@@ -348,9 +372,9 @@ class Engine:
             ids = [int(target)] if target.isdigit() else m.store.ids_under(path)
             present = list(m.store.existing(ids))
             touched = self._neighbours(m, present)  # their DBA vectors were made with the removed ones
-            if m.regions is not None:
-                shas = [r["sha256"] for r in m.store.rows(present).values()]
-                m.regions.delete([region_id(sha, n) for sha in shas for n in range(REGIONS_PER_IMAGE)])
+            shas = [r["sha256"] for r in m.store.rows(present).values()]
+            for kind, rows in m.grouped().items():
+                rows.delete([row_id(sha, n) for sha in shas for n in range(ROWS_PER_IMAGE[kind])])
             m.store.delete(present)
             m.dba.delete(list(m.dba.existing(present)))
             self._augment_model(m, touched - set(present))

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .decode import IMAGE_SUFFIXES, Failure, RawImage, batched, read_many
 from .embed import Embedded, Embedder
-from .regions import region_id
+from .regions import row_id
 from .store import VectorStore
 from .timing import StageTimes
 
@@ -71,13 +71,14 @@ class Indexer:
 
     def __init__(self, embedder: Embedder, stores: Mapping[str, VectorStore], batch_size: int,
                  roots: Sequence[Path] | None = None, on_progress: Callable[[int, int], None] | None = None,
-                 region_stores: Mapping[str, VectorStore] | None = None) -> None:
+                 grouped_stores: Mapping[str, Mapping[str, VectorStore]] | None = None) -> None:
         """With `roots`, only files whose real path lies under them are read (the app's rule);
-        `on_progress(done, total)` is called as files are done, besides the tqdm bar; `region_stores`
-        get the regional descriptors of the images written (when the embedder makes them)."""
+        `on_progress(done, total)` is called as files are done, besides the tqdm bar; `grouped_stores`
+        ("regions" or "turns" -> model -> store) get those rows of the images written (when the embedder
+        makes them)."""
         self.embedder = embedder
         self.stores = dict(stores)
-        self.region_stores = dict(region_stores or {})
+        self.grouped_stores = {kind: dict(stores) for kind, stores in (grouped_stores or {}).items()}
         self.batch_size = batch_size
         self.roots = roots
         self.on_progress = on_progress
@@ -103,7 +104,7 @@ class Indexer:
         seen: set[str] = set()
         plans = (self._plan(self._load(batch, report, advance), seen, report, advance)
                  for batch in batched(items, self.batch_size))
-        for embedded in self.embedder.stream(plans, report.stages):
+        for embedded in self.embedder.stream(plans, report.stages, indexing=True):
             with report.stages.stage("write"):
                 self._write(embedded, report)
             advance(len(embedded))
@@ -150,9 +151,10 @@ class Indexer:
         return plan
 
     def _write(self, embedded: list[Embedded], report: IndexReport) -> None:
-        for name, store in self.region_stores.items():  # regions first: an image in `stores` has its regions
-            store.upsert([{"id": region_id(e.raw.sha256, n), "vector": v, "path": e.raw.source, "sha256": e.raw.sha256}
-                          for e in embedded if name in e.regions for n, v in enumerate(e.regions[name])])
+        for kind, stores in self.grouped_stores.items():  # these first: an image in `stores` has them all
+            for name, store in stores.items():
+                store.upsert([{"id": row_id(e.raw.sha256, n), "vector": v, "path": e.raw.source, "sha256": e.raw.sha256}
+                              for e in embedded if name in getattr(e, kind) for n, v in enumerate(getattr(e, kind)[name])])
         for name, store in self.stores.items():
             store.upsert([{"id": e.raw.id, "vector": e.vectors[name], "path": e.raw.source,
                            "sha256": e.raw.sha256} for e in embedded if name in e.vectors])

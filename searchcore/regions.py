@@ -6,6 +6,9 @@ Measured before shipping (100 Corel crops among 300 images, 30 windows of 7, 6, 
 quarter-area crops R@1 ResNet50 0.88 -> 0.97, VGG16 0.79 -> 0.87; R-MAC sums of the same regions
 gained less (0.94, 0.81), so it is not offered. They cost 30 vectors per image, so they are an option
 (SEARCHCORE_REGIONS=1) that takes effect for images indexed while it is on.
+
+GroupedSearch searches any collection of several rows per image like an image collection: the regions,
+or the turned copies of SEARCHCORE_TURNS (embed.TURNS).
 """
 from __future__ import annotations
 
@@ -35,27 +38,28 @@ def region_vectors(feature_map: np.ndarray, sizes: tuple[int, ...] = REGION_SIZE
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
-def region_id(sha256: str, region: int) -> int:
-    """The id of an image's region row: from the image's SHA-256 and the region's number."""
-    return content_id(hashlib.sha256(f"{sha256}:{region}".encode()).hexdigest())
+def row_id(sha256: str, row: int) -> int:
+    """The id of an image's n-th row (region or turn): from the image's SHA-256 and the row's number."""
+    return content_id(hashlib.sha256(f"{sha256}:{row}".encode()).hexdigest())
 
 
-class RegionSearch:
-    """A model's region collection, searched like an image collection: hits are images (grouped by
-    SHA-256, each with its best region's cosine), so search.py's pools, fusion and ranks apply."""
+class GroupedSearch:
+    """A model's collection of several rows per image (regions, or turns), searched like an image
+    collection: hits are images (grouped by SHA-256, each with its best row's cosine), so search.py's
+    pools, fusion and ranks apply."""
 
-    def __init__(self, regions: VectorStore) -> None:
-        self.regions = regions
+    def __init__(self, rows: VectorStore) -> None:
+        self.rows = rows
 
     def search(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
-        """Up to k images per query row (fewer when one image's regions fill the region hits)."""
-        found = self.regions.search(vectors, min(16384, k * OVERFETCH))
+        """Up to k images per query row (fewer when one image's rows fill the row hits)."""
+        found = self.rows.search(vectors, min(16384, k * OVERFETCH))
         return [self._images(hits)[:k] for hits in found]
 
     def image_vectors(self, images: Mapping[int, str]) -> dict[int, np.ndarray]:
-        """Each image's (id -> sha256) region vectors, as a (regions, dim) array."""
+        """Each image's (id -> sha256) rows, as a (rows, dim) array."""
         grouped: dict[int, list] = {}
-        for row in self.regions.rows_with_sha256(sorted(set(images.values()))):
+        for row in self.rows.rows_with_sha256(sorted(set(images.values()))):
             grouped.setdefault(content_id(row["sha256"]), []).append(row["vector"])
         return {i: np.asarray(rows, np.float32) for i, rows in grouped.items()}
 

@@ -51,6 +51,7 @@ class QueryResult:
     vectors: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # searched with: (d,) or (variants, d)
     robust: bool = False
     regions: bool = False  # searched the indexed images' regions
+    turns_indexed: bool = False  # robust, by the indexed images' turns (else by the query's own turns)
 
     def is_self(self, hit: Hit | FusedHit) -> bool:
         return hit.id == self.id

@@ -1,10 +1,11 @@
 """The only files the web app serves: copies of indexed images under the allowed roots, by content.
 
-The app never serves a folder of the operator's. When a hit is shown, its file is read (only if its
-real path lies under a root, and only if its bytes still have the indexed SHA-256), and a ~256 px
-WebP thumbnail (for galleries) or an exact copy (for the selected hit and the examples) is written
-here under the content hash. This folder is the app's one allowed path, so it holds nothing but
-images that decoded.
+Indexing writes a ~256 px WebP thumbnail of every image it decodes into a private folder
+(`Thumbnails`, by SHA-256). The app never serves a folder of the operator's, nor that one: when a
+hit is shown and its real path lies under a root, its thumbnail is linked into the served folder
+(made from the file, if it still has the indexed SHA-256, when indexing made none). The selected hit
+and the examples get an exact copy, also only from an unchanged file under a root. The served folder
+is the app's one allowed path, so it holds nothing but images that decoded.
 """
 from __future__ import annotations
 
@@ -23,11 +24,34 @@ from .store import Hit
 THUMBNAIL_PX = 256
 
 
+class Thumbnails:
+    """Content-addressed WebP thumbnails (`<sha256>.webp`), made while indexing from the decoded image."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha256: str) -> Path:
+        return self.folder / f"{sha256}.webp"
+
+    def add(self, sha256: str, image: Image.Image) -> None:
+        """Write the thumbnail of an image once (a copy is made: the image itself is left as it is)."""
+        if not self.path(sha256).is_file():
+            write_atomically(self.path(sha256), lambda handle: save_thumbnail(image.copy(), handle))
+
+
+def save_thumbnail(image: Image.Image, handle) -> None:
+    image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.LANCZOS)
+    image.save(handle, "WEBP", quality=80, method=0)  # method 0: 2.4x faster than 4, 20% larger
+
+
 class ShownFiles:
-    def __init__(self, folder: Path, roots: Sequence[Path], max_pixels: int) -> None:
+    def __init__(self, folder: Path, roots: Sequence[Path], max_pixels: int, made: Thumbnails | None = None) -> None:
+        """`made`: the thumbnails indexing wrote, linked in when an image is shown."""
         self.folder = folder
         self.roots = list(roots)
         self.max_pixels = max_pixels
+        self.made = made
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="thumbnails")
         (folder / "thumbs").mkdir(parents=True, exist_ok=True)
         (folder / "full").mkdir(parents=True, exist_ok=True)  # full/<sha256>/<name>
@@ -45,11 +69,18 @@ class ShownFiles:
         return {path: thumb for (path, _), thumb in zip(unique, made) if thumb}
 
     def thumbnail(self, path: str, sha256: str) -> Path | None:
-        """A WebP thumbnail of the indexed image, or None when its file is gone, changed or not allowed."""
-        def save(raw: RawImage, image: Image.Image, handle) -> None:
-            image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.LANCZOS)
-            image.save(handle, "WEBP", quality=80, method=0)  # method 0: 2.4x faster than 4, 20% larger
-        return self._made(self.folder / "thumbs" / f"{sha256}.webp", path, sha256, save)
+        """A WebP thumbnail of the indexed image, or None when its file is gone, changed or not allowed:
+        the one indexing made, if the file is under a root, else one made from the unchanged file."""
+        target = self.folder / "thumbs" / f"{sha256}.webp"
+        made = self.made.path(sha256) if self.made else None
+        if not target.is_file() and made and made.is_file() and self._allowed(path):
+            try:
+                os.link(made, target)
+            except FileExistsError:
+                pass
+            except OSError:  # another file system: a copy
+                write_atomically(target, lambda handle: handle.write(made.read_bytes()))
+        return self._made(target, path, sha256, lambda raw, image, handle: save_thumbnail(image, handle))
 
     def original(self, path: str, sha256: str) -> Path | None:
         """An exact copy of the indexed file under its own (cleaned) name: same bytes, so searching
@@ -69,7 +100,7 @@ class ShownFiles:
         except DecodeError:
             return None
         target.parent.mkdir(exist_ok=True)
-        self._write(target, lambda handle: save(raw, image, handle))
+        write_atomically(target, lambda handle: save(raw, image, handle))
         return target
 
     def _allowed(self, path: str) -> bool:
@@ -86,14 +117,16 @@ class ShownFiles:
             return None
         return raw if raw.sha256 == sha256 else None
 
-    @staticmethod
-    def _write(target: Path, save) -> None:
-        """Write atomically, so that a concurrent request never serves half a file."""
-        handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=".tmp-", delete=False)
-        try:
-            with handle:
-                save(handle)
-            os.replace(handle.name, target)
-        except BaseException:
-            Path(handle.name).unlink(missing_ok=True)
-            raise
+
+
+def write_atomically(target: Path, save) -> None:
+    """Write by save(handle) into a temp file beside target, then rename: a concurrent reader never
+    sees half a file."""
+    handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=".tmp-", delete=False)
+    try:
+        with handle:
+            save(handle)
+        os.replace(handle.name, target)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise

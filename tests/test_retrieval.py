@@ -10,11 +10,12 @@ import pytest
 from PIL import Image
 
 from searchcore import Engine, Settings
-from searchcore.decode import content_id, raw_from_bytes
+from searchcore.decode import content_id, raw_from_bytes, read_raw
 from searchcore.evaluate import _similarity
 from searchcore.rerank import dba
 from searchcore.search import fused_order, rrf_order
 from searchcore.samples import sample_files
+from searchcore.shown import ShownFiles
 from tests.conftest import COREL, PHOTOS, SAMPLES, crops_of_photos, run_cli
 
 
@@ -127,6 +128,28 @@ def test_many_queries_cost_one_milvus_search_per_model_and_give_what_one_by_one_
         assert [h.cosine for h in batched.fused] == pytest.approx([h.cosine for h in one.fused], abs=1e-6)
 
 
+def test_indexing_makes_the_thumbnails_and_only_images_under_the_roots_are_shown(engine, photo_dir, tmp_path):
+    """Each indexed image gets its thumbnail while it is decoded (queries get none); the app's served
+    folder links it in only for an image under its roots."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (photo_dir / "coffee.jpg").rename(outside / "coffee.jpg")
+    assert engine.index([photo_dir, outside]).indexed == len(PHOTOS)
+    made = engine.embedder.thumbnails
+    assert len(list(made.folder.glob("*.webp"))) == len(PHOTOS)
+    query = tmp_path / "query.jpg"
+    Image.open(outside / "coffee.jpg").crop((0, 0, 200, 150)).save(query)
+    engine.search_files([query])
+    assert len(list(made.folder.glob("*.webp"))) == len(PHOTOS)
+    shown = ShownFiles(tmp_path / "shown", [photo_dir], engine.settings.max_pixels, made)
+    inside = read_raw(photo_dir / "nested" / "rocket.jpg")
+    thumb = shown.thumbnail(inside.source, inside.sha256)
+    assert thumb.samefile(made.path(inside.sha256)) and max(Image.open(thumb).size) == 256
+    coffee = read_raw(outside / "coffee.jpg")
+    assert made.path(coffee.sha256).is_file() and shown.thumbnail(str(outside / "coffee.jpg"), coffee.sha256) is None
+    assert not (tmp_path / "shown" / "thumbs" / f"{coffee.sha256}.webp").exists()
+
+
 def test_index_report_times_each_stage_and_maps_follow_the_index(engine, photo_dir, many_photos):
     report = engine.index([photo_dir])
     assert set(report.stages.seconds) == {"read", "decode", "inference", "write", "augment"}
@@ -164,28 +187,38 @@ def test_reranked_searches_are_the_evaluations_reranking(crops_engine, rerank):
             assert shown == [ids[i] for i in order[:10]], (rerank, mode, query.name)
 
 
-def test_the_robust_query_finds_turned_and_mirrored_photos_first(engine, photo_dir, many_photos, tmp_path):
+@pytest.mark.parametrize("turns", [False, True], ids=["query-turns", "indexed-turns"])
+def test_the_robust_query_finds_turned_and_mirrored_photos_first(settings, photo_dir, many_photos, tmp_path, turns):
     """Each photo turned by 90 degrees (and one mirrored) finds its original first with the robust option,
-    among 56 images; the plain search is shown in the same run for comparison."""
-    engine.index([photo_dir, many_photos])
-    edited = []
-    for photo in sorted(photo_dir.rglob("*.jpg")):
-        image = Image.open(photo)
-        for name, turned in (("turned", image.transpose(Image.Transpose.ROTATE_90)),
-                             ("mirrored", image.transpose(Image.Transpose.FLIP_LEFT_RIGHT))):
-            target = tmp_path / f"{photo.stem}-{name}.jpg"
-            turned.save(target, quality=92)
-            edited.append((target, photo))
-    robust = engine.search_files([e for e, _ in edited], k=3, robust=True)
-    plain = engine.search_files([e for e, _ in edited], k=3)
-    plain_first = 0
-    for (query, original), found, without in zip(edited, robust, plain):
-        assert found.robust and not without.robust
-        for model in ("resnet50", "vgg16"):
-            assert found.hits[model][0].path == str(original), (model, query.name)
-            plain_first += without.hits[model][0].path == str(original)
-        assert found.fused[0].path == str(original) and found.rrf[0].path == str(original)
-    assert plain_first < 2 * len(edited)  # the plain search misses some: the option is what finds them
+    among 56 images; the plain search is shown in the same run for comparison. With SEARCHCORE_TURNS the
+    index holds every image's turns, so the query runs through each model once; removing a photo
+    removes its turns."""
+    with Engine(replace(settings, turns=turns)) as engine:
+        engine.index([photo_dir, many_photos])
+        edited = []
+        for photo in sorted(photo_dir.rglob("*.jpg")):
+            image = Image.open(photo)
+            for name, turned in (("turned", image.transpose(Image.Transpose.ROTATE_90)),
+                                 ("mirrored", image.transpose(Image.Transpose.FLIP_LEFT_RIGHT))):
+                target = tmp_path / f"{photo.stem}-{name}.jpg"
+                turned.save(target, quality=92)
+                edited.append((target, photo))
+        robust = engine.search_files([e for e, _ in edited], k=3, robust=True)
+        plain = engine.search_files([e for e, _ in edited], k=3)
+        plain_first = 0
+        for (query, original), found, without in zip(edited, robust, plain):
+            assert found.robust and not without.robust and found.turns_indexed == turns
+            assert all(np.ndim(v) == (1 if turns else 2) for v in found.vectors.values())
+            for model in ("resnet50", "vgg16"):
+                assert found.hits[model][0].path == str(original), (model, query.name)
+                plain_first += without.hits[model][0].path == str(original)
+            assert found.fused[0].path == str(original) and found.rrf[0].path == str(original)
+        assert plain_first < 2 * len(edited)  # the plain search misses some: the option is what finds them
+        if turns:
+            images = len(PHOTOS) + 48
+            assert [m.turns.count() for m in engine.models.values()] == [5 * images] * 2
+            assert engine.remove(str(photo_dir / "coffee.jpg")) == 1
+            assert [m.turns.count() for m in engine.models.values()] == [5 * (images - 1)] * 2
 
 
 def test_region_search_finds_quarter_crops_at_least_as_often_and_cleans_up(tmp_path, model_dir):
