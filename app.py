@@ -229,7 +229,9 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
         log.info("searched with %s in %.0f ms", Path(image).name, 1000 * (time.perf_counter() - started))
         images = shown.thumbnails([h for hits in result.hits.values() for h in hits] + result.fused + result.rrf)
         lists = views.shown_lists(mode)
-        # a new result forgets the selection of the old one (details, selected hit)
+        # a new result forgets the selection of the old one (details, selected hit). Galleries get plain
+        # values: an update object (gr.Gallery(...)) makes Gradio rebuild the component's config and API
+        # schema (~10% of the app's CPU per search), so after_search closes previews once they show.
         return (*(views.gallery(result, name, images) for name in lists), views.agreement_text(result),
                 NO_SELECTION, result.to_json(), views.status_text(result, images), (result, images, lists), None)
 
@@ -321,24 +323,28 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
     galleries = [*per_model, fused, *alone]  # in the order of views.LISTS
     outputs = [*galleries, agreement, details, as_json, status, result_state, selected]
     inputs = [query, mode, k, rerank, robust, regions]
-    searches = [query.change(search, inputs, outputs, api_name="search", concurrency_limit=2, concurrency_id="search"),
-                go.click(search, inputs, outputs, api_visibility="private", concurrency_id="search"),
-                k.change(search, inputs, outputs, api_visibility="private", concurrency_id="search",
-                         trigger_mode="always_last"),
-                mode.change(show_mode, mode, [*per_model, fused]).then(
-                    search, inputs, outputs, api_visibility="private", concurrency_id="search"),
-                rerank.change(search, inputs, outputs, api_visibility="private", concurrency_id="search"),
-                robust.change(search, inputs, outputs, api_visibility="private", concurrency_id="search"),
-                regions.change(search, inputs, outputs, api_visibility="private", concurrency_id="search")]
-    for done in searches:
-        done.then(after_search, [result_state, mode], [*galleries, only_row], api_visibility="private").then(
-            None, [as_json, mode, k, rerank], None, js=KEEP_IN_URL)
+    # the progress shows in the status line only: an animated overlay on every gallery kept the browser
+    # drawing frames the whole time the models ran (on a shared 2-core machine it slowed the search itself)
+    each = {"concurrency_id": "search", "show_progress_on": [status], "show_progress": "minimal"}
+    private = {"api_visibility": "private", **each}
+    searches = [query.change(search, inputs, outputs, api_name="search", concurrency_limit=2, trigger_mode="always_last",
+                             **each),
+                go.click(search, inputs, outputs, **private),
+                k.change(search, inputs, outputs, trigger_mode="always_last", **private),
+                mode.change(show_mode, mode, [*per_model, fused]).then(search, inputs, outputs, **private),
+                rerank.change(search, inputs, outputs, **private),
+                robust.change(search, inputs, outputs, **private),
+                regions.change(search, inputs, outputs, **private)]
+    for done in searches:  # after the galleries are filled
+        done.then(after_search, [result_state, mode], [*galleries, only_row], api_visibility="private",
+                  show_progress="hidden").then(None, [as_json, mode, k, rerank], None, js=KEEP_IN_URL)
     demo.load(restore, None, [query, mode, k, rerank], api_visibility="private")
     for position, component in enumerate(galleries):
         component.select(select(position), result_state, [details, selected], api_visibility="private").then(
             explain_handler(engine, roots), [result_state, selected], why, api_visibility="private")
     for done in searches:
-        done.then(lambda: gr.Gallery(value=None, visible=False), None, why, api_visibility="private")
+        done.then(lambda: gr.Gallery(value=None, visible=False), None, why, api_visibility="private",
+                  show_progress="hidden")
     again.click(search_selected, selected, query, api_visibility="private")
     return query
 

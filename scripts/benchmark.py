@@ -1,8 +1,11 @@
-"""Indexing speed per model against raw ONNX Runtime and against one-session-per-image, same images, one run.
+"""Indexing speed per model and precision against raw ONNX Runtime and against one-session-per-image,
+same images, one run; and how close the int8 vectors stay to fp32.
 
     python scripts/benchmark.py ../shared/datasets/corel1k [--images 96] [--rounds 3]
 
-Rounds interleave the three ways so machine noise hits them alike; figures are medians.
+Rounds interleave every way and precision so machine noise hits them alike; figures are medians.
+`ratio` is indexing / raw ORT; `int8 speed-up` is the int8 row's indexing (and raw ORT) img/s over
+the fp32 row's; `cosine` is the median cosine between the int8 and fp32 vectors of the same images.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import onnxruntime as ort
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from searchcore import MODEL_NAMES, Engine, Settings  # noqa: E402
+from searchcore.config import PRECISIONS, model_path  # noqa: E402
 from searchcore.decode import IMAGE_SUFFIXES, decode, read_raw  # noqa: E402
 from searchcore.encoder import Encoder  # noqa: E402
 from searchcore.manifest import ONNX_NAME  # noqa: E402
@@ -50,8 +54,10 @@ def raw_onnx(encoder: Encoder, files: list[Path], batch: int) -> float:
 
 
 def indexing(settings: Settings, model: str, files: list[Path]) -> float:
-    """img/s of a full index run: read, hash, decode, resize, infer, write to a fresh Milvus Lite."""
+    """img/s of a full index run: read, hash, decode, resize, infer, write to a fresh Milvus Lite (and
+    the thumbnails, in a fresh home)."""
     with tempfile.TemporaryDirectory() as tmp:
+        settings = replace(settings, home=Path(tmp))
         with Engine(replace(settings, milvus_uri=f"{tmp}/m.db", redis_url=""), models=[model]) as engine:
             warm_up(engine.models[model].encoder, settings.batch_size)
             start = time.perf_counter()
@@ -71,6 +77,11 @@ def session_per_image(directory: Path, encoder: Encoder, files: list[Path]) -> f
     return len(files) / (time.perf_counter() - start)
 
 
+def median_cosine(fp32: Encoder, int8: Encoder, files: list[Path]) -> float:
+    pixels = np.stack([resize(decode(read_raw(f), 10**9), fp32.resize_key) for f in files])
+    return float(np.median(np.sum(fp32.encode(pixels) * int8.encode(pixels), axis=1)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path)
@@ -83,18 +94,28 @@ def main() -> None:
     files = pick(args.folder, args.images)
     print(f"{len(files)} images from {args.folder}, batch {settings.batch_size}, {args.rounds} rounds, "
           f"onnxruntime {ort.__version__}")
-    print(f"{'model':<10}{'raw ORT':>10}{'indexing':>10}{'ratio':>8}{'naive':>9}{'speed-up':>10}   (img/s, medians)")
+    print(f"{'model':<10}{'precision':>10}{'raw ORT':>9}{'indexing':>10}{'ratio':>7}{'naive':>8}{'speed-up':>10}"
+          f"{'int8 speed-up':>15}{'cosine':>8}   (img/s, medians; int8 speed-up: indexing, raw ORT)")
     for model in MODEL_NAMES:
-        directory = settings.model_dir / model
-        encoder = Encoder(directory)
-        warm_up(encoder, settings.batch_size)
-        raw, index, naive = [], [], []
+        built = {p: model_path(settings.model_dir, model, p) for p in PRECISIONS}
+        encoders = {p: Encoder(d) for p, d in built.items()}
+        for encoder in encoders.values():
+            warm_up(encoder, settings.batch_size)
+        figures: dict[str, dict[str, list[float]]] = {p: {"raw": [], "index": [], "naive": []} for p in PRECISIONS}
         for _ in range(args.rounds):
-            raw.append(raw_onnx(encoder, files, settings.batch_size))
-            index.append(indexing(settings, model, files))
-            naive.append(session_per_image(directory, encoder, files[:args.naive_images]))
-        r, i, n = (statistics.median(v) for v in (raw, index, naive))
-        print(f"{model:<10}{r:>10.1f}{i:>10.1f}{i / r:>8.2f}{n:>9.2f}{i / n:>9.1f}x", flush=True)
+            for precision, encoder in encoders.items():
+                figures[precision]["raw"].append(raw_onnx(encoder, files, settings.batch_size))
+                figures[precision]["index"].append(indexing(replace(settings, precision=precision), model, files))
+                figures[precision]["naive"].append(session_per_image(built[precision], encoder,
+                                                                     files[:args.naive_images]))
+        medians = {p: {way: statistics.median(v) for way, v in f.items()} for p, f in figures.items()}
+        cosine = median_cosine(encoders["fp32"], encoders["int8"], files)
+        for precision, m in medians.items():
+            r, i, n = m["raw"], m["index"], m["naive"]
+            versus = "" if precision == "fp32" else \
+                f"{i / medians['fp32']['index']:.2f}x, {r / medians['fp32']['raw']:.2f}x"
+            print(f"{model:<10}{precision:>10}{r:>9.1f}{i:>10.1f}{i / r:>7.2f}{n:>8.2f}{i / n:>9.1f}x{versus:>15}"
+                  f"{'' if precision == 'fp32' else f'{cosine:.4f}':>8}", flush=True)
 
 
 if __name__ == "__main__":

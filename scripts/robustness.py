@@ -1,7 +1,7 @@
 """How well each model and mode finds a photo again after an edit: R@1 and R@10 per edit kind.
 
     python scripts/robustness.py FOLDER --distractors FOLDER2 [--limit 100] [--seed 0] [--timed 40]
-                                 [--precision fp32|int8] [--regions]
+                                 [--precision fp32|int8] [--regions] [--turns]
 
 Indexes FOLDER's photos (the originals) and FOLDER2's (distractors) into a fresh Milvus Lite, makes
 seeded edits of the originals (searchcore.edits), queries with all edits at once per option (one
@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=100, help="originals (a seeded sample)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--regions", action="store_true", help="index regional descriptors, add the regions option")
+    parser.add_argument("--turns", action="store_true", help="index every image turned and mirrored too")
     parser.add_argument("--timed", type=int, default=40, help="edit queries timed one by one per option")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     args = parser.parse_args()
@@ -79,7 +80,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # no embedding cache: every option pays for its inference, so the query times compare fairly
         settings = replace(Settings.from_env(), home=Path(tmp), milvus_uri=f"{tmp}/m.db", regions=args.regions,
-                           redis_url="", precision=args.precision)
+                           turns=args.turns, redis_url="", precision=args.precision)
         options = {**COMPARED_OPTIONS, **({"regions": {"regions": True}} if args.regions else {})}
         with Engine(settings) as engine:
             report = engine.index(originals + distractors)
