@@ -42,10 +42,9 @@ FUSED_LABELS = {views.FUSED_MODE: "Fused (mean cosine of the models, over their 
 # history entry, so that Back, Reload and a copied link bring it back; Back reloads the page to get there.
 # The query is named by the first 16 hex digits of its SHA-256 (its id is those 63 bits; a JSON number
 # that large loses digits in JavaScript).
-KEEP_IN_URL = """(result, mode, k, rerank) => {
+KEEP_IN_URL = """(own, mode, k, rerank) => {
   const url = new URL(window.location.href);
-  const own = result && result.hits && Object.values(result.hits).flat().find(h => h.self);
-  if (own) { url.searchParams.set("q", own.sha256.slice(0, 16)); } else { url.searchParams.delete("q"); }
+  if (own) { url.searchParams.set("q", own); } else { url.searchParams.delete("q"); }
   url.searchParams.set("mode", mode); url.searchParams.set("k", String(k));
   if (rerank && rerank !== "none") { url.searchParams.set("r", rerank); } else { url.searchParams.delete("r"); }
   if (url.href !== window.location.href) { window.history.pushState(null, "", url); }
@@ -229,22 +228,28 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
         log.info("searched with %s in %.0f ms", Path(image).name, 1000 * (time.perf_counter() - started))
         images = shown.thumbnails([h for hits in result.hits.values() for h in hits] + result.fused + result.rrf)
         lists = views.shown_lists(mode)
-        # a new result forgets the selection of the old one (details, selected hit). Galleries get plain
-        # values: an update object (gr.Gallery(...)) makes Gradio rebuild the component's config and API
-        # schema (~10% of the app's CPU per search), so after_search closes previews once they show.
+        # Galleries get plain values: an update object (gr.Gallery(...)) makes Gradio rebuild the
+        # component's config and API schema, which cost the page ~0.1 s a search; after_search updates
+        # components only when something changes
         return (*(views.gallery(result, name, images) for name in lists), views.agreement_text(result),
-                NO_SELECTION, result.to_json(), views.status_text(result, images), (result, images, lists), None)
+                NO_SELECTION, result.to_json(), views.status_text(result, images), (result, images, lists))
 
     def empty_results(status: str):
-        return *([] for _ in views.LISTS), "", NO_SELECTION, {}, status, None, None
+        return *([] for _ in views.LISTS), "", NO_SELECTION, {}, status, None
 
-    def after_search(state, mode: str):
-        """Close previews (one left open would show another image of the new list); show the row of
-        hits found by one model only when there are such hits."""
+    def after_search(state, mode: str, chosen, alone_was: bool):
+        """After a new result: a selection of the old one is forgotten, its preview closed (it would
+        show another image of the new list) and its heatmaps hidden; the row of hits found by one model
+        only shows when there are such hits."""
         result = state[0] if state else None
         alone = bool(result) and mode == views.SIDE_BY_SIDE and any(views.ranked(result, views.only(m))
                                                                     for m in result.hits)
-        return *(gr.Gallery(selected_index=None) for _ in views.LISTS), gr.Row(visible=alone)
+        had = chosen is not None
+        own = next((h.sha256[:16] for hits in result.hits.values() for h in hits if result.is_self(h)), "") \
+            if result else ""
+        return (*(gr.Gallery(selected_index=None) if had else gr.skip() for _ in views.LISTS),
+                gr.Row(visible=alone) if alone != alone_was else gr.skip(),
+                gr.Gallery(value=None, visible=False) if had else gr.skip(), None if had else gr.skip(), alone, own)
 
     def show_mode(mode: str):
         models = views.MODES.get(mode, ())
@@ -319,32 +324,31 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
                           samples_per_page=EXAMPLES, elem_id="examples", type="values")
     examples.click(lambda sample: sample[0], examples, query, api_visibility="private")
     startup_progress(demo, startup, examples, lambda: spread_examples(engine, shown))
-    result_state, selected = gr.State(None), gr.State(None)
+    result_state, selected, alone_shown = gr.State(None), gr.State(None), gr.State(False)
+    own_id = gr.Textbox(visible=False)  # the query's short id when it is indexed (for the link), else ""
     galleries = [*per_model, fused, *alone]  # in the order of views.LISTS
-    outputs = [*galleries, agreement, details, as_json, status, result_state, selected]
+    outputs = [*galleries, agreement, details, as_json, status, result_state]
     inputs = [query, mode, k, rerank, robust, regions]
     # the progress shows in the status line only: an animated overlay on every gallery kept the browser
     # drawing frames the whole time the models ran (on a shared 2-core machine it slowed the search itself)
     each = {"concurrency_id": "search", "show_progress_on": [status], "show_progress": "minimal"}
     private = {"api_visibility": "private", **each}
-    searches = [query.change(search, inputs, outputs, api_name="search", concurrency_limit=2, trigger_mode="always_last",
-                             **each),
+    searches = [query.change(search, inputs, outputs, api_name="search", concurrency_limit=2,
+                             trigger_mode="always_last", **each),
                 go.click(search, inputs, outputs, **private),
                 k.change(search, inputs, outputs, trigger_mode="always_last", **private),
                 mode.change(show_mode, mode, [*per_model, fused]).then(search, inputs, outputs, **private),
                 rerank.change(search, inputs, outputs, **private),
                 robust.change(search, inputs, outputs, **private),
                 regions.change(search, inputs, outputs, **private)]
-    for done in searches:  # after the galleries are filled
-        done.then(after_search, [result_state, mode], [*galleries, only_row], api_visibility="private",
-                  show_progress="hidden").then(None, [as_json, mode, k, rerank], None, js=KEEP_IN_URL)
+    for done in searches:  # then the link: the JS gets the query's short id, not the whole result
+        done.then(after_search, [result_state, mode, selected, alone_shown],
+                  [*galleries, only_row, why, selected, alone_shown, own_id], api_visibility="private",
+                  show_progress="hidden").then(None, [own_id, mode, k, rerank], None, js=KEEP_IN_URL)
     demo.load(restore, None, [query, mode, k, rerank], api_visibility="private")
     for position, component in enumerate(galleries):
         component.select(select(position), result_state, [details, selected], api_visibility="private").then(
             explain_handler(engine, roots), [result_state, selected], why, api_visibility="private")
-    for done in searches:
-        done.then(lambda: gr.Gallery(value=None, visible=False), None, why, api_visibility="private",
-                  show_progress="hidden")
     again.click(search_selected, selected, query, api_visibility="private")
     return query
 

@@ -6,7 +6,8 @@
 Indexes FOLDER's photos (the originals) and FOLDER2's (distractors) into a fresh Milvus Lite, makes
 seeded edits of the originals (searchcore.edits), queries with all edits at once per option (one
 Milvus search per model) and prints where the original lands, per model and fused list, plain, with
-the robust query option, with DBA+alpha-QE and (with --regions) on regional descriptors. Then it
+the robust query option (against the indexed turns with --turns, else with the query's own turns),
+with DBA+alpha-QE and (with --regions) on regional descriptors. Then it
 times --timed edit queries one by one, the options interleaved, and prints each option's median
 query time and its ratio to plain.
 """
