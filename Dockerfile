@@ -9,7 +9,8 @@ RUN pip install --no-cache-dir -r requirements.txt -r models/requirements.txt
 COPY searchcore/ searchcore/
 COPY models/ models/
 ENV SEARCHCORE_MODEL_DIR=/opt/searchcore/models TF_CPP_MIN_LOG_LEVEL=2
-RUN python -m searchcore build-models
+# fp32 and the int8 build quantized from it (SEARCHCORE_PRECISION=int8 at run time chooses it)
+RUN python -m searchcore build-models --precision int8
 
 FROM python:3.11-slim
 WORKDIR /app

@@ -17,6 +17,7 @@ from .similarity import cosine_from_squared_l2, l2_from_cosine
 
 MAX_PATH = 4096
 MODEL_PROPERTY = "searchcore.onnx_sha256"
+SEARCH_CHUNK = 64  # query rows per search request
 HNSW_M_RANGE = (2, 2048)
 HNSW_EF_CONSTRUCTION_RANGE = (1, 2**31 - 1)
 
@@ -155,11 +156,16 @@ class VectorStore:
             self.client.upsert(self.name, rows[start:start + chunk], timeout=self.timeout)
 
     @guarded
-    def search(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
-        results = self.client.search(self.name, data=np.asarray(vectors, np.float32).tolist(), limit=k,
-                                     output_fields=["path", "sha256"], timeout=self.timeout,
-                                     search_params={"metric_type": "L2", "params": {"ef": max(64, k)}},
-                                     consistency_level="Session")
+    def search(self, vectors: np.ndarray, k: int, chunk: int = SEARCH_CHUNK) -> list[list[Hit]]:
+        """The k nearest rows of each query row, `chunk` query rows per request (one request of 360
+        queries outlasted the timeout of Milvus Lite)."""
+        vectors = np.asarray(vectors, np.float32)
+        results = []
+        for start in range(0, len(vectors), chunk):
+            results += self.client.search(self.name, data=vectors[start:start + chunk].tolist(), limit=k,
+                                          output_fields=["path", "sha256"], timeout=self.timeout,
+                                          search_params={"metric_type": "L2", "params": {"ef": max(64, k)}},
+                                          consistency_level="Session")
         return [[Hit.from_squared_l2(int(h["id"]), h["entity"]["path"], h["entity"]["sha256"], h["distance"])
                  for h in hits] for hits in results]
 
