@@ -47,6 +47,22 @@ def test_lite_roundtrip_l2_and_cosine(tmp_path: Path):
     client.close()
 
 
+def test_many_query_rows_go_in_requests_of_a_bounded_size(tmp_path: Path, monkeypatch):
+    """A robustness run's 360 queries in one request outlasted Milvus Lite's timeout: searches go
+    SEARCH_CHUNK rows per request, and the answers stay in query order."""
+    client = store.connect(str(tmp_path / "m.db"))
+    vs = VectorStore(client, "t_chunks", 16, "abc")
+    vectors = unit(150, 16, 1)
+    fill(vs, vectors)
+    requests = []
+    real = client.search
+    monkeypatch.setattr(client, "search", lambda *a, **kw: requests.append(len(kw["data"])) or real(*a, **kw))
+    found = vs.search(vectors, 1)
+    assert requests == [store.SEARCH_CHUNK, store.SEARCH_CHUNK, 150 - 2 * store.SEARCH_CHUNK]
+    assert [hits[0].id for hits in found] == list(range(1, 151))
+    client.close()
+
+
 def test_reopened_collection_is_loaded_and_checked(tmp_path: Path):
     uri = str(tmp_path / "m.db")
     client = store.connect(uri)
