@@ -17,7 +17,11 @@ from .similarity import cosine_from_squared_l2, l2_from_cosine
 
 MAX_PATH = 4096
 MODEL_PROPERTY = "searchcore.onnx_sha256"
+# Requests stay small: one search of 360 query rows, and one fetch of the regions of hundreds of
+# images, outlasted the timeout of Milvus Lite in a robustness run.
 SEARCH_CHUNK = 64  # query rows per search request
+GET_CHUNK = 256  # ids per fetch
+SHA_CHUNK = 32  # images per fetch of all their rows (30 each in a region collection)
 HNSW_M_RANGE = (2, 2048)
 HNSW_EF_CONSTRUCTION_RANGE = (1, 2**31 - 1)
 
@@ -135,13 +139,12 @@ class VectorStore:
                                       consistency_level="Strong")
 
     @guarded
-    def _get(self, ids: Iterable[int], fields: list[str]) -> dict[int, dict]:
-        """Stored rows by id (absent ids are left out), with the given fields."""
-        ids = list(ids)
-        if not ids:
-            return {}
-        rows = self.client.get(self.name, ids=ids, output_fields=fields, timeout=self.timeout,
-                               consistency_level="Strong")
+    def _get(self, ids: Iterable[int], fields: list[str], chunk: int = GET_CHUNK) -> dict[int, dict]:
+        """Stored rows by id (absent ids are left out), with the given fields, `chunk` ids per request."""
+        ids, rows = list(ids), []
+        for start in range(0, len(ids), chunk):
+            rows += self.client.get(self.name, ids=ids[start:start + chunk], output_fields=fields,
+                                    timeout=self.timeout, consistency_level="Strong")
         return {int(r["id"]): r for r in rows}
 
     def existing(self, ids: Iterable[int]) -> dict[int, str]:
@@ -157,8 +160,7 @@ class VectorStore:
 
     @guarded
     def search(self, vectors: np.ndarray, k: int, chunk: int = SEARCH_CHUNK) -> list[list[Hit]]:
-        """The k nearest rows of each query row, `chunk` query rows per request (one request of 360
-        queries outlasted the timeout of Milvus Lite)."""
+        """The k nearest rows of each query row, `chunk` query rows per request."""
         vectors = np.asarray(vectors, np.float32)
         results = []
         for start in range(0, len(vectors), chunk):
@@ -179,18 +181,16 @@ class VectorStore:
     @guarded
     def rows_with_sha256(self, shas: list[str]) -> list[dict]:
         """Every row (sha256, vector) of these images: in a region collection, all their regions."""
-        if not shas:
-            return []
-        return list(self.client.query(self.name, filter=f"sha256 in {json.dumps(shas)}",
+        rows = []
+        for start in range(0, len(shas), SHA_CHUNK):
+            rows += self.client.query(self.name, filter=f"sha256 in {json.dumps(shas[start:start + SHA_CHUNK])}",
                                       output_fields=["sha256", "vector"], timeout=self.timeout,
-                                      consistency_level="Strong"))
+                                      consistency_level="Strong")
+        return rows
 
     def rows(self, ids: Iterable[int], with_vectors: bool = False) -> dict[int, dict]:
-        """path and sha256 (and the vector) of stored ids, fetched 1,000 at a time."""
-        ids, rows = list(ids), {}
-        for start in range(0, len(ids), 1000):
-            rows |= self._get(ids[start:start + 1000], ["path", "sha256"] + ["vector"] * with_vectors)
-        return rows
+        """path and sha256 (and the vector) of stored ids."""
+        return self._get(ids, ["path", "sha256"] + ["vector"] * with_vectors)
 
     @guarded
     def ids_under(self, path: str) -> list[int]:
