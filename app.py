@@ -15,6 +15,7 @@ import random
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -78,23 +79,47 @@ CSS = """
 
 class RepeatedSearches:
     """Gradio's Image fires `change` twice when a new upload replaces an image (the same file, a few ms
-    apart), which ran every search twice, the two competing for the 2 cores. A page's second request
-    for the very same search within WINDOW seconds is skipped: its answer is already on its way."""
+    apart), which ran every search twice, the two competing for the 2 cores. A page's request for the
+    very same search begun less than WINDOW seconds after the last one waits for that one's answer
+    and gets it again, without running the models (an API client repeating a search gets its result,
+    not a skipped update)."""
 
-    WINDOW = 2.0
+    WINDOW = 1.0
+
+    @dataclass
+    class _Search:
+        asked: tuple
+        began: float
+        done: threading.Event = field(default_factory=threading.Event)
+        outputs: tuple | None = None
 
     def __init__(self) -> None:
-        self._last: dict[str, tuple[tuple, float]] = {}
+        self._last: dict[str, "RepeatedSearches._Search"] = {}
         self._lock = threading.Lock()
 
-    def is_repeat(self, page: str, search: tuple) -> bool:
-        now = time.monotonic()
+    def answer(self, page: str, asked: tuple) -> tuple | None:
+        """The outputs of this page's last search, if it was this one and began just now."""
         with self._lock:
             last = self._last.get(page)
-            self._last[page] = (search, now)
-            if len(self._last) > 10_000:  # forget pages that went quiet
-                self._last = {p: v for p, v in self._last.items() if now - v[1] < self.WINDOW}
-        return last is not None and last[0] == search and now - last[1] < self.WINDOW
+        if last and last.asked == asked and time.monotonic() - last.began < self.WINDOW:
+            last.done.wait(timeout=60)
+            return last.outputs
+        return None
+
+    def begin(self, page: str, asked: tuple) -> "RepeatedSearches._Search":
+        now = time.monotonic()
+        with self._lock:
+            if len(self._last) > 1_000:  # forget pages that went quiet
+                self._last = {p: v for p, v in self._last.items() if now - v.began < self.WINDOW}
+            self._last[page] = search = self._Search(asked, now)
+        return search
+
+    @staticmethod
+    def end(search: "RepeatedSearches._Search | None", outputs: tuple | None) -> None:
+        """The search's outputs, kept for a repeat (None: it failed, a repeat runs anew)."""
+        if search is not None:
+            search.outputs = outputs
+            search.done.set()
 
 
 class QueryImage(gr.Image):
@@ -215,9 +240,17 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
                regions: bool = False, request: gr.Request = None):
         if not image:
             return empty_results("Drop a photo in to search.")
-        if request and request.session_hash and repeated.is_repeat(request.session_hash,
-                                                                    (image, mode, k, rerank, robust, regions)):
-            return tuple(gr.skip() for _ in outputs)
+        page, asked = request.session_hash if request else None, (image, mode, k, rerank, robust, regions)
+        if page and (answer := repeated.answer(page, asked)):
+            return answer
+        began, values = repeated.begin(page, asked) if page else None, None
+        try:
+            values = run_search(image, mode, k, rerank, robust, regions)
+            return values
+        finally:
+            repeated.end(began, values)
+
+    def run_search(image: str, mode: str, k: int, rerank: str, robust: bool, regions: bool) -> tuple:
         started = time.perf_counter()
         try:
             models, top_k = views.check_mode(mode), views.check_k(k)
