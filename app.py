@@ -270,7 +270,7 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
     def empty_results(status: str):
         return *([] for _ in views.LISTS), "", NO_SELECTION, {}, status, None
 
-    def after_search(state, mode: str, chosen, alone_was: bool):
+    def after_search(state, mode: str, chosen, alone_was: bool, why_was: bool):
         """After a new result: a selection of the old one is forgotten, its preview closed (it would
         show another image of the new list) and its heatmaps hidden; the row of hits found by one model
         only shows when there are such hits."""
@@ -282,7 +282,8 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
             if result else ""
         return (*(gr.Gallery(selected_index=None) if had else gr.skip() for _ in views.LISTS),
                 gr.Row(visible=alone) if alone != alone_was else gr.skip(),
-                gr.Gallery(value=None, visible=False) if had else gr.skip(), None if had else gr.skip(), alone, own)
+                gr.Gallery(value=None, visible=False) if had or why_was else gr.skip(), False,
+                None if had else gr.skip(), alone, own)
 
     def show_mode(mode: str):
         models = views.MODES.get(mode, ())
@@ -357,7 +358,7 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
                           samples_per_page=EXAMPLES, elem_id="examples", type="values")
     examples.click(lambda sample: sample[0], examples, query, api_visibility="private")
     startup_progress(demo, startup, examples, lambda: spread_examples(engine, shown))
-    result_state, selected, alone_shown = gr.State(None), gr.State(None), gr.State(False)
+    result_state, selected, alone_shown, why_shown = gr.State(None), gr.State(None), gr.State(False), gr.State(False)
     own_id = gr.Textbox(visible=False)  # the query's short id when it is indexed (for the link), else ""
     galleries = [*per_model, fused, *alone]  # in the order of views.LISTS
     outputs = [*galleries, agreement, details, as_json, status, result_state]
@@ -375,13 +376,13 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
                 robust.change(search, inputs, outputs, **private),
                 regions.change(search, inputs, outputs, **private)]
     for done in searches:  # then the link: the JS gets the query's short id, not the whole result
-        done.then(after_search, [result_state, mode, selected, alone_shown],
-                  [*galleries, only_row, why, selected, alone_shown, own_id], api_visibility="private",
+        done.then(after_search, [result_state, mode, selected, alone_shown, why_shown],
+                  [*galleries, only_row, why, why_shown, selected, alone_shown, own_id], api_visibility="private",
                   show_progress="hidden").then(None, [own_id, mode, k, rerank], None, js=KEEP_IN_URL)
     demo.load(restore, None, [query, mode, k, rerank], api_visibility="private")
     for position, component in enumerate(galleries):
         component.select(select(position), result_state, [details, selected], api_visibility="private").then(
-            explain_handler(engine, roots), [result_state, selected], why, api_visibility="private")
+            explain_handler(engine, roots), [result_state, selected], [why, why_shown], api_visibility="private")
     again.click(search_selected, selected, query, api_visibility="private")
     return query
 
@@ -389,14 +390,15 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
 def explain_handler(engine: Engine, roots: list[Path]):
     """The selected hit's heatmaps: per model, the query and the hit with the regions that match."""
     def explain(state, chosen):
+        """The heatmaps, and whether they are shown (a search hides them, also when they came late)."""
         if not state or chosen is None:
-            return gr.Gallery(value=None, visible=False)
+            return gr.Gallery(value=None, visible=False), False
         try:
             explained = engine.explain(state[0].query, chosen.path, chosen.sha256, roots)
         except ValueError as exc:  # DecodeError: the file is gone, changed or outside the roots
             gr.Warning(str(exc))
-            return gr.Gallery(value=None, visible=False)
-        return gr.Gallery(value=views.explanation_gallery(explained), visible=True)
+            return gr.Gallery(value=None, visible=False), False
+        return gr.Gallery(value=views.explanation_gallery(explained), visible=True), True
     return explain
 
 

@@ -324,6 +324,7 @@ def test_browser_selection_follows_the_search_and_k_searches_again(served_app):
         page.locator("#agreement").get_by_text("in the top 5").wait_for(timeout=60_000)
         assert page.locator("#gallery-resnet50 .caption-label").count() == 5
         page.wait_for_timeout(1000)  # the follow-up that closes previews has ended: nothing is dimmed
+        assert not page.locator("#why").is_visible()  # the old hit's heatmaps, even if they came late, are gone
         page.screenshot(path=str(OUTPUT / "app-compare.png"), full_page=True)
         # bold capitals are bold: the agreement's bold text must not start with a thin capital
         widths = page.evaluate("""() => { const p = document.querySelector('#agreement p');
