@@ -112,8 +112,7 @@ def search_many(queries: Sequence[Query], stores: Mapping[str, VectorStore], k: 
 def _result(query: Query, pools: dict[str, list[Hit]], searched: dict[str, np.ndarray],
             missing: Mapping[str, Mapping[int, np.ndarray]], k: int, rerank: str) -> QueryResult:
     hits = {name: pool[:k] for name, pool in pools.items()}
-    result = QueryResult(query=query.source, id=query.id, hits=hits, vectors=searched, rerank=rerank,
-                         robust=any(np.ndim(v) == 2 for v in query.vectors.values()))
+    result = QueryResult(query=query.source, id=query.id, hits=hits, vectors=searched, rerank=rerank)
     for a, b in combinations(hits, 2):
         result.agreement[f"{a}~{b}"] = agreement([h.id for h in hits[a]], [h.id for h in hits[b]], k)
     if len(hits) > 1:
