@@ -13,16 +13,17 @@ or the turned copies of SEARCHCORE_TURNS (embed.TURNS).
 from __future__ import annotations
 
 import hashlib
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from .decode import content_id
+from .similarity import best_cosines
 from .store import Hit, VectorStore
 
 REGION_SIZES = (7, 6, 5, 4)
 REGIONS_PER_IMAGE = sum((7 - size + 1) ** 2 for size in REGION_SIZES)  # 30 on the 7 x 7 grid of both models
-OVERFETCH = 8  # region hits asked for per image wanted: most images place several regions near the top
+OVERFETCH = 4  # region hits asked for per image wanted: most images place several regions near the top
 
 
 def region_vectors(feature_map: np.ndarray, sizes: tuple[int, ...] = REGION_SIZES) -> np.ndarray:
@@ -48,20 +49,26 @@ class GroupedSearch:
     collection: hits are images (grouped by SHA-256, each with its best row's cosine), so search.py's
     pools, fusion and ranks apply."""
 
-    def __init__(self, rows: VectorStore) -> None:
-        self.rows = rows
+    def __init__(self, rows: VectorStore, rows_per_image: int) -> None:
+        self.rows, self.rows_per_image = rows, rows_per_image
 
     def search(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
         """Up to k images per query row (fewer when one image's rows fill the row hits)."""
         found = self.rows.search(vectors, min(16384, k * OVERFETCH))
         return [self._images(hits)[:k] for hits in found]
 
-    def image_vectors(self, images: Mapping[int, str]) -> dict[int, np.ndarray]:
-        """Each image's (id -> sha256) rows, as a (rows, dim) array."""
-        grouped: dict[int, list] = {}
-        for row in self.rows.rows_with_sha256(sorted(set(images.values()))):
-            grouped.setdefault(content_id(row["sha256"]), []).append(row["vector"])
-        return {i: np.asarray(rows, np.float32) for i, rows in grouped.items()}
+    def cosines(self, queries: Sequence[np.ndarray], images: Sequence[Mapping[int, str]]) -> list[dict[int, float]]:
+        """Per query (its rows: (d,) or (variants, d)), the exact best cosine of any row of each of its
+        images (id -> sha256) to any query row; the images' rows fetched by id, once for all queries."""
+        shas = {sha for wanted in images for sha in wanted.values()}
+        stored = self.rows.vectors([row_id(sha, n) for sha in shas for n in range(self.rows_per_image)])
+        by_image = {}
+        for sha in shas:
+            rows = [stored[r] for n in range(self.rows_per_image) if (r := row_id(sha, n)) in stored]
+            if rows:
+                by_image[content_id(sha)] = np.stack(rows)
+        return [best_cosines({i: by_image[i] for i in wanted if i in by_image}, rows)
+                for rows, wanted in zip(queries, images)]
 
     @staticmethod
     def _images(hits: list[Hit]) -> list[Hit]:

@@ -6,14 +6,14 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import grpc
 import numpy as np
 from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
-from .similarity import cosine_from_squared_l2, l2_from_cosine
+from .similarity import best_cosines, cosine_from_squared_l2, l2_from_cosine
 
 MAX_PATH = 4096
 MODEL_PROPERTY = "searchcore.onnx_sha256"
@@ -21,7 +21,6 @@ MODEL_PROPERTY = "searchcore.onnx_sha256"
 # images, outlasted the timeout of Milvus Lite in a robustness run.
 SEARCH_CHUNK = 64  # query rows per search request
 GET_CHUNK = 256  # ids per fetch
-SHA_CHUNK = 32  # images per fetch of all their rows (30 each in a region collection)
 HNSW_M_RANGE = (2, 2048)
 HNSW_EF_CONSTRUCTION_RANGE = (1, 2**31 - 1)
 
@@ -174,19 +173,12 @@ class VectorStore:
     def vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
         return {i: np.asarray(r["vector"], np.float32) for i, r in self._get(ids, ["vector"]).items()}
 
-    def image_vectors(self, images: Mapping[int, str]) -> dict[int, np.ndarray]:
-        """The stored vector of each image (id -> sha256) that is here, as a (1, dim) array."""
-        return {i: v[None, :] for i, v in self.vectors(images).items()}
-
-    @guarded
-    def rows_with_sha256(self, shas: list[str]) -> list[dict]:
-        """Every row (sha256, vector) of these images: in a region collection, all their regions."""
-        rows = []
-        for start in range(0, len(shas), SHA_CHUNK):
-            rows += self.client.query(self.name, filter=f"sha256 in {json.dumps(shas[start:start + SHA_CHUNK])}",
-                                      output_fields=["sha256", "vector"], timeout=self.timeout,
-                                      consistency_level="Strong")
-        return rows
+    def cosines(self, queries: Sequence[np.ndarray], images: Sequence[Mapping[int, str]]) -> list[dict[int, float]]:
+        """Per query (its rows: (d,) or (variants, d)), the exact best cosine of each of its images
+        (id -> sha256) that is stored here; one fetch of the images' vectors for all queries."""
+        stored = self.vectors({i for wanted in images for i in wanted})
+        return [best_cosines({i: stored[i][None, :] for i in wanted if i in stored}, rows)
+                for rows, wanted in zip(queries, images)]
 
     def rows(self, ids: Iterable[int], with_vectors: bool = False) -> dict[int, dict]:
         """path and sha256 (and the vector) of stored ids."""

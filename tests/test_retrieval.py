@@ -13,7 +13,8 @@ from searchcore import Engine, Settings
 from searchcore.decode import content_id, raw_from_bytes, read_raw
 from searchcore.evaluate import _similarity
 from searchcore.rerank import dba
-from searchcore.search import fused_order, rrf_order
+from searchcore.regions import row_id
+from searchcore.search import FUSION_POOL, fuse, fused_order, rrf_order, rrf_ranking
 from searchcore.samples import sample_files
 from searchcore.shown import ShownFiles
 from tests.conftest import COREL, PHOTOS, SAMPLES, crops_of_photos, run_cli
@@ -59,16 +60,50 @@ def test_corel1k_reproduces_the_reference_figures(cli_env):
         assert scores["P@1"] >= scores["P@10"] >= scores["P@20"]
 
 
-@pytest.fixture(scope="module")
-def crops_engine(tmp_path_factory, model_dir):
+def engine_over_crops(home: Path, model_dir: Path, regions: bool = False):
     """An engine over 64 crops of the sample photos: more images than the fusion pool of 50."""
-    home = tmp_path_factory.mktemp("crops")
     folder = crops_of_photos(home / "crops", per_photo=8)
     settings = replace(Settings.from_env(), home=home, model_dir=model_dir, milvus_uri=str(home / "milvus.db"),
-                       redis_url="")
+                       redis_url="", regions=regions)
     with Engine(settings) as engine:
         assert engine.index([folder]).indexed == 8 * len(PHOTOS)
         yield engine, sorted(folder.iterdir())
+
+
+@pytest.fixture(scope="module")
+def crops_engine(tmp_path_factory, model_dir):
+    yield from engine_over_crops(tmp_path_factory.mktemp("crops"), model_dir)
+
+
+@pytest.fixture(scope="module")
+def crops_regions_engine(tmp_path_factory, model_dir):
+    """The same, with regional descriptors too."""
+    yield from engine_over_crops(tmp_path_factory.mktemp("crops-regions"), model_dir, regions=True)
+
+
+@pytest.mark.parametrize("regions", [False, True], ids=["images", "regions"])
+def test_fused_lists_score_few_candidates_yet_rank_as_if_they_scored_all(request, regions):
+    """Fusion scores a candidate under a model that missed it only once it could be shown (for regions
+    that is a fetch of 30 rows per image), yet both fused lists equal those of scoring every candidate
+    of the pools exactly: same images, same order, same cosines."""
+    engine, files = request.getfixturevalue("crops_regions_engine" if regions else "crops_engine")
+    for query, k in zip(files[::8], [10, 20, 30, 40] * 2):  # the deeper lists hold hits one model missed
+        result = engine.search_files([query], k=k, regions=regions)[0]
+        searched = {m: engine.models[m].searched("none", regions=regions) for m in engine.models}
+        pools = {m: searched[m].search(result.vectors[m][None], FUSION_POOL + 1)[0] for m in engine.models}
+        exact = {m: {h.id: float(np.max(stored_rows(engine, m, h.sha256, regions) @ result.vectors[m]))
+                     for hits in pools.values() for h in hits} for m in engine.models}
+        every, _ = fuse(pools, exact, result.id)
+        assert [(h.id, round(h.cosine, 5)) for h in result.fused] == \
+            [(h.id, round(h.cosine, 5)) for h in sorted(every, key=lambda h: -h.cosine)[:k]], query.name
+        assert [h.id for h in result.rrf] == [h.id for h in rrf_ranking(every, result.id)[:k]], query.name
+
+
+def stored_rows(engine: Engine, model: str, sha256: str, regions: bool) -> np.ndarray:
+    """An image's stored vector, or its regions' vectors, as rows."""
+    if regions:
+        return np.stack(list(engine.models[model].regions.vectors([row_id(sha256, n) for n in range(30)]).values()))
+    return engine.models[model].store.vectors([content_id(sha256)])[content_id(sha256)][None]
 
 
 def test_fused_scores_equal_the_exact_cosines_also_for_hits_one_model_missed(crops_engine):
@@ -104,8 +139,9 @@ def test_the_apps_fused_list_is_the_evaluations_fused_ranking(crops_engine):
 @pytest.mark.parametrize("rerank, robust, searches", [("none", False, 1), ("qe", False, 2), ("none", True, 1)])
 def test_many_queries_cost_one_milvus_search_per_model_and_give_what_one_by_one_gives(
         crops_engine, monkeypatch, rerank, robust, searches):
-    """A batch of queries asks each model's collection once (twice with alpha-QE) and fetches the
-    vectors fusion needs once per model, and every query gets the result it gets alone."""
+    """A batch of queries asks each model's collection once (twice with alpha-QE), fetches what fusion
+    needs for all queries together (far fewer fetches than queries), and every query gets the result
+    it gets alone."""
     engine, files = crops_engine
     queries = files[1::6]  # 11 queries: with their turns, 55 rows, one request (SEARCH_CHUNK = 64)
     alone = [engine.search_files([q], k=10, rerank=rerank, robust=robust)[0] for q in queries]
@@ -119,7 +155,8 @@ def test_many_queries_cost_one_milvus_search_per_model_and_give_what_one_by_one_
         monkeypatch.setattr(engine.client, name, counted)
     together = engine.search_files(queries, k=10, rerank=rerank, robust=robust)
     models = len(engine.models)
-    assert calls == {"search": searches * models, "get": searches * models}, calls  # get: QE, and fusion
+    assert calls["search"] == searches * models, calls
+    assert calls["get"] <= (searches - 1) * models + 2 * models < len(queries), calls  # QE; fusion's rounds
     for one, batched in zip(alone, together):
         assert {m: [h.id for h in hits] for m, hits in batched.hits.items()} == \
             {m: [h.id for h in hits] for m, hits in one.hits.items()}
@@ -148,6 +185,22 @@ def test_indexing_makes_the_thumbnails_and_only_images_under_the_roots_are_shown
     coffee = read_raw(outside / "coffee.jpg")
     assert made.path(coffee.sha256).is_file() and shown.thumbnail(str(outside / "coffee.jpg"), coffee.sha256) is None
     assert not (tmp_path / "shown" / "thumbs" / f"{coffee.sha256}.webp").exists()
+
+
+def test_an_index_run_seals_every_collection_it_wrote_to(settings, photo_dir, monkeypatch, tmp_path):
+    """The image, DBA, region and turn collections are all flushed after a run (Milvus Lite searches
+    unsealed rows one by one, and the app searches in the process that indexed); a run that adds
+    nothing flushes nothing."""
+    with Engine(replace(settings, regions=True, turns=True)) as engine:
+        flushed = []
+        real = engine.client.flush
+        monkeypatch.setattr(engine.client, "flush", lambda name, **kw: (flushed.append(name), real(name, **kw)))
+        engine.index([photo_dir])
+        written = {s.name for m in engine.models.values() for s in (m.store, m.dba, *m.grouped().values())}
+        assert len(written) == 8 and set(flushed) == written, flushed
+        flushed.clear()
+        engine.index([photo_dir])
+        assert flushed == []
 
 
 def test_index_report_times_each_stage_and_maps_follow_the_index(engine, photo_dir, many_photos):
