@@ -15,8 +15,8 @@ import random
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -43,7 +43,8 @@ FUSED_LABELS = {views.FUSED_MODE: "Fused (mean cosine of the models, over their 
 # history entry, so that Back, Reload and a copied link bring it back; Back reloads the page to get there.
 # The query is named by the first 16 hex digits of its SHA-256 (its id is those 63 bits; a JSON number
 # that large loses digits in JavaScript).
-KEEP_IN_URL = """(own, mode, k, rerank) => {
+KEEP_IN_URL = """(query, own, mode, k, rerank) => {
+  if (!query) { return; }  // no photo (a fresh page, a cleared query): the address stays as it is
   const url = new URL(window.location.href);
   if (own) { url.searchParams.set("q", own); } else { url.searchParams.delete("q"); }
   url.searchParams.set("mode", mode); url.searchParams.set("k", String(k));
@@ -75,51 +76,6 @@ CSS = """
   padding: 4px; max-width: 180px; font-size: 0.75em; overflow-wrap: anywhere; pointer-events: none; }
 .map-tip img { max-width: 170px; max-height: 130px; display: block; }
 """
-
-
-class RepeatedSearches:
-    """Gradio's Image fires `change` twice when a new upload replaces an image (the same file, a few ms
-    apart), which ran every search twice, the two competing for the 2 cores. A page's request for the
-    very same search begun less than WINDOW seconds after the last one waits for that one's answer
-    and gets it again, without running the models (an API client repeating a search gets its result,
-    not a skipped update)."""
-
-    WINDOW = 1.0
-
-    @dataclass
-    class _Search:
-        asked: tuple
-        began: float
-        done: threading.Event = field(default_factory=threading.Event)
-        outputs: tuple | None = None
-
-    def __init__(self) -> None:
-        self._last: dict[str, "RepeatedSearches._Search"] = {}
-        self._lock = threading.Lock()
-
-    def answer(self, page: str, asked: tuple) -> tuple | None:
-        """The outputs of this page's last search, if it was this one and began just now."""
-        with self._lock:
-            last = self._last.get(page)
-        if last and last.asked == asked and time.monotonic() - last.began < self.WINDOW:
-            last.done.wait(timeout=60)
-            return last.outputs
-        return None
-
-    def begin(self, page: str, asked: tuple) -> "RepeatedSearches._Search":
-        now = time.monotonic()
-        with self._lock:
-            if len(self._last) > 1_000:  # forget pages that went quiet
-                self._last = {p: v for p, v in self._last.items() if now - v.began < self.WINDOW}
-            self._last[page] = search = self._Search(asked, now)
-        return search
-
-    @staticmethod
-    def end(search: "RepeatedSearches._Search | None", outputs: tuple | None) -> None:
-        """The search's outputs, kept for a repeat (None: it failed, a repeat runs anew)."""
-        if search is not None:
-            search.outputs = outputs
-            search.done.set()
 
 
 class QueryImage(gr.Image):
@@ -212,11 +168,11 @@ def build_ui(engine: Engine, roots: list[Path], startup: StartupIndexing) -> tup
                     elem_id="intro")
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("Search", id="search"):
-                query = search_tab(demo, engine, shown, startup, roots)
+                query, search_after = search_tab(demo, engine, shown, startup, roots)
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluate_tab(engine, roots, shown)
             with gr.Tab("Map", id="map") as map_page:
-                map_tab(engine, shown, query, tabs, map_page)
+                map_tab(engine, shown, query, search_after, tabs, map_page)
             with gr.Tab("Robustness", id="robustness"):
                 robustness_tab(engine, query)
             with gr.Tab("Index", id="index"):
@@ -231,26 +187,14 @@ def gallery(label: str, elem_id: str, visible: bool = True) -> gr.Gallery:
 
 
 def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: StartupIndexing,
-               roots: list[Path]) -> QueryImage:
+               roots: list[Path]) -> tuple[QueryImage, Callable]:
     """Query, mode and k; each model's hits rank by rank, the hits only one model found, the details
-    and why the selected hit matched. Returns the query component (other tabs search through it)."""
-    repeated = RepeatedSearches()
-
+    and why the selected hit matched. Returns the query component, and search_after(event), which
+    searches once an event of another tab has set the query."""
     def search(image: str | None, mode: str, k: int, rerank: str = "none", robust: bool = False,
-               regions: bool = False, request: gr.Request = None):
+               regions: bool = False) -> tuple:
         if not image:
             return empty_results("Drop a photo in to search.")
-        page, asked = request.session_hash if request else None, (image, mode, k, rerank, robust, regions)
-        if page and (answer := repeated.answer(page, asked)):
-            return answer
-        began, values = repeated.begin(page, asked) if page else None, None
-        try:
-            values = run_search(image, mode, k, rerank, robust, regions)
-            return values
-        finally:
-            repeated.end(began, values)
-
-    def run_search(image: str, mode: str, k: int, rerank: str, robust: bool, regions: bool) -> tuple:
         started = time.perf_counter()
         try:
             models, top_k = views.check_mode(mode), views.check_k(k)
@@ -356,7 +300,6 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
                 as_json = gr.JSON(open=True)
     examples = gr.Dataset(components=[query], samples=spread_examples(engine, shown), label="Examples from the index",
                           samples_per_page=EXAMPLES, elem_id="examples", type="values")
-    examples.click(lambda sample: sample[0], examples, query, api_visibility="private")
     startup_progress(demo, startup, examples, lambda: spread_examples(engine, shown))
     result_state, selected, alone_shown, why_shown = gr.State(None), gr.State(None), gr.State(False), gr.State(False)
     own_id = gr.Textbox(visible=False)  # the query's short id when it is indexed (for the link), else ""
@@ -367,24 +310,36 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
     # drawing frames the whole time the models ran (on a shared 2-core machine it slowed the search itself)
     each = {"concurrency_id": "search", "show_progress_on": [status], "show_progress": "minimal"}
     private = {"api_visibility": "private", **each}
-    searches = [query.change(search, inputs, outputs, api_name="search", concurrency_limit=2,
-                             trigger_mode="always_last", **each),
+    # `input` fires once for an upload, a paste, a webcam shot or a clear; `change` fired twice for
+    # every new upload (two searches, two follow-ups). A query set by code (an example, a link, a
+    # selected hit, a point on the map) is searched by a search chained after the event that set it.
+    searches = [query.input(search, inputs, outputs, api_name="search", concurrency_limit=2,
+                            trigger_mode="always_last", **each),
                 go.click(search, inputs, outputs, **private),
                 k.change(search, inputs, outputs, trigger_mode="always_last", **private),
                 mode.change(show_mode, mode, [*per_model, fused]).then(search, inputs, outputs, **private),
                 rerank.change(search, inputs, outputs, **private),
                 robust.change(search, inputs, outputs, **private),
                 regions.change(search, inputs, outputs, **private)]
-    for done in searches:  # then the link: the JS gets the query's short id, not the whole result
+
+    def search_after(event):
+        """A search (and its follow-ups) once an event that sets the query is done."""
+        follow_up(event.then(search, inputs, outputs, **private))
+
+    def follow_up(done):  # then the link: the JS gets the query's short id, not the whole result
         done.then(after_search, [result_state, mode, selected, alone_shown, why_shown],
                   [*galleries, only_row, why, why_shown, selected, alone_shown, own_id], api_visibility="private",
-                  show_progress="hidden").then(None, [own_id, mode, k, rerank], None, js=KEEP_IN_URL)
-    demo.load(restore, None, [query, mode, k, rerank], api_visibility="private")
+                  show_progress="hidden").then(None, [query, own_id, mode, k, rerank], None, js=KEEP_IN_URL)
+
+    for done in searches:
+        follow_up(done)
+    search_after(examples.click(lambda sample: sample[0], examples, query, api_visibility="private"))
+    search_after(demo.load(restore, None, [query, mode, k, rerank], api_visibility="private"))
+    search_after(again.click(search_selected, selected, query, api_visibility="private"))
     for position, component in enumerate(galleries):
         component.select(select(position), result_state, [details, selected], api_visibility="private").then(
             explain_handler(engine, roots), [result_state, selected], [why, why_shown], api_visibility="private")
-    again.click(search_selected, selected, query, api_visibility="private")
-    return query
+    return query, search_after
 
 
 def explain_handler(engine: Engine, roots: list[Path]):
@@ -491,7 +446,7 @@ element.addEventListener('click', (event) => {
 """
 
 
-def map_tab(engine: Engine, shown: ShownFiles, query: QueryImage, tabs: gr.Tabs, page: gr.Tab) -> None:
+def map_tab(engine: Engine, shown: ShownFiles, query: QueryImage, search_after, tabs: gr.Tabs, page: gr.Tab) -> None:
     """Each model's indexed images in 2-D, side by side; hover for the image, click to search with it."""
     def thumbnail(point) -> str:
         """The hovered point's thumbnail URL; Gradio hands a server function the JS arguments as one list."""
@@ -520,7 +475,7 @@ def map_tab(engine: Engine, shown: ShownFiles, query: QueryImage, tabs: gr.Tabs,
     page.select(draw, method, panes, api_visibility="private")
     method.change(draw, method, panes, api_name="map")
     for pane in panes:
-        pane.select(pick, None, [query, tabs], api_visibility="private")
+        search_after(pane.select(pick, None, [query, tabs], api_visibility="private"))
 
 
 def robustness_tab(engine: Engine, query: QueryImage) -> None:
