@@ -91,10 +91,10 @@ def search(query_id: int, query: str, vectors: Mapping[str, np.ndarray], stores:
 def search_many(queries: Sequence[Query], stores: Mapping[str, VectorStore], k: int, expand: bool = False,
                 rerank: str = "none") -> list[QueryResult]:
     """Queries (all with the same models) -> per query its hits per model, their pairwise agreement and
-    the fused lists. Each model's collection is asked once for all queries (twice with alpha-QE, once
-    more for the candidates another model found): with several models, for each query's pool of
-    FUSION_POOL fusion candidates, of which the first k are shown. `stores` are the collections to
-    search (the DBA ones for DBA); `expand`: alpha-QE."""
+    the fused lists. Each model's collection is searched once for all queries (twice with alpha-QE),
+    then asked for the few candidates another model found that could be shown: with several models,
+    for each query's pool of FUSION_POOL fusion candidates, of which the first k are shown. `stores`
+    are the collections to search (the DBA ones for DBA); `expand`: alpha-QE."""
     if not queries:
         return []
     models = list(queries[0].vectors)
