@@ -3,8 +3,8 @@
 Fused, here and in the evaluation alike: the union of each model's top FUSION_POOL hits (more if k is
 larger), ranked by the mean cosine over the models (a model that did not return a candidate scores it
 exactly from its stored vector or rows, asked only for candidates that could be shown), or by
-reciprocal rank fusion of the pools (RRF). `fused_order` and
-`rrf_order` are the same rules over full similarity rows."""
+reciprocal rank fusion of the pools (RRF). `fused_order` and `rrf_order` are the same rules over full
+similarity rows."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
