@@ -446,7 +446,8 @@ element.addEventListener('click', (event) => {
 """
 
 
-def map_tab(engine: Engine, shown: ShownFiles, query: QueryImage, search_after, tabs: gr.Tabs, page: gr.Tab) -> None:
+def map_tab(engine: Engine, shown: ShownFiles, query: QueryImage, search_after: Callable, tabs: gr.Tabs,
+            page: gr.Tab) -> None:
     """Each model's indexed images in 2-D, side by side; hover for the image, click to search with it."""
     def thumbnail(point) -> str:
         """The hovered point's thumbnail URL; Gradio hands a server function the JS arguments as one list."""
