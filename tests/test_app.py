@@ -358,6 +358,10 @@ def test_browser_phone_shows_results_after_the_query_rank_by_rank(served_app):
         assert abs(rows[0] - rows[1]) < 2
         page.locator("#examples img").nth(7).wait_for(timeout=30_000)
         assert page.locator("#startup").inner_text().strip() == ""
+        # every hit's thumbnail loads once scrolled to (they load lazily below the fold)
+        page.locator("#gallery-vgg16 .thumbnail-item").nth(7).scroll_into_view_if_needed()
+        page.wait_for_function("() => [...document.querySelectorAll('#gallery-resnet50 img, #gallery-vgg16 img')]"
+                               ".filter(i => i.complete && i.naturalWidth > 0).length === 16", timeout=30_000)
         page.screenshot(path=str(OUTPUT / "app-phone.png"), full_page=True)
         page.locator("#gallery-vgg16 .thumbnail-item").nth(3).click()
         details = page.locator("#details")
