@@ -89,7 +89,7 @@ def test_search_api_gives_both_models_side_by_side(served_app):
     assert "this very image is indexed" in status
     _, _, fused, *_ = client.predict(handle_file(str(photos / "coffee.jpg")), "Fused", 3, api_name="/search")
     assert len(fused) == 3 and fused[0]["caption"].startswith("#1 L2 0.000 · cos 1.000")
-    # the same search again at once (the app answers it from the last one) is a full answer, not a skip
+    # the same search again at once is a full answer, not a skipped update
     again = client.predict(handle_file(str(photos / "coffee.jpg")), "Fused", 3, api_name="/search")
     assert [item["caption"] for item in again[2]] == [item["caption"] for item in fused]
 
