@@ -24,6 +24,7 @@ from .rerank import DBA_K, RERANK_LABELS, RERANKS, weighted_mean
 from .regions import REGIONS_PER_IMAGE, GroupedSearch, row_id
 from .search import FUSED, RRF, FusedHit, Query, QueryResult, search, search_many
 from .shown import Thumbnails
+from .similarity import best_cosines
 from .store import Hit
 from . import maps, store
 
@@ -292,7 +293,7 @@ class Engine:
         scores = {}
         for name, query_vector in result.vectors.items():
             searched = self.models[name].searched(result.rerank, result.regions, result.turns_indexed)
-            cosine = searched.cosines([query_vector], [{hit.id: hit.sha256}])[0].get(hit.id)
+            cosine = best_cosines(searched.image_vectors({hit.id: hit.sha256}), query_vector).get(hit.id)
             ranks = [r for r, h in enumerate(result.hits.get(name, []), 1) if h.id == hit.id]
             scores[name] = HitScore(rank=ranks[0] if ranks else None, cosine=cosine)
         return scores

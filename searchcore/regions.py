@@ -13,12 +13,11 @@ or the turned copies of SEARCHCORE_TURNS (embed.TURNS).
 from __future__ import annotations
 
 import hashlib
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 
 from .decode import content_id
-from .similarity import best_cosines
 from .store import Hit, VectorStore
 
 REGION_SIZES = (7, 6, 5, 4)
@@ -57,18 +56,12 @@ class GroupedSearch:
         found = self.rows.search(vectors, min(16384, k * OVERFETCH))
         return [self._images(hits)[:k] for hits in found]
 
-    def cosines(self, queries: Sequence[np.ndarray], images: Sequence[Mapping[int, str]]) -> list[dict[int, float]]:
-        """Per query (its rows: (d,) or (variants, d)), the exact best cosine of any row of each of its
-        images (id -> sha256) to any query row; the images' rows fetched by id, once for all queries."""
-        shas = {sha for wanted in images for sha in wanted.values()}
-        stored = self.rows.vectors([row_id(sha, n) for sha in shas for n in range(self.rows_per_image)])
-        by_image = {}
-        for sha in shas:
-            rows = [stored[r] for n in range(self.rows_per_image) if (r := row_id(sha, n)) in stored]
-            if rows:
-                by_image[content_id(sha)] = np.stack(rows)
-        return [best_cosines({i: by_image[i] for i in wanted if i in by_image}, rows)
-                for rows, wanted in zip(queries, images)]
+    def image_vectors(self, images: Mapping[int, str]) -> dict[int, np.ndarray]:
+        """Each image's (id -> sha256) rows that are here, as a (rows, dim) array, fetched by their ids."""
+        ids = {i: [row_id(sha, n) for n in range(self.rows_per_image)] for i, sha in images.items()}
+        stored = self.rows.vectors([r for rows in ids.values() for r in rows])
+        return {i: np.stack([stored[r] for r in rows if r in stored]) for i, rows in ids.items()
+                if any(r in stored for r in rows)}
 
     @staticmethod
     def _images(hits: list[Hit]) -> list[Hit]:

@@ -15,6 +15,7 @@ import numpy as np
 
 from .compare import Agreement, agreement
 from .rerank import QE_N, RRF_K, top_k, weighted_mean
+from .similarity import best_cosines
 from .store import Hit, VectorStore
 
 FUSED = "fused"
@@ -144,8 +145,10 @@ def _fused_lists(pools: Sequence[Mapping[str, list[Hit]]], searched: Mapping[str
             return shown
         for name, per_query in wanted.items():
             if any(per_query):
-                for n, found in enumerate(stores[name].cosines(searched[name], per_query)):
-                    exact[n][name] |= {i: found.get(i) for i in per_query[n]}
+                stored = stores[name].image_vectors({i: sha for one in per_query for i, sha in one.items()})
+                for n, one in enumerate(per_query):
+                    found = best_cosines({i: stored[i] for i in one if i in stored}, searched[name][n])
+                    exact[n][name] |= {i: found.get(i) for i in one}
 
 
 def pool_search(store: VectorStore, vectors: Sequence[np.ndarray], depth: int, expand: bool,

@@ -6,14 +6,14 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping
 
 import grpc
 import numpy as np
 from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
-from .similarity import best_cosines, cosine_from_squared_l2, l2_from_cosine
+from .similarity import cosine_from_squared_l2, l2_from_cosine
 
 MAX_PATH = 4096
 MODEL_PROPERTY = "searchcore.onnx_sha256"
@@ -173,12 +173,9 @@ class VectorStore:
     def vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
         return {i: np.asarray(r["vector"], np.float32) for i, r in self._get(ids, ["vector"]).items()}
 
-    def cosines(self, queries: Sequence[np.ndarray], images: Sequence[Mapping[int, str]]) -> list[dict[int, float]]:
-        """Per query (its rows: (d,) or (variants, d)), the exact best cosine of each of its images
-        (id -> sha256) that is stored here; one fetch of the images' vectors for all queries."""
-        stored = self.vectors({i for wanted in images for i in wanted})
-        return [best_cosines({i: stored[i][None, :] for i in wanted if i in stored}, rows)
-                for rows, wanted in zip(queries, images)]
+    def image_vectors(self, images: Mapping[int, str]) -> dict[int, np.ndarray]:
+        """The stored vector of each image (id -> sha256) that is here, as a (1, dim) array."""
+        return {i: v[None, :] for i, v in self.vectors(images).items()}
 
     def rows(self, ids: Iterable[int], with_vectors: bool = False) -> dict[int, dict]:
         """path and sha256 (and the vector) of stored ids."""
