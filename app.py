@@ -15,6 +15,7 @@ import random
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -33,8 +34,7 @@ from searchcore.shown import ShownFiles  # noqa: E402
 from searchcore.store import StoreUnavailableError  # noqa: E402
 
 log = logging.getLogger("searchcore.app")
-MAX_UPLOAD = "20mb"
-MAX_UPLOAD_BYTES = 20 * 1000 * 1000
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # one limit for uploads (Gradio's) and data: URLs (ours)
 EXAMPLES = 8
 NO_SELECTION = "Select a hit to see its details."
 FUSED_LABELS = {views.FUSED_MODE: "Fused (mean cosine of the models, over their top 50)",
@@ -103,7 +103,7 @@ def save_data_url(url: str, folder: Path) -> str:
     if ";base64" not in header:
         raise gr.Error("A data: URL must be base64-encoded.")
     if len(body) > (MAX_UPLOAD_BYTES + 2) // 3 * 4 + 4:
-        raise gr.Error(f"The image is over the upload limit of {MAX_UPLOAD}.")
+        raise gr.Error(f"The image is over the upload limit of {MAX_UPLOAD_BYTES} bytes (20 MB).")
     try:
         data = base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError):
@@ -209,25 +209,29 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
         # component's config and API schema, which cost the page ~0.1 s a search; after_search updates
         # components only when something changes
         return (*(views.gallery(result, name, images) for name in lists), views.agreement_text(result),
-                NO_SELECTION, result.to_json(), views.status_text(result, images), (result, images, lists))
+                NO_SELECTION, result.to_json(), views.status_text(result, images),
+                (result, images, lists, uuid.uuid4().hex))
 
     def empty_results(status: str):
         return *([] for _ in views.LISTS), "", NO_SELECTION, {}, status, None
 
     def after_search(state, mode: str, chosen, alone_was: bool, why_was: bool):
-        """After a new result: a selection of the old one is forgotten, its preview closed (it would
-        show another image of the new list) and its heatmaps hidden; the row of hits found by one model
-        only shows when there are such hits."""
-        result = state[0] if state else None
+        """After a new result: a selection made on an older one is forgotten, its preview closed (it would
+        show another image of the new list), its heatmaps hidden and "Search with the selected hit"
+        disabled; a selection already made on this result stays. The row of hits found by one model only
+        shows when there are such hits."""
+        result, token = (state[0], state[3]) if state else (None, None)
         alone = bool(result) and mode == views.SIDE_BY_SIDE and any(views.ranked(result, views.only(m))
                                                                     for m in result.hits)
-        had = chosen is not None
+        stale = chosen is not None and chosen.made_on != token
+        current = chosen is not None and not stale
         own = next((h.sha256[:16] for hits in result.hits.values() for h in hits if result.is_self(h)), "") \
             if result else ""
-        return (*(gr.Gallery(selected_index=None) if had else gr.skip() for _ in views.LISTS),
+        return (*(gr.Gallery(selected_index=None) if stale else gr.skip() for _ in views.LISTS),
                 gr.Row(visible=alone) if alone != alone_was else gr.skip(),
-                gr.Gallery(value=None, visible=False) if had or why_was else gr.skip(), False,
-                None if had else gr.skip(), alone, own)
+                gr.Gallery(value=None, visible=False) if stale or (why_was and not current) else gr.skip(),
+                gr.skip() if current else False, None if stale else gr.skip(),
+                gr.Button(interactive=False) if stale else gr.skip(), alone, own)
 
     def show_mode(mode: str):
         models = views.MODES.get(mode, ())
@@ -239,14 +243,14 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
     def select(position: int):
         def handler(state, evt: gr.SelectData):
             if state is None or state[0].error:
-                return NO_SELECTION, None
-            result, images, lists = state
+                return NO_SELECTION, None, gr.Button(interactive=False)
+            result, images, lists, token = state
             _, hit = views.shown_hits(result, lists[position], images)[evt.index]
             try:
-                chosen = views.hit_details(hit, engine.hit_scores(result, hit))
+                chosen = views.hit_details(hit, engine.hit_scores(result, hit), made_on=token)
             except StoreUnavailableError as exc:
-                return views.error_text(str(exc)), None
-            return chosen.text, chosen
+                return views.error_text(str(exc)), None, gr.Button(interactive=False)
+            return chosen.text, chosen, gr.Button(interactive=True)
         return handler
 
     def restore(request: gr.Request):
@@ -292,7 +296,7 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
                 alone = [gallery(f"Found by {m.label} only", f"only-{m.name}") for m in engine.models.values()]
             with gr.Row():
                 details = gr.Markdown(NO_SELECTION, elem_id="details")
-                again = gr.Button("Search with the selected hit", elem_id="again")
+                again = gr.Button("Search with the selected hit", elem_id="again", interactive=False)
             why = gr.Gallery(label="Why it matched: the regions that make up each model's similarity (red: most)",
                              columns=4, height="auto", object_fit="contain", preview=False, visible=False,
                              elem_id="why")
@@ -328,8 +332,9 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
 
     def follow_up(done):  # then the link: the JS gets the query's short id, not the whole result
         done.then(after_search, [result_state, mode, selected, alone_shown, why_shown],
-                  [*galleries, only_row, why, why_shown, selected, alone_shown, own_id], api_visibility="private",
-                  show_progress="hidden").then(None, [query, own_id, mode, k, rerank], None, js=KEEP_IN_URL)
+                  [*galleries, only_row, why, why_shown, selected, again, alone_shown, own_id],
+                  api_visibility="private", show_progress="hidden", concurrency_id="selection").then(
+            None, [query, own_id, mode, k, rerank], None, js=KEEP_IN_URL)
 
     for done in searches:
         follow_up(done)
@@ -337,7 +342,9 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
     search_after(demo.load(restore, None, [query, mode, k, rerank], api_visibility="private"))
     search_after(again.click(search_selected, selected, query, api_visibility="private"))
     for position, component in enumerate(galleries):
-        component.select(select(position), result_state, [details, selected], api_visibility="private").then(
+        # one at a time with the follow-ups: a selection and a search's follow-up never interleave
+        component.select(select(position), result_state, [details, selected, again], api_visibility="private",
+                         concurrency_id="selection").then(
             explain_handler(engine, roots), [result_state, selected], [why, why_shown], api_visibility="private")
     return query, search_after
 
@@ -595,7 +602,7 @@ def main() -> None:
     demo.queue(max_size=64, default_concurrency_limit=1)
     # Only the folder of shown copies is served: never a root itself (it may hold other files).
     demo.launch(server_name=args.host, server_port=args.port, share=False, allowed_paths=[str(shown.folder)],
-                max_file_size=MAX_UPLOAD, show_error=True, css=CSS, theme=THEME)
+                max_file_size=MAX_UPLOAD_BYTES, show_error=True, css=CSS, theme=THEME)
 
 
 if __name__ == "__main__":

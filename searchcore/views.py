@@ -185,9 +185,10 @@ class Selection:
     path: str
     sha256: str
     text: str
+    made_on: str = ""  # the search it was made on: a later search forgets it, that search's own follow-up not
 
 
-def hit_details(hit: Hit | FusedHit, scores: Mapping[str, HitScore]) -> Selection:
+def hit_details(hit: Hit | FusedHit, scores: Mapping[str, HitScore], made_on: str = "") -> Selection:
     """The selected hit: path, id, and its rank and exact distance under each model."""
     lines = [f"**{safe(Path(hit.path).name)}**", f"- path: {safe(hit.path)}", f"- id: {hit.id}"]
     for model, score in scores.items():
@@ -197,7 +198,7 @@ def hit_details(hit: Hit | FusedHit, scores: Mapping[str, HitScore]) -> Selectio
         rank = f"#{score.rank}" if score.rank else "not in its list"
         lines.append(f"- {LABELS[model]}: {rank} · L2 {l2_from_cosine(score.cosine):.3f} · "
                      f"cosine {score.cosine:.3f}")
-    return Selection(id=hit.id, path=hit.path, sha256=hit.sha256, text="\n".join(lines))
+    return Selection(id=hit.id, path=hit.path, sha256=hit.sha256, text="\n".join(lines), made_on=made_on)
 
 
 def explanation_gallery(explained: Mapping[str, Explanation]) -> list[tuple[Image.Image, str]]:
