@@ -163,7 +163,7 @@ def main() -> None:
                 run(args, client, server.pids())  # wrapper + Milvus binary
                 client.close()
             finally:
-                server.stop()
+                server.kill()
         else:
             uri = args.uri or str(Path(tmp) / "scale.db")
             client = MilvusClient(uri=uri)

@@ -26,6 +26,19 @@ SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in MODEL_SPECS}
 PRECISIONS: tuple[str, ...] = ("fp32", "int8")
 
 
+HNSW_M_RANGE = (2, 2048)
+HNSW_EF_CONSTRUCTION_RANGE = (1, 2**31 - 1)
+
+
+def check_hnsw(m: object, ef_construction: object) -> None:
+    """HNSW build parameters in Milvus' ranges, or ValueError: a bad index saved by Milvus Lite breaks the
+    collection's next load, so they are checked before anything is opened or created."""
+    for label, value, (low, high) in (("M", m, HNSW_M_RANGE),
+                                      ("efConstruction", ef_construction, HNSW_EF_CONSTRUCTION_RANGE)):
+        if not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"HNSW {label}={value!r} is outside [{low}, {high}]")
+
+
 def model_path(model_dir: Path, name: str, precision: str) -> Path:
     """Where a model's build of this precision lives: model_dir/resnet50, model_dir/resnet50-int8."""
     return model_dir / (name if precision == "fp32" else f"{name}-{precision}")
@@ -69,6 +82,11 @@ class Settings:
     regions: bool = False
     turns: bool = False  # index each image also turned and mirrored: the robust option then runs one image
     precision: str = "fp32"
+    evaluations: Path | None = None  # where evaluation vectors are kept; None: home/evaluations
+
+    @property
+    def evaluations_dir(self) -> Path:
+        return self.evaluations or self.home / "evaluations"
 
     def model_path(self, name: str) -> Path:
         return model_path(self.model_dir, name, self.precision)
@@ -101,8 +119,10 @@ class Settings:
             regions=_flag("REGIONS"),
             turns=_flag("TURNS"),
             precision=_env("PRECISION", "fp32"),
+            evaluations=Path(_env("EVAL_DIR", "")).expanduser() if _env("EVAL_DIR", "") else None,
         )
         settings = replace(settings, **overrides) if overrides else settings
+        check_hnsw(settings.hnsw_m, settings.hnsw_ef_construction)
         if settings.precision not in PRECISIONS:
             raise ValueError(f"SEARCHCORE_PRECISION must be one of {', '.join(PRECISIONS)}, "
                              f"not {settings.precision!r}")

@@ -355,7 +355,7 @@ class Engine:
     def evaluate(self, root: Path | str, models: Sequence[str] | None = None) -> EvalReport:
         """Scores of every mode on a labelled folder; its vectors are kept for the next evaluation."""
         return evaluate(Path(root).resolve(), self.embedder, self._models(models),
-                        EmbeddingsFile(self.settings.home / "evaluations"))
+                        EmbeddingsFile(self.settings.evaluations_dir))
 
     def stats(self) -> dict:
         return {"milvus_uri": self.settings.milvus_uri, "redis_cache": self.cache.available,
@@ -453,7 +453,7 @@ class Engine:
         return found
 
     def close(self) -> None:
-        self.client.close()
+        store.disconnect(self.client, self.settings.milvus_uri)
 
     def __enter__(self) -> "Engine":
         return self

@@ -13,6 +13,7 @@ import numpy as np
 from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
+from .config import check_hnsw
 from .similarity import cosine_from_squared_l2, l2_from_cosine
 
 MAX_PATH = 4096
@@ -21,8 +22,6 @@ MODEL_PROPERTY = "searchcore.onnx_sha256"
 # images, outlasted the timeout of Milvus Lite in a robustness run.
 SEARCH_CHUNK = 64  # query rows per search request
 GET_CHUNK = 256  # ids per fetch
-HNSW_M_RANGE = (2, 2048)
-HNSW_EF_CONSTRUCTION_RANGE = (1, 2**31 - 1)
 
 
 @dataclass(frozen=True)
@@ -59,12 +58,18 @@ def connect(uri: str, token: str = "", timeout: float = 10.0) -> MilvusClient:
         raise StoreUnavailableError(f"Milvus at {uri} did not answer ({_short(exc)})") from exc
 
 
+def disconnect(client: MilvusClient, uri: str) -> None:
+    """Close the client; for Milvus Lite also stop its in-process server, which otherwise keeps writing
+    into its folder until the process exits (a temp folder removed after close then failed)."""
+    client.close()
+    if "://" not in uri:
+        from milvus_lite.server_manager import server_manager_instance
+        server_manager_instance.release_server(str(Path(uri).expanduser()))
+
+
 def hnsw_index_params(m: int = 16, ef_construction: int = 200) -> dict:
     """Validated before creation: a bad index saved by Milvus Lite breaks the next load."""
-    for label, value, (low, high) in (("M", m, HNSW_M_RANGE), ("efConstruction", ef_construction,
-                                                               HNSW_EF_CONSTRUCTION_RANGE)):
-        if not isinstance(value, int) or not low <= value <= high:
-            raise ValueError(f"HNSW {label}={value!r} is outside [{low}, {high}]")
+    check_hnsw(m, ef_construction)
     return {"M": m, "efConstruction": ef_construction}
 
 
