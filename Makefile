@@ -26,7 +26,7 @@ run: models
 
 test: setup
 	$(PY) -m searchcore build-models --precision int8
-	$(PY) -m pytest -ra tests
+	$(PY) -m pytest -ra --durations=25 -n 2 --dist loadfile tests
 
 bench: models
 	$(PY) scripts/benchmark.py $(if $(IMAGES),$(IMAGES),../shared/datasets/corel1k)

@@ -1,4 +1,8 @@
-"""Real parts only: built ONNX models (cached), Milvus Lite in temp dirs, the Redis on 127.0.0.1:6379."""
+"""Real parts only: built ONNX models (cached), Milvus Lite in temp dirs, the Redis on 127.0.0.1:6379.
+
+Hermetic: no SEARCHCORE_* variable of the developer's reaches a test (a test sets what it needs), and
+the fixtures run the int8 builds (about 3x faster) unless fp32 is what a test is about. In CI (CI=true)
+a missing chromium or a missing ../shared fails instead of skipping."""
 from __future__ import annotations
 
 import os
@@ -23,18 +27,52 @@ from searchcore.config import PRECISIONS
 from tests.milvus_standalone import MilvusStandalone
 
 ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI") == "true"
 COREL = ROOT.parent / "shared" / "datasets" / "corel1k"
 REDIS_URL = "redis://127.0.0.1:6379/0"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SAMPLES = Path(skimage.data.__file__).parent
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
           "hubble_deep_field.jpg", "retina.jpg", "ihc.png")
 
 
+# where the built models are cached is the developer's choice (read before the variables go); what they
+# compute is not
+MODEL_DIR = Settings.from_env().model_dir
+# evaluation vectors kept across runs, beside the model cache, under the keys evaluate.py gives them
+# (the files' hashes and each model build's cache key): a rebuilt model is embedded anew
+EVALUATIONS = MODEL_DIR.parent / "test-evaluations"
+FIXTURE_PRECISION = "int8"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hermetic_environment():
+    """Every SEARCHCORE_* variable removed for the whole run (SEARCHCORE_PRECISION=int8, _REGIONS, _TURNS,
+    _MAX_PIXELS or _INDEX_ROOTS would change what the tests see)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if n.startswith("SEARCHCORE_")]:
+            patch.delenv(name)
+        yield
+
+
+def needs(present: bool, reason: str):
+    """Skip when something the test needs is missing, outside CI only: in CI its absence fails the test."""
+    return pytest.mark.skipif(not present and not IN_CI, reason=reason)
+
+
 @pytest.fixture(scope="session")
-def model_dir() -> Path:
-    directory = Settings.from_env().model_dir
-    build_models(directory, MODEL_NAMES, precisions=PRECISIONS)
-    return directory
+def model_dir(hermetic_environment) -> Path:
+    build_models(MODEL_DIR, MODEL_NAMES, precisions=PRECISIONS)
+    return MODEL_DIR
+
+
+def settings_in(home: Path, model_dir: Path, **overrides) -> Settings:
+    """The defaults (no SEARCHCORE_* variables), a home with its own Milvus Lite, no Redis, int8 builds."""
+    chosen = {"home": home, "model_dir": model_dir, "milvus_uri": str(home / "milvus.db"), "redis_url": "",
+              "precision": FIXTURE_PRECISION, **overrides}
+    return replace(Settings.from_env(), **chosen)
 
 
 def delete_redis_keys(prefix: str) -> None:
@@ -58,15 +96,13 @@ def module_settings(tmp_path_factory, model_dir: Path) -> Settings:
     that only read what one app or engine holds."""
     home = tmp_path_factory.mktemp("module")
     prefix = f"searchcore-test:{uuid.uuid4().hex}:"
-    yield replace(Settings.from_env(), home=home, model_dir=model_dir, milvus_uri=str(home / "milvus.db"),
-                  redis_url=REDIS_URL, redis_prefix=prefix)
+    yield settings_in(home, model_dir, redis_url=REDIS_URL, redis_prefix=prefix)
     delete_redis_keys(prefix)
 
 
 @pytest.fixture
 def settings(tmp_path: Path, model_dir: Path, redis_prefix: str) -> Settings:
-    return replace(Settings.from_env(), home=tmp_path, model_dir=model_dir, milvus_uri=str(tmp_path / "milvus.db"),
-                   redis_url=REDIS_URL, redis_prefix=redis_prefix)
+    return settings_in(tmp_path, model_dir, redis_url=REDIS_URL, redis_prefix=redis_prefix)
 
 
 @pytest.fixture
@@ -84,10 +120,47 @@ def cli_env(settings: Settings) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def milvus_server(tmp_path_factory) -> MilvusStandalone:
-    """One real Milvus standalone for the whole run (fault tests kill and restart it)."""
+    """One real Milvus standalone for the whole run (fault tests kill and restart it): up again before
+    every test that asks for it, whatever ran before. Killed at the end (nothing of it is kept)."""
     server = MilvusStandalone(tmp_path_factory.mktemp("milvus-standalone") / "data").start()
     yield server
-    server.stop()
+    server.kill()
+
+
+@pytest.fixture
+def milvus_uri(milvus_server: MilvusStandalone) -> str:
+    """The standalone's URI, the server started again first if an earlier test left it killed."""
+    if milvus_server.proc is None:
+        milvus_server.start()
+    return milvus_server.uri
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's chromium, started once for the whole run; each test gets contexts of its own (`pages`)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def pages(chromium):
+    """pages(url, width, height): a page in a fresh browser context (own history, storage and cache) at
+    that size, opened at url; every context this test opened is closed after it."""
+    contexts = []
+
+    def open_page(url: str, width: int = 1500, height: int = 1100):
+        context = chromium.new_context(viewport={"width": width, "height": height})
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(url)
+        return page
+    yield open_page
+    for context in contexts:
+        context.close()
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -115,7 +188,7 @@ def start_app(env: dict[str, str], images: Path, log_path: Path, indexed: bool =
                 return proc, url
         except requests.RequestException:
             pass
-        time.sleep(0.5)
+        time.sleep(0.1)
     proc.kill()
     pytest.fail("the app did not start: " + log_path.read_text())
 
@@ -193,3 +266,10 @@ def crops_of_photos(folder: Path, per_photo: int, quality: int = 90) -> Path:
 def many_photos(tmp_path: Path) -> Path:
     """48 distinct real-photo images: six crops of each sample photo."""
     return crops_of_photos(tmp_path / "many", 6)
+
+
+@pytest.fixture
+def some_photos(tmp_path: Path) -> Path:
+    """24 distinct real-photo images, three crops of each sample photo: distractors where their number
+    is not what a test is about."""
+    return crops_of_photos(tmp_path / "some", 3)

@@ -89,7 +89,7 @@ class MilvusStandalone:
                 self.ports["proxy"] = int(found.group(1)) if found else self.ports["proxy"]
             if _port_open(self.ports["proxy"]) and self._answers():
                 return
-            time.sleep(1)
+            time.sleep(0.25)
         raise RuntimeError(f"Milvus standalone did not answer on {self.uri} within {timeout} s: see {self.log_path}")
 
     def _answers(self) -> bool:
@@ -137,14 +137,3 @@ class MilvusStandalone:
                 except OSError:
                     continue
         return found
-
-    def stop(self) -> None:
-        """A clean shutdown (SIGTERM), then SIGKILL whatever is left."""
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
-        self.kill()

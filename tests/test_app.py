@@ -16,38 +16,19 @@ from PIL import Image
 
 from searchcore.decode import read_raw
 
-from tests.conftest import PHOTOS, ROOT, settings_env, start_app, stop_app, write_photos
+from tests.conftest import (CHROMIUM, PHOTOS, ROOT, needs, settings_env, settings_in, start_app, stop_app,
+                            write_photos)
 
 CAPTION = re.compile(r"^#\d+( [\u2460-\u2473])? L2 \d\.\d{3} · cos -?\d\.\d{3} · [^/]+/[^/]+$")
 OUTPUT = ROOT / "test-output"
 STATUS = 8  # the status line's place among /search's outputs
-CHROMIUM = Path("/usr/bin/chromium")
-needs_chromium = pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true",
-                                    reason="needs Debian's chromium (.ci/run installs it)")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(params=["redis"])
-def app(request, cli_env, photo_dir, tmp_path):
-    """`python app.py --images PHOTOS` on a free port; yields (url, photo_dir, extra_root).
-    With the param "no-redis" the configured Redis is unreachable, as on a Hugging Face Space; with
-    "int8" the app runs the int8 builds."""
-    extra_root = tmp_path / "more"
-    extra_root.mkdir()
-    env = {**cli_env, "SEARCHCORE_INDEX_ROOTS": str(extra_root)}
-    if request.param == "no-redis":
-        env["SEARCHCORE_REDIS_URL"] = "redis://127.0.0.1:1/0"
-    if request.param == "int8":
-        env["SEARCHCORE_PRECISION"] = "int8"
-    proc, url = start_app(env, photo_dir, tmp_path / "app.log")
-    yield url, photo_dir, extra_root
-    stop_app(proc)
+needs_chromium = needs(CHROMIUM.exists(), "needs Debian's chromium (.ci/run installs it)")
 
 
 @pytest.fixture(scope="module")
 def served_app(module_settings, tmp_path_factory):
-    """One app for the tests that only search and read (they change nothing it holds): as `app`."""
+    """One app for the tests that only search and read (they change nothing it holds): `python app.py
+    --images PHOTOS` on a free port, int8; yields (url, photo folder, extra root)."""
     folder = tmp_path_factory.mktemp("served")
     photos = write_photos(folder / "photos")
     extra_root = folder / "more"
@@ -56,6 +37,34 @@ def served_app(module_settings, tmp_path_factory):
     proc, url = start_app(env, photos, folder / "app.log")
     yield url, photos, extra_root
     stop_app(proc)
+
+
+@pytest.fixture(scope="module")
+def indexing_app(tmp_path_factory, model_dir):
+    """One app for the tests that index into it: as served_app, with a home of its own; each test
+    indexes files of its own and checks what its own call added. Yields (url, photos, extra root, home)."""
+    folder = tmp_path_factory.mktemp("indexing")
+    settings = settings_in(folder / "home", model_dir)
+    photos = write_photos(folder / "photos")
+    extra_root = folder / "more"
+    extra_root.mkdir()
+    env = {**settings_env(settings), "SEARCHCORE_INDEX_ROOTS": str(extra_root)}
+    proc, url = start_app(env, photos, folder / "app.log")
+    yield url, photos, extra_root, settings.home
+    stop_app(proc)
+
+
+@pytest.fixture
+def space_app(cli_env, photo_dir, tmp_path):
+    """The app as a Hugging Face Space runs it: the default fp32 builds and no reachable Redis."""
+    env = {**cli_env, "SEARCHCORE_PRECISION": "fp32", "SEARCHCORE_REDIS_URL": "redis://127.0.0.1:1/0"}
+    proc, url = start_app(env, photo_dir, tmp_path / "app.log")
+    yield url, photo_dir
+    stop_app(proc)
+
+
+def rows_per_model(client: Client) -> list[int]:
+    return [row[1] for row in client.predict(api_name="/stats")["data"]]
 
 
 def call(url: str, endpoint: str, data: list) -> list:
@@ -107,9 +116,9 @@ def test_only_the_images_shown_are_served(served_app):
     assert max(Image.open(io.BytesIO(shown.content)).size) <= 256
 
 
-@pytest.mark.parametrize("app", ["no-redis"], indirect=True)
-def test_bad_uploads_get_a_clear_message_and_the_app_keeps_serving(app, tmp_path):
-    url, photos, _ = app
+def test_bad_uploads_get_a_clear_message_and_the_app_keeps_serving(space_app, tmp_path):
+    url, photos = space_app
+    assert "The models run **fp32**" in requests.get(url, timeout=10).text
     client = Client(url, verbose=False)
     text = tmp_path / "notes.jpg"
     text.write_text("not a picture")
@@ -126,8 +135,12 @@ def test_bad_uploads_get_a_clear_message_and_the_app_keeps_serving(app, tmp_path
         assert path.name in status and reason in status, status
     too_big = tmp_path / "big.jpg"
     too_big.write_bytes((photos / "coffee.jpg").read_bytes() + os.urandom(21 * 1024 * 1024))
-    with pytest.raises(Exception, match="(?i)size|large|limit"):
-        client.predict(handle_file(str(too_big)), "Side by side", 3, api_name="/search")
+    with pytest.raises(ValueError, match="big.jpg exceeds the maximum file size of 20971520 bytes"):
+        client.predict(handle_file(str(too_big)), "Side by side", 3, api_name="/search")  # the client's own check
+    with too_big.open("rb") as body:  # the server's, for a client that does not check
+        refused = requests.post(f"{url}gradio_api/upload", files={"files": ("big.jpg", body)}, timeout=60)
+    assert refused.status_code == 413 and "exceeded maximum allowed size of 20971520 bytes" in refused.text, \
+        (refused.status_code, refused.text[:200])
     resnet, *_ = client.predict(handle_file(str(photos / "coffee.jpg")), "ResNet50", 2, api_name="/search")
     assert len(resnet) == 2
     # without a reachable Redis (as on a Space) the app serves all of this, and says so once in its log
@@ -145,8 +158,8 @@ def test_data_urls_take_searchcores_decoder_and_the_upload_cap(served_app):
     Image.new("1", (8_000, 8_000)).save(bomb, "PNG")  # 64 MP in a few kB
     kind, outputs = call(url, "search", [data_url(bomb.getvalue()), "Side by side", 3, "none", False, False])
     assert kind == "complete" and "64000000 pixels, over the limit of 50000000" in outputs[STATUS], outputs
-    kind, outputs = call(url, "search", [data_url(b"\0" * (21 * 1000 * 1000)), "Side by side", 3, "none", False, False])
-    assert kind == "error" and "over the upload limit" in str(outputs), outputs
+    kind, outputs = call(url, "search", [data_url(b"\0" * (21 * 1024 * 1024)), "Side by side", 3, "none", False, False])
+    assert kind == "error" and "over the upload limit of 20971520 bytes" in str(outputs), outputs
     kind, outputs = call(url, "search", [data_url((photos / "coffee.jpg").read_bytes()), "Side by side", 3, "none", False, False])
     assert kind == "complete" and "this very image is indexed" in outputs[STATUS], outputs
 
@@ -166,9 +179,8 @@ def test_bad_arguments_get_a_clear_message(served_app, tmp_path):
     assert "is not a usable folder name (File name too long)" in summary and "Errno" not in summary, summary
 
 
-@pytest.mark.parametrize("app", ["int8"], indirect=True)
-def test_an_int8_app_says_so_and_keeps_its_own_collections(app):
-    url, photos, _ = app
+def test_an_int8_app_says_so_and_keeps_its_own_collections(served_app):
+    url, photos, _ = served_app
     page = requests.get(url, timeout=10).text
     assert "The models run **int8**" in page and "ResNet50 0.99" in page
     client = Client(url, verbose=False)
@@ -179,38 +191,42 @@ def test_an_int8_app_says_so_and_keeps_its_own_collections(app):
     assert resnet[0]["caption"].endswith("cos 1.000 · photos/coffee.jpg") and vgg[0]["caption"].endswith("coffee.jpg")
 
 
-def test_index_api_only_under_configured_roots(app, tmp_path):
-    url, photos, extra_root = app
+def test_index_api_only_under_configured_roots(indexing_app, tmp_path):
+    url, photos, extra_root, _ = indexing_app
     client = Client(url, verbose=False)
     summary, *_ = client.predict(str(tmp_path), [], api_name="/index")
     assert "not under an allowed folder" in summary
-    (extra_root / "sub").mkdir()
-    shutil.copy(photos / "nested" / "chelsea.jpg", extra_root / "sub" / "cat-copy.jpg")
-    Image.open(photos / "coffee.jpg").rotate(90, expand=True).save(extra_root / "sub" / "coffee-rotated.jpg")
-    (extra_root / "sub" / "broken.png").write_text("nope")
+    folder = extra_root / "api"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(photos / "nested" / "chelsea.jpg", folder / "sub" / "cat-copy.jpg")
+    Image.open(photos / "coffee.jpg").rotate(90, expand=True).save(folder / "sub" / "coffee-rotated.jpg")
+    (folder / "sub" / "broken.png").write_text("nope")
     upload = tmp_path / "upload-crop.jpg"
     Image.open(photos / "nested" / "rocket.jpg").crop((0, 0, 200, 300)).save(upload)
+    before = rows_per_model(client)
     summary, failures, stats = client.predict(
-        str(extra_root), [handle_file(str(upload)), handle_file(str(photos / "coffee.jpg"))], api_name="/index")
+        str(folder), [handle_file(str(upload)), handle_file(str(photos / "coffee.jpg"))], api_name="/index")
     assert "indexed 1, already there 0, duplicates 1, failed 1" in summary, summary  # the folder
     assert "indexed 1, already there 0, duplicates 1, failed 0" in summary, summary  # the uploads
     assert "broken.png" in summary and "not an image" in summary
-    assert Path(failures).read_text().startswith(f"{extra_root / 'sub' / 'broken.png'}\tnot an image\t")
-    assert [row[1] for row in stats["data"]] == [10, 10]
+    assert Path(failures).read_text().startswith(f"{folder / 'sub' / 'broken.png'}\tnot an image\t")
+    assert [row[1] for row in stats["data"]] == [n + 2 for n in before]
     *_, as_json, status = client.predict(handle_file(str(upload)), "Side by side", 1, api_name="/search")
     assert as_json["hits"]["vgg16"][0]["self"] and "upload-crop.jpg" in as_json["hits"]["vgg16"][0]["file"]
     assert client.predict(api_name="/stats")["data"] == stats["data"]
 
 
-def test_links_out_of_the_roots_are_refused_by_their_own_name(app, tmp_path):
-    url, photos, extra_root = app
+def test_links_out_of_the_roots_are_refused_by_their_own_name(indexing_app, tmp_path):
+    url, photos, extra_root, _ = indexing_app
     secret = tmp_path / "elsewhere" / "secret.jpg"
     secret.parent.mkdir()
     Image.open(photos / "nested" / "rocket.jpg").rotate(180).save(secret)
-    (extra_root / "x.jpg").symlink_to(secret)
-    (extra_root / "passwd.jpg").symlink_to("/etc/passwd")
+    folder = extra_root / "links"
+    folder.mkdir()
+    (folder / "x.jpg").symlink_to(secret)
+    (folder / "passwd.jpg").symlink_to("/etc/passwd")
     client = Client(url, verbose=False)
-    summary, failures, stats = client.predict(str(extra_root), [], api_name="/index")
+    summary, failures, stats = client.predict(str(folder), [], api_name="/index")
     assert "indexed 0, already there 0, duplicates 0, failed 2" in summary, summary
     assert "outside the allowed folders: 2 file(s)" in summary and "x.jpg" in summary and "passwd.jpg" in summary
     assert str(secret) not in summary and "/etc/passwd" not in summary and "elsewhere" not in Path(failures).read_text()
@@ -219,76 +235,72 @@ def test_links_out_of_the_roots_are_refused_by_their_own_name(app, tmp_path):
     assert "elsewhere" not in json.dumps(as_json) and "x.jpg" not in json.dumps(as_json)
 
 
-def test_only_uploads_that_were_indexed_are_kept(app, tmp_path, settings):
-    url, photos, _ = app
+def test_only_uploads_that_were_indexed_are_kept(indexing_app, tmp_path):
+    url, photos, _, home = indexing_app
     page = tmp_path / "page.jpg"
     page.write_text("<html><script>alert(1)</script></html>")
     good = tmp_path / "good.jpg"
     Image.open(photos / "coffee.jpg").crop((0, 0, 300, 200)).save(good)
     client = Client(url, verbose=False)
+    uploads = home / "uploads"
+    before = set(uploads.iterdir()) if uploads.is_dir() else set()
     summary, *_ = client.predict("", [handle_file(str(page)), handle_file(str(good)),
                                       handle_file(str(photos / "coffee.jpg"))], api_name="/index")
     assert "indexed 1, already there 0, duplicates 1, failed 1" in summary and "page.jpg" in summary, summary
-    kept = sorted(p.name for p in (settings.home / "uploads").iterdir())
+    kept = sorted(p.name for p in set(uploads.iterdir()) - before)
     assert len(kept) == 1 and kept[0].endswith("-good.jpg"), kept
     for name in ("page.jpg", "coffee.jpg"):
-        leftovers = [p for p in (settings.home / "uploads").rglob(f"*{name}")]
+        leftovers = [p for p in uploads.rglob(f"*{name}")]
         assert leftovers == []
         # and nothing of it is served: its would-be path in the uploads folder gives 403/404
-        response = requests.get(f"{url}gradio_api/file={settings.home / 'uploads' / name}", timeout=10)
+        response = requests.get(f"{url}gradio_api/file={uploads / name}", timeout=10)
         assert response.status_code in (403, 404)
 
 
-@needs_chromium
-def test_browser_upload_fills_both_galleries(served_app):
-    from playwright.sync_api import sync_playwright
+def searched_link(page, query: Path, **params: object) -> None:
+    """Wait until the page's address names this search: the last step of a search's follow-up, so the
+    search, its follow-up and the link step have all run."""
+    wanted = [f"q={read_raw(query).sha256[:16]}", *(f"{key}={value}" for key, value in params.items())]
+    page.wait_for_function("(wanted) => wanted.every(w => location.search.includes(w))", arg=wanted, timeout=60_000)
 
+
+@needs_chromium
+def test_browser_upload_fills_both_galleries(served_app, pages):
     url, photos, _ = served_app
     k = 8
     OUTPUT.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 1100})
-        page.goto(url)
-        page.set_input_files("#query input[type=file]", str(photos / "nested" / "rocket.jpg"))
-        for model in ("resnet50", "vgg16"):
-            captions = page.locator(f"#gallery-{model} .caption-label")
-            captions.nth(k - 1).wait_for(timeout=60_000)
-            texts = captions.all_inner_texts()
-            assert len(texts) == k and all(CAPTION.match(t) for t in texts), texts
-        assert "overlap@8" in page.locator("#agreement").inner_text()
-        # indexing was over before the page loaded: the page says nothing about it, and shows examples
-        assert page.locator("#startup").inner_text().strip() == ""
-        assert page.locator("#examples img").count() == 8
-        page.screenshot(path=str(OUTPUT / "app-search.png"), full_page=True)
-        # a second upload replaces the first (Gradio fires `change` twice then): the page asks for one
-        # search and its one follow-up, and the app searches once
-        log = photos.parent / "app.log"
-        before, joins = len(log.read_text()), []
-        page.on("request", lambda r: joins.append(r.url) if "/queue/join" in r.url else None)
-        page.set_input_files("#query input[type=file]", str(photos / "coffee.jpg"))
-        page.locator("#status").get_by_text("coffee.jpg").wait_for(timeout=60_000)
-        page.wait_for_timeout(1500)
-        searches = log.read_text()[before:].count("searched with coffee.jpg")
-        assert searches == 1 and len(joins) == 2, (searches, joins)
+    page = pages(url)
+    page.set_input_files("#query input[type=file]", str(photos / "nested" / "rocket.jpg"))
+    for model in ("resnet50", "vgg16"):
+        captions = page.locator(f"#gallery-{model} .caption-label")
+        captions.nth(k - 1).wait_for(timeout=60_000)
+        texts = captions.all_inner_texts()
+        assert len(texts) == k and all(CAPTION.match(t) for t in texts), texts
+    assert "overlap@8" in page.locator("#agreement").inner_text()
+    # indexing was over before the page loaded: the page says nothing about it, and shows examples
+    assert page.locator("#startup").inner_text().strip() == ""
+    assert page.locator("#examples img").count() == 8
+    page.screenshot(path=str(OUTPUT / "app-search.png"), full_page=True)
+    # a second upload replaces the first (Gradio fires `change` twice then): the page asks for one
+    # search and its one follow-up, and the app searches once
+    searched_link(page, photos / "nested" / "rocket.jpg")
+    log = photos.parent / "app.log"
+    before, joins = len(log.read_text()), []
+    page.on("request", lambda r: joins.append(r.url) if "/queue/join" in r.url else None)
+    page.set_input_files("#query input[type=file]", str(photos / "coffee.jpg"))
+    searched_link(page, photos / "coffee.jpg")
+    searches = log.read_text()[before:].count("searched with coffee.jpg")
+    assert searches == 1 and len(joins) == 2, (searches, joins)
 
-        page.locator("#gallery-vgg16 .thumbnail-item").nth(1).click()
-        details = page.locator("#details")
-        details.get_by_text("ResNet50:").wait_for(timeout=30_000)
-        chosen = re.search(r"path: (\S+)", details.inner_text()).group(1)
-        assert Path(chosen).is_file() and "VGG16: #2" in details.inner_text()
-        page.locator("#again").click()
-        page.locator("#status").get_by_text(Path(chosen).name).wait_for(timeout=60_000)
-        page.locator("#gallery-resnet50 .caption-label").first.get_by_text("#1 ① L2 0.000").wait_for(timeout=60_000)
-        browser.close()
+    page.locator("#gallery-vgg16 .thumbnail-item").nth(1).click()
+    details = page.locator("#details")
+    details.get_by_text("ResNet50:").wait_for(timeout=30_000)
+    chosen = re.search(r"path: (\S+)", details.inner_text()).group(1)
+    assert Path(chosen).is_file() and "VGG16: #2" in details.inner_text()
+    page.locator("#again").click()
+    page.locator("#status").get_by_text(Path(chosen).name).wait_for(timeout=60_000)
+    page.locator("#gallery-resnet50 .caption-label").first.get_by_text("#1 ① L2 0.000").wait_for(timeout=60_000)
     assert (OUTPUT / "app-search.png").stat().st_size > 10_000
-
-
-def browser_page(pw, url: str, width: int = 1500, height: int = 1100):
-    browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-    page = browser.new_page(viewport={"width": width, "height": height})
-    page.goto(url)
-    return browser, page
 
 
 def upload(page, path: Path, k: int) -> None:
@@ -298,154 +310,137 @@ def upload(page, path: Path, k: int) -> None:
 
 
 @needs_chromium
-def test_browser_selection_follows_the_search_and_k_searches_again(served_app):
-    from playwright.sync_api import sync_playwright
-
+def test_browser_selection_follows_the_search_and_k_searches_again(served_app, pages):
     url, photos, _ = served_app
-    with sync_playwright() as pw:
-        browser, page = browser_page(pw, url)
-        details, status = page.locator("#details"), page.locator("#status")
-        # "Search with the selected hit" with nothing selected leaves query and results alone
-        upload(page, photos / "coffee.jpg", 8)
-        page.locator("#again").click()
-        page.wait_for_timeout(1500)
-        assert "coffee.jpg" in status.inner_text() and page.locator("#gallery-vgg16 .caption-label").count() == 8
-        # a selection, then a new upload: the details and the preview belong to the old result and go
-        page.locator("#gallery-vgg16 .thumbnail-item").nth(2).click()
-        details.get_by_text("VGG16: #3").wait_for(timeout=30_000)
-        assert page.locator("#gallery-vgg16 .preview").count() == 1
-        upload(page, photos / "nested" / "chelsea.jpg", 8)
-        details.get_by_text("Select a hit to see its details.").wait_for(timeout=30_000)
-        page.locator("#gallery-vgg16 .preview").wait_for(state="detached", timeout=10_000)
-        page.locator("#again").click()  # the old selection is gone: nothing to search with
-        page.wait_for_timeout(1500)
-        assert "chelsea.jpg" in status.inner_text()
-        # changing k searches again, and the agreement line follows
-        page.locator("#topk input[type=number]").fill("5")
-        page.locator("#topk input[type=number]").press("Enter")
-        page.locator("#agreement").get_by_text("in the top 5").wait_for(timeout=60_000)
-        assert page.locator("#gallery-resnet50 .caption-label").count() == 5
-        page.wait_for_timeout(1000)  # the follow-up that closes previews has ended: nothing is dimmed
-        assert not page.locator("#why").is_visible()  # the old hit's heatmaps, even if they came late, are gone
-        page.screenshot(path=str(OUTPUT / "app-compare.png"), full_page=True)
-        # bold capitals are bold: the agreement's bold text must not start with a thin capital
-        widths = page.evaluate("""() => { const p = document.querySelector('#agreement p');
-            const probe = (tag) => { const e = document.createElement(tag); e.textContent = 'AAAAAAAAAA';
-                                     p.appendChild(e); const w = e.getBoundingClientRect().width; e.remove(); return w; };
-            return [probe('strong'), probe('span')]; }""")
-        assert widths[0] > 1.06 * widths[1], widths
-        browser.close()
+    page = pages(url)
+    details, again = page.locator("#details"), page.locator("#again")
+    # "Search with the selected hit" can't be pressed with nothing selected
+    upload(page, photos / "coffee.jpg", 8)
+    searched_link(page, photos / "coffee.jpg")
+    assert again.is_disabled()
+    # a selection, then a new upload: the details and the preview belong to the old result and go
+    page.locator("#gallery-vgg16 .thumbnail-item").nth(2).click()
+    details.get_by_text("VGG16: #3").wait_for(timeout=30_000)
+    assert page.locator("#gallery-vgg16 .preview").count() == 1
+    page.wait_for_function("() => !document.querySelector('#again').disabled", timeout=30_000)
+    upload(page, photos / "nested" / "chelsea.jpg", 8)
+    details.get_by_text("Select a hit to see its details.").wait_for(timeout=30_000)
+    page.locator("#gallery-vgg16 .preview").wait_for(state="detached", timeout=30_000)
+    page.wait_for_function("() => document.querySelector('#again').disabled", timeout=30_000)  # nothing to search with
+    # changing k searches again, and the agreement line follows
+    page.locator("#topk input[type=number]").fill("5")
+    page.locator("#topk input[type=number]").press("Enter")
+    page.locator("#agreement").get_by_text("in the top 5").wait_for(timeout=60_000)
+    assert page.locator("#gallery-resnet50 .caption-label").count() == 5
+    searched_link(page, photos / "nested" / "chelsea.jpg", k=5)  # the follow-up that closes previews has run
+    assert not page.locator("#why").is_visible()  # the old hit's heatmaps, even if they came late, are gone
+    page.screenshot(path=str(OUTPUT / "app-compare.png"), full_page=True)
+    # bold capitals are bold: the agreement's bold text must not start with a thin capital
+    widths = page.evaluate("""() => { const p = document.querySelector('#agreement p');
+        const probe = (tag) => { const e = document.createElement(tag); e.textContent = 'AAAAAAAAAA';
+                                 p.appendChild(e); const w = e.getBoundingClientRect().width; e.remove(); return w; };
+        return [probe('strong'), probe('span')]; }""")
+    assert widths[0] > 1.06 * widths[1], widths
 
 
 @needs_chromium
-def test_browser_phone_shows_results_after_the_query_rank_by_rank(served_app):
-    from playwright.sync_api import sync_playwright
-
+def test_browser_phone_shows_results_after_the_query_rank_by_rank(served_app, pages):
     url, photos, _ = served_app
-    with sync_playwright() as pw:
-        browser, page = browser_page(pw, url, 390, 844)
-        upload(page, photos / "coffee.jpg", 8)
-        query, button = page.locator("#query").bounding_box(), page.locator("#search").bounding_box()
-        resnet = page.locator("#gallery-resnet50").bounding_box()
-        vgg = page.locator("#gallery-vgg16").bounding_box()
-        examples = page.get_by_text("Examples from the index").bounding_box()
-        assert query["y"] < button["y"] < resnet["y"] < button["y"] + 200, (button, resnet)
-        assert examples["y"] > resnet["y"] + resnet["height"]  # the examples come after the results
-        # the two lists stay side by side, so rank r of each is on the same row
-        assert abs(resnet["y"] - vgg["y"]) < 2 and vgg["x"] > resnet["x"] + resnet["width"] - 2
-        assert vgg["x"] + vgg["width"] <= 390
-        rows = [page.locator(f"#gallery-{m} .thumbnail-item").nth(4).bounding_box()["y"] for m in ("resnet50", "vgg16")]
-        assert abs(rows[0] - rows[1]) < 2
-        page.locator("#examples img").nth(7).wait_for(timeout=30_000)
-        assert page.locator("#startup").inner_text().strip() == ""
-        # every hit's thumbnail loads once scrolled to (they load lazily below the fold)
-        page.locator("#gallery-vgg16 .thumbnail-item").nth(7).scroll_into_view_if_needed()
-        page.wait_for_function("() => [...document.querySelectorAll('#gallery-resnet50 img, #gallery-vgg16 img')]"
-                               ".filter(i => i.complete && i.naturalWidth > 0).length === 16", timeout=30_000)
-        page.screenshot(path=str(OUTPUT / "app-phone.png"), full_page=True)
-        page.locator("#gallery-vgg16 .thumbnail-item").nth(3).click()
-        details = page.locator("#details")
-        details.get_by_text("VGG16: #4").wait_for(timeout=30_000)
-        box = details.bounding_box()
-        assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box  # the details are not cut off
-        assert details.evaluate("e => e.scrollWidth <= e.clientWidth + 1")
-        details.screenshot(path=str(OUTPUT / "app-phone-details.png"))
-        browser.close()
+    page = pages(url, 390, 844)
+    upload(page, photos / "coffee.jpg", 8)
+    query, button = page.locator("#query").bounding_box(), page.locator("#search").bounding_box()
+    resnet = page.locator("#gallery-resnet50").bounding_box()
+    vgg = page.locator("#gallery-vgg16").bounding_box()
+    examples = page.get_by_text("Examples from the index").bounding_box()
+    assert query["y"] < button["y"] < resnet["y"] < button["y"] + 200, (button, resnet)
+    assert examples["y"] > resnet["y"] + resnet["height"]  # the examples come after the results
+    # the two lists stay side by side, so rank r of each is on the same row
+    assert abs(resnet["y"] - vgg["y"]) < 2 and vgg["x"] > resnet["x"] + resnet["width"] - 2
+    assert vgg["x"] + vgg["width"] <= 390
+    rows = [page.locator(f"#gallery-{m} .thumbnail-item").nth(4).bounding_box()["y"] for m in ("resnet50", "vgg16")]
+    assert abs(rows[0] - rows[1]) < 2
+    page.locator("#examples img").nth(7).wait_for(timeout=30_000)
+    assert page.locator("#startup").inner_text().strip() == ""
+    # every hit's thumbnail loads once scrolled to (they load lazily below the fold)
+    page.locator("#gallery-vgg16 .thumbnail-item").nth(7).scroll_into_view_if_needed()
+    page.wait_for_function("() => [...document.querySelectorAll('#gallery-resnet50 img, #gallery-vgg16 img')]"
+                           ".filter(i => i.complete && i.naturalWidth > 0).length === 16", timeout=30_000)
+    page.screenshot(path=str(OUTPUT / "app-phone.png"), full_page=True)
+    page.locator("#gallery-vgg16 .thumbnail-item").nth(3).click()
+    details = page.locator("#details")
+    details.get_by_text("VGG16: #4").wait_for(timeout=30_000)
+    box = details.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box  # the details are not cut off
+    assert details.evaluate("e => e.scrollWidth <= e.clientWidth + 1")
+    details.screenshot(path=str(OUTPUT / "app-phone-details.png"))
 
 
 @needs_chromium
-def test_browser_index_tab_empties_the_upload_box(app, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    url, photos, _ = app
+def test_browser_index_tab_empties_the_upload_box(indexing_app, pages, tmp_path):
+    url, photos, _, _ = indexing_app
     upload_file = tmp_path / "new-crop.jpg"
-    Image.open(photos / "coffee.jpg").crop((0, 0, 300, 200)).save(upload_file)
-    with sync_playwright() as pw:
-        browser, page = browser_page(pw, url)
-        page.get_by_role("tab", name="Index").click()
-        page.set_input_files("#files input[type=file]", str(upload_file))
-        page.locator("#files").get_by_text("new-crop.jpg").wait_for(timeout=30_000)
+    Image.open(photos / "coffee.jpg").crop((0, 0, 320, 200)).save(upload_file)
+    page = pages(url)
+    page.get_by_role("tab", name="Index").click()
+    files = page.locator("#files input[type=file]")
+    files.wait_for(state="attached", timeout=30_000)  # the tab's panel is there
+    with page.expect_response(lambda r: "/gradio_api/upload" in r.url and r.ok, timeout=30_000):
+        files.set_input_files(str(upload_file))
+    # the box lists the file (its stem and suffix in elements of their own)
+    page.wait_for_function("() => document.querySelector('#files').innerText.includes('new-crop')", timeout=30_000)
+    with page.expect_request(lambda r: "/queue/join" in r.url, timeout=30_000):
         page.locator("#index").click()
-        page.locator("#summary").get_by_text("indexed 1").wait_for(timeout=60_000)
-        page.wait_for_function("() => !document.querySelector('#files').innerText.includes('new-crop.jpg')",
-                               timeout=30_000)
-        page.locator("#index").click()  # a second click sends nothing again
-        page.locator("#summary").get_by_text("Give a folder under the allowed roots").wait_for(timeout=60_000)
-        browser.close()
+    page.locator("#summary").get_by_text("indexed 1").wait_for(timeout=60_000)
+    page.wait_for_function("() => !document.querySelector('#files').innerText.includes('new-crop')",
+                           timeout=30_000)
+    page.locator("#index").click()  # a second click sends nothing again
+    page.locator("#summary").get_by_text("Give a folder under the allowed roots").wait_for(timeout=60_000)
 
 
 @needs_chromium
-def test_browser_page_is_served_while_the_app_indexes_at_startup(cli_env, many_photos, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    env = {**cli_env, "SEARCHCORE_REDIS_URL": "", "SEARCHCORE_BATCH_SIZE": "2"}  # slow enough to be seen
+def test_browser_page_is_served_while_the_app_indexes_at_startup(cli_env, many_photos, tmp_path, pages):
+    # fp32, one image a batch and no cache: slow enough for the page to see it
+    env = {**cli_env, "SEARCHCORE_REDIS_URL": "", "SEARCHCORE_BATCH_SIZE": "1", "SEARCHCORE_PRECISION": "fp32"}
     proc, url = start_app(env, many_photos, tmp_path / "app.log", indexed=False)
     try:
         assert f"indexing {many_photos}:" not in (tmp_path / "app.log").read_text()  # served before it is done
-        with sync_playwright() as pw:
-            browser, page = browser_page(pw, url)
-            page.locator("#startup").get_by_text(re.compile(r"Indexing the photos: \d+ of 48 done")).wait_for(
-                timeout=60_000)
-            page.set_input_files("#query input[type=file]", str(next(many_photos.iterdir())))
-            page.locator("#gallery-vgg16 .caption-label").first.wait_for(timeout=60_000)  # what is indexed so far
-            page.wait_for_function("() => !document.querySelector('#startup').innerText.includes('Indexing')",
-                                   timeout=300_000)
-            page.locator("#examples .gallery-item, #examples button").first.wait_for(timeout=30_000)
-            browser.close()
+        page = pages(url)
+        page.locator("#startup").get_by_text(re.compile(r"Indexing the photos: \d+ of 48 done")).wait_for(
+            timeout=60_000)
+        page.set_input_files("#query input[type=file]", str(next(many_photos.iterdir())))
+        page.locator("#gallery-vgg16 .caption-label").first.wait_for(timeout=60_000)  # what is indexed so far
+        page.wait_for_function("() => !document.querySelector('#startup').innerText.includes('Indexing')",
+                               timeout=300_000)
+        page.locator("#examples .gallery-item, #examples button").first.wait_for(timeout=30_000)
         assert f"indexing {many_photos}: indexed 48" in (tmp_path / "app.log").read_text()
     finally:
         stop_app(proc)
 
 
 @needs_chromium
-def test_browser_url_keeps_the_search_for_reload_back_and_links(served_app):
-    from playwright.sync_api import sync_playwright
-
+def test_browser_url_keeps_the_search_for_reload_back_and_links(served_app, pages):
     url, photos, _ = served_app
     coffee = read_raw(photos / "coffee.jpg")
-    with sync_playwright() as pw:
-        browser, page = browser_page(pw, url)
-        page.get_by_label("ResNet50", exact=True).check()
-        page.set_input_files("#query input[type=file]", str(photos / "coffee.jpg"))
-        page.locator("#gallery-resnet50 .caption-label").nth(7).wait_for(timeout=60_000)
-        page.wait_for_function(f"() => location.search.includes('q={coffee.sha256[:16]}') && "
-                               "location.search.includes('mode=ResNet50')", timeout=30_000)
-        page.reload()  # Reload: the same search again, from the URL alone
-        page.locator("#status").get_by_text("coffee.jpg").wait_for(timeout=60_000)
-        first = page.locator("#gallery-resnet50 .caption-label").first
-        first.get_by_text("#1 ① L2 0.000").or_(first.get_by_text("#1 L2 0.000")).wait_for(timeout=60_000)
-        assert page.locator("#mode input[value=ResNet50]").is_checked()
-        page.set_input_files("#query input[type=file]", str(photos / "nested" / "chelsea.jpg"))
-        cat = read_raw(photos / "nested" / "chelsea.jpg").sha256[:16]
-        page.wait_for_function(f"() => location.search.includes('q={cat}')", timeout=60_000)
-        page.go_back()  # Back: the coffee search
-        page.locator("#status").get_by_text("coffee.jpg").wait_for(timeout=60_000)
-        shared = browser.new_page(viewport={"width": 1500, "height": 1100})  # a link opened elsewhere
-        shared.goto(f"{url}?q={coffee.sha256[:16]}&mode=VGG16&k=3")
-        shared.locator("#status").get_by_text("coffee.jpg").wait_for(timeout=60_000)
-        shared.locator("#gallery-vgg16 .caption-label").nth(2).wait_for(timeout=60_000)
-        assert shared.locator("#gallery-vgg16 .caption-label").count() == 3
-        browser.close()
+    page = pages(url)
+    page.get_by_label("ResNet50", exact=True).check()
+    page.set_input_files("#query input[type=file]", str(photos / "coffee.jpg"))
+    page.locator("#gallery-resnet50 .caption-label").nth(7).wait_for(timeout=60_000)
+    page.wait_for_function(f"() => location.search.includes('q={coffee.sha256[:16]}') && "
+                           "location.search.includes('mode=ResNet50')", timeout=30_000)
+    page.reload()  # Reload: the same search again, from the URL alone
+    page.locator("#status").get_by_text("coffee.jpg").wait_for(timeout=60_000)
+    first = page.locator("#gallery-resnet50 .caption-label").first
+    first.get_by_text("#1 ① L2 0.000").or_(first.get_by_text("#1 L2 0.000")).wait_for(timeout=60_000)
+    assert page.locator("#mode input[value=ResNet50]").is_checked()
+    page.set_input_files("#query input[type=file]", str(photos / "nested" / "chelsea.jpg"))
+    cat = read_raw(photos / "nested" / "chelsea.jpg").sha256[:16]
+    page.wait_for_function(f"() => location.search.includes('q={cat}')", timeout=60_000)
+    page.go_back()  # Back: the coffee search
+    page.locator("#status").get_by_text("coffee.jpg").wait_for(timeout=60_000)
+    shared = pages(f"{url}?q={coffee.sha256[:16]}&mode=VGG16&k=3")  # a link opened elsewhere
+    shared.locator("#status").get_by_text("coffee.jpg").wait_for(timeout=60_000)
+    shared.locator("#gallery-vgg16 .caption-label").nth(2).wait_for(timeout=60_000)
+    assert shared.locator("#gallery-vgg16 .caption-label").count() == 3
 
 
 def test_search_api_reranks_and_fuses_by_rank(served_app):
@@ -485,23 +480,19 @@ def test_robustness_api_says_where_the_original_lands_after_an_edit(served_app):
 
 
 @needs_chromium
-def test_browser_robustness_tab_edits_the_query_and_ranks_the_original(served_app):
-    from playwright.sync_api import sync_playwright
-
+def test_browser_robustness_tab_edits_the_query_and_ranks_the_original(served_app, pages):
     url, photos, _ = served_app
-    with sync_playwright() as pw:
-        browser, page = browser_page(pw, url)
-        upload(page, photos / "coffee.jpg", 8)
-        page.get_by_role("tab", name="Robustness").click()
-        page.locator("#edit-kind input").click()
-        page.get_by_role("option", name="grayscale").click()
-        page.locator("#edit-amount").wait_for(state="hidden", timeout=10_000)  # no amount for grayscale
-        page.locator("#edit-search").click()
-        page.locator("#robust-status").get_by_text("after grayscale").wait_for(timeout=60_000)
-        page.wait_for_function("() => document.querySelector('#robust-table').innerText.includes('Fused (RRF)')",
-                               timeout=30_000)
-        words = page.locator("#robust-table").inner_text().split()
-        assert words[words.index("ResNet50") + 1].startswith("#"), words
-        page.locator("#edited img").wait_for(timeout=30_000)
-        page.screenshot(path=str(OUTPUT / "app-robustness.png"), full_page=True)
-        browser.close()
+    page = pages(url)
+    upload(page, photos / "coffee.jpg", 8)
+    page.get_by_role("tab", name="Robustness").click()
+    page.locator("#edit-kind input").click()
+    page.get_by_role("option", name="grayscale").click()
+    page.locator("#edit-amount").wait_for(state="hidden", timeout=10_000)  # no amount for grayscale
+    page.locator("#edit-search").click()
+    page.locator("#robust-status").get_by_text("after grayscale").wait_for(timeout=60_000)
+    page.wait_for_function("() => document.querySelector('#robust-table').innerText.includes('Fused (RRF)')",
+                           timeout=30_000)
+    words = page.locator("#robust-table").inner_text().split()
+    assert words[words.index("ResNet50") + 1].startswith("#"), words
+    page.locator("#edited img").wait_for(timeout=30_000)
+    page.screenshot(path=str(OUTPUT / "app-robustness.png"), full_page=True)

@@ -8,11 +8,13 @@ import re
 from pathlib import Path
 
 import pytest
+import requests
 from gradio_client import Client
 
+from searchcore.decode import read_raw
 from searchcore.maps import METHODS
 from tests.conftest import labelled_folder, run_cli, settings_env, start_app, stop_app
-from tests.test_app import OUTPUT, browser_page, needs_chromium, upload
+from tests.test_app import OUTPUT, needs_chromium, upload
 
 CLASSES, PER_CLASS = 5, 8
 
@@ -81,91 +83,104 @@ def test_map_api_places_every_indexed_image_for_each_model(served):
 
 
 @needs_chromium
-def test_browser_evaluate_tab_shows_the_table_the_plots_and_the_disagreements(served):
-    from playwright.sync_api import sync_playwright
-
+def test_browser_evaluate_tab_shows_the_table_the_plots_and_the_disagreements(served, pages):
     url, labelled, _ = served
     expected = evaluate_api(url, labelled)[-1]["scores"]
-    with sync_playwright() as pw:
-        browser, page = browser_page(pw, url, height=1400)
-        page.get_by_role("tab", name="Evaluate").click()
-        page.locator("#eval-folder textarea").fill(str(labelled))
-        page.locator("#evaluate").click()
-        page.locator("#eval-summary").get_by_text(f"{CLASSES * PER_CLASS} images in {CLASSES} classes").wait_for(
-            timeout=120_000)
-        page.wait_for_function("() => document.querySelector('#eval-table').innerText.includes('DBA+αQE')",
-                               timeout=30_000)
-        cells = [c.strip() for c in re.split(r"[\t\n]", page.locator("#eval-table").inner_text()) if c.strip()]
-        number = re.compile(r"\d+(\.\d+)?")
-        rows = {cells[i]: [float(c) for c in cells[i + 1:i + 8]] for i in range(len(cells) - 7)
-                if not number.fullmatch(cells[i]) and all(number.fullmatch(c) for c in cells[i + 1:i + 8])}
-        assert len(rows) == 16, rows
-        for name, mode in (("ResNet50", "resnet50"), ("VGG16", "vgg16"), ("Fused", "fused"),
-                           ("Fused · DBA+αQE", "fused+dba+qe"), ("Fused (RRF) · αQE", "rrf+qe")):
-            assert rows[name] == [round(expected[mode][c], 3) for c in ("P@1", "P@10", "P@20", "R@1", "R@5", "R@10",
-                                                                        "mAP")], (name, rows)
-        for plot in ("#eval-curve", "#eval-classes", "#eval-jaccard", "#eval-disagreements"):
-            page.locator(f"{plot} img").first.wait_for(timeout=30_000)
-            assert page.locator(f"{plot} img").first.evaluate("img => img.naturalWidth") > 300, plot
-        page.wait_for_timeout(500)
-        page.screenshot(path=str(OUTPUT / "app-evaluate.png"), full_page=True)
-        browser.close()
+    page = pages(url, height=1400)
+    page.get_by_role("tab", name="Evaluate").click()
+    page.locator("#eval-folder textarea").fill(str(labelled))
+    page.locator("#evaluate").click()
+    page.locator("#eval-summary").get_by_text(f"{CLASSES * PER_CLASS} images in {CLASSES} classes").wait_for(
+        timeout=120_000)
+    page.wait_for_function("() => document.querySelector('#eval-table').innerText.includes('DBA+αQE')",
+                           timeout=30_000)
+    cells = [c.strip() for c in re.split(r"[\t\n]", page.locator("#eval-table").inner_text()) if c.strip()]
+    number = re.compile(r"\d+(\.\d+)?")
+    rows = {cells[i]: [float(c) for c in cells[i + 1:i + 8]] for i in range(len(cells) - 7)
+            if not number.fullmatch(cells[i]) and all(number.fullmatch(c) for c in cells[i + 1:i + 8])}
+    assert len(rows) == 16, rows
+    for name, mode in (("ResNet50", "resnet50"), ("VGG16", "vgg16"), ("Fused", "fused"),
+                       ("Fused · DBA+αQE", "fused+dba+qe"), ("Fused (RRF) · αQE", "rrf+qe")):
+        assert rows[name] == [round(expected[mode][c], 3) for c in ("P@1", "P@10", "P@20", "R@1", "R@5", "R@10",
+                                                                    "mAP")], (name, rows)
+    for plot in ("#eval-curve", "#eval-classes", "#eval-jaccard", "#eval-disagreements"):
+        page.locator(f"{plot} img").first.wait_for(timeout=30_000)
+        assert page.locator(f"{plot} img").first.evaluate("img => img.naturalWidth") > 300, plot
+    page.screenshot(path=str(OUTPUT / "app-evaluate.png"), full_page=True)
 
 
 @needs_chromium
-def test_browser_map_hover_shows_the_image_and_a_click_searches_with_it(served):
-    from playwright.sync_api import sync_playwright
-
+def test_browser_map_hover_shows_the_image_and_a_click_searches_with_it(served, pages):
     url, _, _ = served
-    with sync_playwright() as pw:
-        browser, page = browser_page(pw, url)
-        page.get_by_role("tab", name="Map").click()
-        points = page.locator("#map-vgg16 circle")
-        points.first.wait_for(timeout=60_000)
-        assert points.count() == CLASSES * PER_CLASS == page.locator("#map-resnet50 circle").count()
-        point = points.nth(7)
-        point.hover(force=True)
-        # the point under the pointer (near-duplicate images overlap on the map: not always the 8th drawn)
-        box = point.bounding_box()
-        path = page.evaluate("([x, y]) => document.elementFromPoint(x, y).dataset.p",
-                             [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2])
-        preview = page.locator("#map-vgg16 .map-tip img[src]")
-        preview.wait_for(timeout=30_000)
-        page.wait_for_function("() => document.querySelector('#map-vgg16 .map-tip img').naturalWidth > 0")
-        assert page.locator("#map-vgg16 .map-tip div").inner_text() == path
-        page.screenshot(path=str(OUTPUT / "app-map.png"), full_page=True)
-        point.click(force=True)
-        page.locator("#status").get_by_text(Path(path).name).wait_for(timeout=60_000)
-        page.locator("#gallery-vgg16 .caption-label").first.get_by_text("#1 ① L2 0.000").wait_for(timeout=60_000)
-        browser.close()
+    page = pages(url)
+    page.get_by_role("tab", name="Map").click()
+    points = page.locator("#map-vgg16 circle")
+    points.first.wait_for(timeout=60_000)
+    assert points.count() == CLASSES * PER_CLASS == page.locator("#map-resnet50 circle").count()
+    point = points.nth(7)
+    point.hover(force=True)
+    # the point under the pointer (near-duplicate images overlap on the map: not always the 8th drawn)
+    box = point.bounding_box()
+    path = page.evaluate("([x, y]) => document.elementFromPoint(x, y).dataset.p",
+                         [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2])
+    preview = page.locator("#map-vgg16 .map-tip img[src]")
+    preview.wait_for(timeout=30_000)
+    page.wait_for_function("() => document.querySelector('#map-vgg16 .map-tip img').naturalWidth > 0")
+    assert page.locator("#map-vgg16 .map-tip div").inner_text() == path
+    page.screenshot(path=str(OUTPUT / "app-map.png"), full_page=True)
+    point.click(force=True)
+    page.locator("#status").get_by_text(Path(path).name).wait_for(timeout=60_000)
+    page.locator("#gallery-vgg16 .caption-label").first.get_by_text("#1 ① L2 0.000").wait_for(timeout=60_000)
+
+
+def dependency_ids(url: str) -> tuple[int, int]:
+    """The ids of the query's search (api_name "search") and of a search's follow-up (the event that
+    writes the galleries and the "Search with the selected hit" button), from the app's config."""
+    config = requests.get(f"{url}config", timeout=10).json()
+    ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}
+    search = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "search")
+    follow_up = next(d["id"] for d in config["dependencies"]
+                     if ids["again"] in d["outputs"] and ids["gallery-resnet50"] in d["outputs"])
+    return search, follow_up
 
 
 @needs_chromium
-def test_browser_selected_hit_shows_why_it_matched(served):
-    from playwright.sync_api import sync_playwright
-
+def test_browser_selected_hit_shows_why_it_matched(served, pages):
     url, labelled, _ = served
     query = sorted(next(p for p in sorted(labelled.iterdir())).iterdir())[0]
-    with sync_playwright() as pw:
-        browser, page = browser_page(pw, url, height=1400)
-        upload(page, query, 8)
-        assert page.locator("#why").is_hidden()
-        # the search's follow-up forgets any selection it finds: a click before it has run is lost
-        # (a race a user can meet too: see the closing note of issue 10)
-        page.wait_for_timeout(1000)
-        page.locator("#gallery-resnet50 .thumbnail-item").nth(1).click()
-        page.locator("#why img").nth(3).wait_for(timeout=60_000)
-        captions = page.locator("#why .caption-label").all_inner_texts()
-        assert [c.split(" · cos")[0] for c in captions] == ["ResNet50 · query", "ResNet50 · hit",
-                                                          "VGG16 · query", "VGG16 · hit"], captions
-        hit_cosine = float(captions[1].split("cos ")[1])
-        shown = re.search(r"ResNet50: #2 · L2 \d\.\d{3} · cosine (\d\.\d{3})", page.locator("#details").inner_text())
-        assert shown and abs(float(shown.group(1)) - hit_cosine) <= 0.002  # the heat adds up to the cosine
-        page.locator("#gallery-resnet50 .preview button[aria-label='Close'], "
-                     "#gallery-resnet50 .preview .close, #gallery-resnet50 button[title='Close']").first.click()
-        page.wait_for_timeout(500)
-        page.locator("#why").scroll_into_view_if_needed()
-        page.screenshot(path=str(OUTPUT / "app-explain.png"), full_page=True)
-        upload(page, sorted(labelled.rglob("*.jpg"))[-1], 8)  # a new search hides the old explanation
-        page.locator("#why").wait_for(state="hidden", timeout=30_000)
-        browser.close()
+    page = pages(url, height=1400)
+    # A hit clicked before the search's follow-up has run keeps its selection (the follow-up forgets only
+    # selections of older results). The follow-up of the upload's search is held back until the click's
+    # details and heatmaps have come, so this order happens every time.
+    search_id, follow_up_id = dependency_ids(url)
+    held, searched = [], []
+
+    def hold_the_follow_up(route):
+        fn = (route.request.post_data_json or {}).get("fn_index")
+        searched.append(True) if fn == search_id else None
+        if fn == follow_up_id and searched and not held:
+            held.append(route)
+        else:
+            route.continue_()
+    page.route("**/queue/join*", hold_the_follow_up)
+    upload(page, query, 8)
+    assert page.locator("#why").is_hidden()
+    page.locator("#gallery-resnet50 .thumbnail-item").nth(1).click()
+    page.locator("#why img").nth(3).wait_for(timeout=60_000)
+    assert len(held) == 1
+    held[0].continue_()
+    page.wait_for_function(f"() => location.search.includes('q={read_raw(query).sha256[:16]}')", timeout=60_000)
+    assert page.locator("#why img").count() == 4 and not page.locator("#again").is_disabled()
+    captions = page.locator("#why .caption-label").all_inner_texts()
+    assert [c.split(" · cos")[0] for c in captions] == ["ResNet50 · query", "ResNet50 · hit",
+                                                      "VGG16 · query", "VGG16 · hit"], captions
+    hit_cosine = float(captions[1].split("cos ")[1])
+    shown = re.search(r"ResNet50: #2 · L2 \d\.\d{3} · cosine (\d\.\d{3})", page.locator("#details").inner_text())
+    assert shown and abs(float(shown.group(1)) - hit_cosine) <= 0.002  # the heat adds up to the cosine
+    page.locator("#gallery-resnet50 .preview button[aria-label='Close'], "
+                 "#gallery-resnet50 .preview .close, #gallery-resnet50 button[title='Close']").first.click()
+    page.locator("#gallery-resnet50 .preview").wait_for(state="detached", timeout=30_000)
+    page.locator("#why").scroll_into_view_if_needed()
+    page.screenshot(path=str(OUTPUT / "app-explain.png"), full_page=True)
+    upload(page, sorted(labelled.rglob("*.jpg"))[-1], 8)  # a new search hides the old explanation
+    page.locator("#why").wait_for(state="hidden", timeout=30_000)

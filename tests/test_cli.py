@@ -81,10 +81,11 @@ def test_sigkill_mid_run_then_rerun_loses_and_duplicates_nothing(cli_env, settin
     cli_env = {**cli_env, "SEARCHCORE_BATCH_SIZE": "4", "SEARCHCORE_REDIS_URL": ""}
     proc = subprocess.Popen([sys.executable, "-m", "searchcore", "index", str(many_photos)], env=cli_env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
-    while wal_bytes(db) == 0 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(1.0)
+    # killed once the write-ahead log has grown five times (a few of the 12 batches are written)
+    deadline, sizes = time.monotonic() + 300, {0}
+    while len(sizes) < 6 and proc.poll() is None and time.monotonic() < deadline:
+        sizes.add(wal_bytes(db))
+        time.sleep(0.02)
     assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()

@@ -45,14 +45,31 @@ def test_alpha_is_composited_on_white():
     assert out.getpixel((0, 0)) == (255, 0, 0)
 
 
+def two_colours(mode: str) -> tuple[Image.Image, np.ndarray]:
+    """A 16x16 image of this mode, half green and half purple (half transparent for LA), and the RGB
+    pixels a correct decode gives for it."""
+    image = Image.new("RGB", (16, 16), (10, 200, 30))
+    image.paste((120, 40, 220), (0, 0, 8, 16))
+    if mode == "I;16":
+        levels = np.full((16, 16), 40000, np.uint16)
+        levels[:, :8] = 8000
+        grey = np.round(levels / 257).astype(np.uint8)
+        return Image.fromarray(levels), np.repeat(grey[..., None], 3, axis=2)
+    if mode == "LA":
+        grey = image.convert("L")
+        alpha = Image.new("L", (16, 16), 128)
+        on_white = np.asarray(grey, np.float64) * 128 / 255 + 255 * (1 - 128 / 255)
+        return Image.merge("LA", (grey, alpha)), np.repeat(on_white[..., None], 3, axis=2)
+    converted = image.convert(mode)
+    return converted, np.asarray(converted.convert("RGB"))
+
+
 @pytest.mark.parametrize("mode", ["L", "LA", "P", "CMYK", "1", "I;16"])
 def test_any_mode_becomes_rgb(mode):
-    image = Image.new("RGB", (16, 16), (10, 200, 30)).convert(mode if mode != "I;16" else "L")
-    fmt = "TIFF" if mode == "CMYK" else "PNG"
-    if mode == "I;16":
-        image = Image.fromarray(np.full((16, 16), 40000, np.uint16))
-    out = decoded(encoded(image, fmt))
+    image, expected = two_colours(mode)
+    out = decoded(encoded(image, "TIFF" if mode == "CMYK" else "PNG"))
     assert out.mode == "RGB" and out.size == (16, 16)
+    assert np.abs(np.asarray(out, np.int16) - expected.astype(np.int16)).max() <= 1, (mode, np.asarray(out)[0, :9])
 
 
 def test_sixteen_bit_is_scaled_not_clipped():

@@ -1,16 +1,15 @@
 """Why a hit matched: the spatial-similarity heat grids, on hand-made maps and on real crops."""
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from searchcore import Engine, Settings
+from searchcore import Engine
 from searchcore.explain import pooled, spatial_similarity
-from tests.conftest import PHOTOS, SAMPLES
+from tests.conftest import PHOTOS, SAMPLES, settings_in
 
 CROP_SIDE = 0.6  # each side of the crop, as a share of the photo's: 36% of its area
 
@@ -63,8 +62,7 @@ def test_a_crop_finds_its_photo_and_the_hits_heat_lies_in_the_cropped_region(tmp
         boxes[Path(name).stem] = ((left, top, left + int(CROP_SIDE * w), top + int(CROP_SIDE * h)), (w, h))
         image.save(full / f"{Path(name).stem}.jpg", quality=92)
         image.crop(boxes[Path(name).stem][0]).save(crops / f"{Path(name).stem}.jpg", quality=92)
-    settings = replace(Settings.from_env(), home=tmp_path, model_dir=model_dir,
-                       milvus_uri=str(tmp_path / "milvus.db"), redis_url="")
+    settings = settings_in(tmp_path, model_dir)
     inside: dict[str, list[float]] = {}
     with Engine(settings) as engine:
         assert engine.index([full]).indexed == len(PHOTOS)
@@ -83,8 +81,7 @@ def test_a_crop_finds_its_photo_and_the_hits_heat_lies_in_the_cropped_region(tmp
 
 
 def test_explain_reads_the_hit_only_under_the_roots_and_unchanged(tmp_path, model_dir, photo_dir):
-    settings = replace(Settings.from_env(), home=tmp_path, model_dir=model_dir,
-                       milvus_uri=str(tmp_path / "milvus.db"), redis_url="")
+    settings = settings_in(tmp_path, model_dir)
     photo = next(photo_dir.glob("*.jpg"))
     with Engine(settings) as engine:
         engine.index([photo_dir])

@@ -84,12 +84,15 @@ def test_second_build_does_nothing(model_dir: Path):
     assert before == {p: p.stat().st_mtime_ns for p in model_dir.rglob("*") if p.is_file()}
 
 
+# (median, lowest) cosine of int8 to fp32 on the held-out photos, just under what the builds give: ResNet50
+# median 0.988, lowest 0.957; VGG16 median 0.998, lowest 0.994
+GATES = {"resnet50": (0.985, 0.95), "vgg16": (0.997, 0.99)}
 HELD_OUT = ("motorcycle_left.png", "motorcycle_right.png", "moon.png", "page.png", "text.png", "color.png")
 
 
 def test_int8_builds_say_how_they_were_calibrated_and_stay_close_to_fp32(model_dir: Path):
-    """On photos the calibration never saw (and crops of them), the int8 vectors' median cosine to the
-    fp32 vectors is at least 0.98, and no image drops below 0.9."""
+    """On photos the calibration never saw (and crops of them), the int8 vectors stay as close to fp32 as
+    the build gives them (GATES: a worse calibration or quantization fails)."""
     assert not set(HELD_OUT) & set(SAMPLE_PHOTOS)
     images = [decode(read_raw(SAMPLES / name), 10**9) for name in HELD_OUT]
     images += [im.crop((0, 0, im.width * 2 // 3, im.height * 2 // 3)) for im in images]
@@ -102,12 +105,14 @@ def test_int8_builds_say_how_they_were_calibrated_and_stay_close_to_fp32(model_d
         assert int8.manifest.preprocessing == fp32.manifest.preprocessing and int8.dim == dim
         pixels = np.stack([resize(im, fp32.resize_key) for im in images])
         cosines = np.sum(fp32.encode(pixels) * int8.encode(pixels), axis=1)
-        assert np.median(cosines) >= 0.98 and cosines.min() > 0.9, (name, cosines)
+        median_at_least, lowest_above = GATES[name]
+        assert np.median(cosines) >= median_at_least and cosines.min() > lowest_above, (name, cosines)
 
 
 def test_an_int8_engine_keeps_its_own_collections_beside_fp32(settings):
     """fp32 and int8 vectors never mix: the same Milvus holds a collection per build."""
     photos = [SAMPLES / name for name in ("coffee.png", "chelsea.png", "rocket.jpg")]
+    settings = replace(settings, precision="fp32")
     with Engine(settings) as fp32:
         assert fp32.index(photos).indexed == 3
     with Engine(replace(settings, precision="int8")) as int8:

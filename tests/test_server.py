@@ -1,5 +1,7 @@
-"""The URI path on a real Milvus standalone server: the app and the CLI as two processes on one
-server, and the faults they must survive (Milvus SIGKILLed mid-index, Redis killed mid-index)."""
+"""The URI path on a real Milvus standalone server (the one test file that starts it, so that test runs in
+parallel never start two): the store's round trip and index settings, the app and the CLI as two
+processes on one server, and the faults they must survive (Milvus SIGKILLed mid-index, Redis killed
+mid-index)."""
 from __future__ import annotations
 
 import json
@@ -8,34 +10,38 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import redis
 from gradio_client import Client, handle_file
 
-from searchcore import Settings
+from searchcore import MODEL_NAMES, Settings
 from searchcore.decode import read_raw
+from searchcore import Engine, store
 from searchcore.store import connect
 
-from tests.conftest import (REDIS_URL, ROOT, crops_of_photos, free_port, run_cli, settings_env, start_app, stop_app,
-                            write_photos)
+from tests.conftest import (REDIS_URL, ROOT, crops_of_photos, free_port, run_cli, settings_env, settings_in,
+                            start_app, stop_app, write_photos)
+from tests.test_store import check_roundtrip
 
 INDEXER = [sys.executable, "-m", "searchcore", "index"]
 
 
 @pytest.fixture(scope="module")
 def server_app(tmp_path_factory, model_dir, milvus_server):
-    """app.py on the Milvus standalone, serving 8 photos; everything under `root` may be indexed and shown."""
+    """app.py on the Milvus standalone, serving 8 photos; everything under `root` may be indexed and shown.
+    Its collections have a prefix of their own, so what other tests do on the server does not matter."""
     root = tmp_path_factory.mktemp("server-app")
     prefix = f"t{uuid.uuid4().hex[:12]}_"
-    settings = replace(Settings.from_env(), home=root / "home", model_dir=model_dir, milvus_uri=milvus_server.uri,
-                       collection_prefix=prefix, redis_url=REDIS_URL, redis_prefix=f"searchcore-test:{prefix}")
+    if milvus_server.proc is None:  # an earlier test left it killed
+        milvus_server.start()
+    settings = settings_in(root / "home", model_dir, milvus_uri=milvus_server.uri, collection_prefix=prefix,
+                           redis_url=REDIS_URL, redis_prefix=f"searchcore-test:{prefix}")
     env = {**settings_env(settings), "SEARCHCORE_INDEX_ROOTS": str(root)}
     photos = write_photos(root / "photos")
     proc, url = start_app(env, photos, root / "app.log")
-    yield url, env, root, photos
+    yield url, env, root, photos, settings
     stop_app(proc)
     if milvus_server.proc is None:  # a fault test failed before it restarted the server
         milvus_server.start()
@@ -50,29 +56,28 @@ def server_app(tmp_path_factory, model_dir, milvus_server):
         cache.delete(*keys)
 
 
-def counts(uri: str, env: dict[str, str]) -> dict[str, int]:
-    client = connect(uri)
-    prefix = env["SEARCHCORE_COLLECTION_PREFIX"]
+def counts(settings: Settings) -> dict[str, int]:
+    client = connect(settings.milvus_uri)
     try:
-        return {m: int(client.query(prefix + m, filter="", output_fields=["count(*)"],
-                                    consistency_level="Strong")[0]["count(*)"]) for m in ("resnet50", "vgg16")}
+        return {m: int(client.query(settings.collection(m), filter="", output_fields=["count(*)"],
+                                    consistency_level="Strong")[0]["count(*)"]) for m in MODEL_NAMES}
     finally:
         client.close()
 
 
-def stored_ids(uri: str, env: dict[str, str], ids: set[int]) -> dict[str, set[int]]:
-    client = connect(uri)
+def stored_ids(settings: Settings, ids: set[int]) -> dict[str, set[int]]:
+    client = connect(settings.milvus_uri)
     try:
-        return {m: {int(r["id"]) for r in client.get(env["SEARCHCORE_COLLECTION_PREFIX"] + m, ids=sorted(ids),
-                                                      output_fields=["id"])} for m in ("resnet50", "vgg16")}
+        return {m: {int(r["id"]) for r in client.get(settings.collection(m), ids=sorted(ids), output_fields=["id"])}
+                for m in MODEL_NAMES}
     finally:
         client.close()
 
 
-def test_app_serves_searches_while_another_process_indexes_200_images(server_app, milvus_server):
-    url, env, root, photos = server_app
-    folder = crops_of_photos(root / "two-hundred", 25)
-    before = counts(milvus_server.uri, env)
+def test_app_serves_searches_while_another_process_indexes(server_app, milvus_server):
+    url, env, root, photos, settings = server_app
+    folder = crops_of_photos(root / "ninety-six", 12)
+    before = counts(settings)
     indexer = subprocess.Popen([*INDEXER, str(folder)], env=env, cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     client = Client(url, verbose=False)
@@ -89,11 +94,11 @@ def test_app_serves_searches_while_another_process_indexes_200_images(server_app
         searches += 1
     out, err = indexer.communicate(timeout=60)
     assert indexer.returncode == 0, err
-    assert out.strip().startswith("indexed 200, already there 0, duplicates 0, failed 0"), out
+    assert out.strip().startswith("indexed 96, already there 0, duplicates 0, failed 0"), out
     assert errors == [] and searches >= 3, (searches, errors[:3])
-    assert counts(milvus_server.uri, env) == {m: n + 200 for m, n in before.items()}
+    assert counts(settings) == {m: n + 96 for m, n in before.items()}
     ids = {read_raw(p).id for p in folder.iterdir()}
-    assert stored_ids(milvus_server.uri, env, ids) == {"resnet50": ids, "vgg16": ids}
+    assert stored_ids(settings, ids) == {"resnet50": ids, "vgg16": ids}
     # the CLI's search on the server finds an indexed image itself first
     query = sorted(folder.iterdir())[7]
     found = json.loads(run_cli(env, "search", str(query), "--top-k", "3", "--json").stdout)
@@ -101,15 +106,15 @@ def test_app_serves_searches_while_another_process_indexes_200_images(server_app
 
 
 def test_milvus_killed_mid_index_then_restarted(server_app, milvus_server):
-    url, env, root, photos = server_app
+    url, env, root, photos, settings = server_app
     folder = crops_of_photos(root / "killed", 8, quality=85)
     ids = {read_raw(p).id for p in folder.iterdir()}
-    before = counts(milvus_server.uri, env)
+    before = counts(settings)
     env = {**env, "SEARCHCORE_BATCH_SIZE": "4", "SEARCHCORE_REDIS_URL": ""}
     indexer = subprocess.Popen([*INDEXER, str(folder)], env=env, cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
-    while counts(milvus_server.uri, env)["vgg16"] == before["vgg16"] and time.monotonic() < deadline:
+    while counts(settings)["vgg16"] == before["vgg16"] and time.monotonic() < deadline:
         assert indexer.poll() is None, indexer.communicate()
         time.sleep(0.2)
     milvus_server.kill()
@@ -131,15 +136,15 @@ def test_milvus_killed_mid_index_then_restarted(server_app, milvus_server):
                                                  api_name="/search")
         if len(resnet) == 3:
             break
-        time.sleep(2)
+        time.sleep(0.25)
     assert len(resnet) == len(vgg) == 3 and "this very image is indexed" in status, status
 
     rerun = run_cli(env, "index", str(folder))
     assert rerun.returncode == 0, rerun.stderr
     indexed, already = (int(part.split()[-1]) for part in rerun.stdout.split(",")[:2])
     assert already > 0 and indexed + already == len(ids), rerun.stdout
-    assert counts(milvus_server.uri, env) == {m: n + len(ids) for m, n in before.items()}  # 0 lost, 0 twice
-    assert stored_ids(milvus_server.uri, env, ids) == {"resnet50": ids, "vgg16": ids}
+    assert counts(settings) == {m: n + len(ids) for m, n in before.items()}  # 0 lost, 0 twice
+    assert stored_ids(settings, ids) == {"resnet50": ids, "vgg16": ids}
 
 
 @pytest.fixture
@@ -162,10 +167,10 @@ def own_redis(tmp_path: Path):
     proc.wait()
 
 
-def test_redis_killed_mid_index_goes_on_without_the_cache_and_says_so_once(cli_env, many_photos, own_redis):
+def test_redis_killed_mid_index_goes_on_without_the_cache_and_says_so_once(cli_env, some_photos, own_redis):
     proc, client, url = own_redis
     env = {**cli_env, "SEARCHCORE_REDIS_URL": url, "SEARCHCORE_BATCH_SIZE": "4"}
-    indexer = subprocess.Popen([*INDEXER, str(many_photos)], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+    indexer = subprocess.Popen([*INDEXER, str(some_photos)], env=env, cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while client.dbsize() == 0 and time.monotonic() < deadline:
@@ -175,6 +180,37 @@ def test_redis_killed_mid_index_goes_on_without_the_cache_and_says_so_once(cli_e
     proc.wait()
     out, err = indexer.communicate(timeout=300)
     assert indexer.returncode == 0, err
-    assert out.strip().startswith("indexed 48, already there 0, duplicates 0, failed 0"), out
+    assert out.strip().startswith("indexed 24, already there 0, duplicates 0, failed 0"), out
     warnings = [line for line in err.splitlines() if "Redis" in line]
     assert len(warnings) == 1 and "unreachable" in warnings[0] and "without the embedding cache" in warnings[0], err
+
+
+def test_hnsw_settings_reach_the_index_on_the_server(tmp_path, model_dir, milvus_uri):
+    """What the server reports of each collection's index (Milvus Lite's describe_index does not echo
+    build parameters): the M and efConstruction that the settings chose."""
+    prefix = f"t{uuid.uuid4().hex[:12]}_"
+    chosen = settings_in(tmp_path, model_dir, milvus_uri=milvus_uri, collection_prefix=prefix, hnsw_m=8,
+                         hnsw_ef_construction=64)
+    client = store.connect(milvus_uri)
+    try:
+        with Engine(chosen, models=["vgg16"]) as engine:
+            for model in engine.models.values():
+                for collection in (model.store.name, model.dba.name):
+                    index = client.describe_index(collection, "vector")
+                    assert (index["index_type"], int(index["M"]), int(index["efConstruction"])) == ("HNSW", 8, 64), index
+    finally:
+        for name in client.list_collections():
+            if name.startswith(prefix):
+                client.drop_collection(name)
+        client.close()
+
+
+def test_server_uri_path_on_milvus_standalone(milvus_uri):
+    """The URI path, against a real Milvus standalone server."""
+    client = store.connect(milvus_uri)
+    name = f"t{uuid.uuid4().hex[:12]}_model"
+    try:
+        check_roundtrip(client, name)
+    finally:
+        client.drop_collection(name)
+        client.close()

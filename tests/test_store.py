@@ -1,8 +1,9 @@
-"""Milvus: a Lite database in a temp dir, and the same code against a Milvus server by URI."""
+"""Milvus Lite in a temp dir (the same code against a Milvus server: test_server.py)."""
 from __future__ import annotations
 
-import uuid
-from dataclasses import replace
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from searchcore import Engine, Settings, store
 from searchcore.store import StoreMismatchError, VectorStore
+from tests.conftest import ROOT, SAMPLES
 
 
 def unit(rows: int, dim: int, seed: int) -> np.ndarray:
@@ -76,31 +78,30 @@ def test_reopened_collection_is_loaded_and_checked(tmp_path: Path):
 
 
 @pytest.mark.parametrize("m, ef", [(0, 200), (4096, 200), (16, 0)])
-def test_bad_hnsw_settings_are_refused_before_any_collection_is_created(settings, m, ef, monkeypatch):
-    """SEARCHCORE_HNSW_M / SEARCHCORE_HNSW_EF_CONSTRUCTION, as an operator sets them."""
+def test_bad_hnsw_settings_are_refused_before_any_collection_is_created(tmp_path, m, ef, monkeypatch):
+    """SEARCHCORE_HNSW_M / SEARCHCORE_HNSW_EF_CONSTRUCTION, as an operator sets them: refused when read,
+    before any model or Milvus is opened; and a store given them creates nothing."""
     monkeypatch.setenv("SEARCHCORE_HNSW_M", str(m))
     monkeypatch.setenv("SEARCHCORE_HNSW_EF_CONSTRUCTION", str(ef))
-    chosen = Settings.from_env(model_dir=settings.model_dir, milvus_uri=settings.milvus_uri, redis_url="")
+    with pytest.raises(ValueError, match=f"HNSW {'M' if m != 16 else 'efConstruction'}="):
+        Settings.from_env()
+    client = store.connect(str(tmp_path / "m.db"))
     with pytest.raises(ValueError, match="HNSW"):
-        Engine(chosen)
-    client = store.connect(settings.milvus_uri)
+        VectorStore(client, "t_model", 16, "abc", hnsw=(m, ef))
     assert client.list_collections() == []  # nothing half-made that would break the next load
     client.close()
 
 
-def test_hnsw_settings_reach_the_index(settings):
-    # Milvus Lite's describe_index does not echo build parameters, so the store's own are checked
-    with Engine(replace(settings, hnsw_m=8, hnsw_ef_construction=64)) as engine:
-        assert all(s.index_params == {"M": 8, "efConstruction": 64} for s in (m.store for m in engine.models.values()))
-        assert engine.client.describe_index(engine.models["vgg16"].store.name, "vector")["index_type"] == "HNSW"
-
-
-def test_server_uri_path_on_milvus_standalone(milvus_server):
-    """The URI path, against a real Milvus standalone server."""
-    client = store.connect(milvus_server.uri)
-    name = f"t{uuid.uuid4().hex[:12]}_model"
-    try:
-        check_roundtrip(client, name)
-    finally:
-        client.drop_collection(name)
-        client.close()
+def test_a_closed_engine_lets_go_of_its_milvus_lite_folder(settings):
+    """Milvus Lite runs in the process that opened it and kept its folder (and its lock) after the client
+    closed: another process could not open it, and a temp folder removed after close failed in
+    `make bench` ("Directory not empty: 'partitions'")."""
+    with Engine(settings) as engine:
+        assert engine.index([SAMPLES / "coffee.png"]).indexed == 1
+    code = ("import sys; from searchcore import store; c = store.connect(sys.argv[1]); "
+            "print(c.query('images_vgg16_int8', filter='', output_fields=['count(*)'])[0]['count(*)'])")
+    other = subprocess.run([sys.executable, "-c", code, settings.milvus_uri], capture_output=True, text=True,
+                           cwd=ROOT, timeout=120)
+    assert other.stdout.strip() == "1", other.stderr[-2000:]
+    shutil.rmtree(settings.milvus_uri)
+    assert not Path(settings.milvus_uri).exists()
