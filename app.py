@@ -34,7 +34,7 @@ from searchcore.shown import ShownFiles  # noqa: E402
 from searchcore.store import StoreUnavailableError  # noqa: E402
 
 log = logging.getLogger("searchcore.app")
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # one limit for uploads (Gradio's) and data: URLs (ours)
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # 20 MiB, one limit for uploads (Gradio's) and data: URLs (ours)
 EXAMPLES = 8
 NO_SELECTION = "Select a hit to see its details."
 FUSED_LABELS = {views.FUSED_MODE: "Fused (mean cosine of the models, over their top 50)",
@@ -103,7 +103,7 @@ def save_data_url(url: str, folder: Path) -> str:
     if ";base64" not in header:
         raise gr.Error("A data: URL must be base64-encoded.")
     if len(body) > (MAX_UPLOAD_BYTES + 2) // 3 * 4 + 4:
-        raise gr.Error(f"The image is over the upload limit of {MAX_UPLOAD_BYTES} bytes (20 MB).")
+        raise gr.Error(f"The image is over the upload limit of {MAX_UPLOAD_BYTES} bytes (20 MiB).")
     try:
         data = base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError):
@@ -245,6 +245,10 @@ def search_tab(demo: gr.Blocks, engine: Engine, shown: ShownFiles, startup: Star
             if state is None or state[0].error:
                 return NO_SELECTION, None, gr.Button(interactive=False)
             result, images, lists, token = state
+            shown = views.gallery(result, lists[position], images)
+            clicked = evt.value.get("caption") if isinstance(evt.value, dict) else None
+            if not 0 <= evt.index < len(shown) or clicked != shown[evt.index][1]:
+                return gr.skip(), gr.skip(), gr.skip()  # a click on an older result's list: not this result's hit
             _, hit = views.shown_hits(result, lists[position], images)[evt.index]
             try:
                 chosen = views.hit_details(hit, engine.hit_scores(result, hit), made_on=token)
@@ -353,7 +357,7 @@ def explain_handler(engine: Engine, roots: list[Path]):
     """The selected hit's heatmaps: per model, the query and the hit with the regions that match."""
     def explain(state, chosen):
         """The heatmaps, and whether they are shown (a search hides them, also when they came late)."""
-        if not state or chosen is None:
+        if not state or chosen is None or chosen.made_on != state[3]:  # a selection an older search made
             return gr.Gallery(value=None, visible=False), False
         try:
             explained = engine.explain(state[0].query, chosen.path, chosen.sha256, roots)
@@ -548,12 +552,12 @@ def index_tab(engine: Engine, roots: list[Path]) -> None:
                 reports.append(report)
         except StoreUnavailableError as exc:
             messages.append(views.error_text(str(exc)))
-        full_list = None
         for report in reports:
             messages.insert(0, views.index_summary(report, names))
-            if report.failed:
-                full_list = Path(tempfile.mkdtemp(prefix="index-failures-")) / "index-failures.tsv"
-                full_list.write_text(views.failure_list(report, names))
+        failed = "".join(views.failure_list(report, names) for report in reports)  # the folder's and the uploads'
+        full_list = Path(tempfile.mkdtemp(prefix="index-failures-")) / "index-failures.tsv" if failed else None
+        if full_list:
+            full_list.write_text(failed)
         if not messages:
             messages.append("Give a folder under the allowed roots, or upload images.")
         return "\n\n".join(messages), str(full_list) if full_list else None, stats()

@@ -26,8 +26,7 @@ from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tests.conftest import free_port  # noqa: E402
-from tests.test_app import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
 from searchcore import Engine, Settings  # noqa: E402
 from searchcore.config import MODEL_NAMES, PRECISIONS  # noqa: E402
 from searchcore.decode import IMAGE_SUFFIXES  # noqa: E402

@@ -74,8 +74,10 @@ def parser() -> argparse.ArgumentParser:
     st = sub.add_parser("stats", parents=[common], help="rows per collection and where things are")
     st.add_argument("--json", action="store_true")
 
-    r = sub.add_parser("remove", parents=[common], help="remove an indexed id, file, or folder")
-    r.add_argument("target")
+    r = sub.add_parser("remove", parents=[common], help="remove an indexed file or folder, or images by id")
+    r.add_argument("target", nargs="?", type=Path, help="a file or folder (as it was indexed)")
+    r.add_argument("--id", type=int, action="append", default=[], dest="ids", metavar="ID",
+                   help="an indexed image's id (repeatable)")
 
     d = sub.add_parser("rebuild-dba", parents=[common], help="compute every DBA vector anew (exact) from the index")
     d.add_argument("--models", **models)
@@ -109,7 +111,10 @@ def write_plots(engine: "Engine", report, folder: Path) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    cli = parser()
+    args = cli.parse_args(argv)
+    if args.command == "remove" and not (args.target or args.ids):
+        cli.error("remove needs a file or folder, or --id ID")
     configure_logging()
     settings = Settings.from_env(**({"precision": args.precision} if args.precision else {}))
 
@@ -181,7 +186,8 @@ def _run(engine: "Engine", args: argparse.Namespace) -> int:
                       f"collection {s['collection']}")
         return 0
     if args.command == "remove":
-        print(f"removed {engine.remove(args.target)} image(s)")
+        removed = (engine.remove(args.target) if args.target else 0) + engine.remove_ids(args.ids)
+        print(f"removed {removed} image(s)")
         return 0
     if args.command == "rebuild-dba":
         print(f"recomputed the DBA vectors of {engine.rebuild_dba(args.models)} image(s)")

@@ -41,6 +41,12 @@ class Encoder:
         return self.manifest.dim
 
     @property
+    def feature_grid(self) -> tuple[int, int]:
+        """(h, w) of the last conv feature map, as the ONNX graph declares it (fixed by the input size)."""
+        shape = next(o.shape for o in self.session.get_outputs() if o.name == self.manifest.feature_map_name)
+        return int(shape[1]), int(shape[2])
+
+    @property
     def cache_key(self) -> str:
         """Vectors are only interchangeable between identical ONNX files."""
         return f"{self.manifest.name}:{self.manifest.onnx_sha256}"

@@ -21,7 +21,7 @@ from .evaluate import EmbeddingsFile, EvalReport, evaluate
 from .index import Indexer, IndexReport
 from .preprocess import resize
 from .rerank import DBA_K, RERANK_LABELS, RERANKS, weighted_mean
-from .regions import REGIONS_PER_IMAGE, GroupedSearch, row_id
+from .regions import GroupedSearch, regions_per_image, row_id
 from .search import FUSED, RRF, FusedHit, Query, QueryResult, search, search_many
 from .shown import Thumbnails
 from .similarity import best_cosines
@@ -31,7 +31,6 @@ from . import maps, store
 log = logging.getLogger("searchcore")
 MAX_TOP_K = 1000
 # The search options the robustness view and script compare, as keyword arguments of search_raw.
-ROWS_PER_IMAGE = {"regions": REGIONS_PER_IMAGE, "turns": TURNS}  # of the collections of Model.grouped
 COMPARED_OPTIONS: dict[str, dict] = {"plain": {}, "robust": {"robust": True}, "dba+qe": {"rerank": "dba+qe"}}
 
 
@@ -65,14 +64,19 @@ class Model:
         if regions:
             if self.regions is None:
                 raise ValueError("region search needs SEARCHCORE_REGIONS=1 while indexing")
-            return GroupedSearch(self.regions, REGIONS_PER_IMAGE)
+            return GroupedSearch(self.regions, self.rows_per_image("regions"))
         if turns:
-            return GroupedSearch(self.turns, TURNS)
+            return GroupedSearch(self.turns, self.rows_per_image("turns"))
         return self.dba if "dba" in rerank else self.store
 
     def grouped(self) -> dict[str, store.VectorStore]:
         """The collections of several rows per image that this model keeps: "regions", "turns"."""
         return {kind: rows for kind, rows in (("regions", self.regions), ("turns", self.turns)) if rows is not None}
+
+    def rows_per_image(self, kind: str) -> int:
+        """Rows per image in the collection of this kind of Model.grouped: the regions of this model's own
+        feature grid, or the turns."""
+        return regions_per_image(self.encoder.feature_grid) if kind == "regions" else TURNS
 
     def turns_cover_the_index(self) -> bool:
         """Every indexed image has its turns (not so for images indexed before SEARCHCORE_TURNS was on)."""
@@ -119,8 +123,12 @@ class Engine:
         s = self.settings
         self.cache = EmbeddingCache(s.redis_url, s.redis_prefix, s.cache_ttl_seconds)
         self.client = store.connect(s.milvus_uri, s.milvus_token, s.milvus_timeout)
-        self.models: dict[str, Model] = {name: self._open_model(SPECS[name]) for name in MODEL_NAMES
-                                         if name in models}
+        try:
+            self.models: dict[str, Model] = {name: self._open_model(SPECS[name]) for name in MODEL_NAMES
+                                             if name in models}
+        except BaseException:  # a missing build, another build's collection: let go of Milvus (Lite's lock)
+            store.disconnect(self.client, s.milvus_uri)
+            raise
         self.embedder = Embedder({m.name: m.encoder for m in self.models.values()}, self.cache, s.max_pixels,
                                  s.batch_size, s.decode_workers, s.regions, s.turns,
                                  Thumbnails(s.home / "thumbnails"))
@@ -255,10 +263,6 @@ class Engine:
                                                                          error=f"{o.source}: {o.reason}")
                 for o in outcomes]
 
-    def search_bytes(self, data: bytes, name: str, models: Sequence[str] | None = None,
-                     k: int = 10, rerank: str = "none") -> QueryResult:
-        return self.search_raw([raw_from_bytes(data, name)], models, k, rerank)[0]
-
     def search_id(self, image_id: int, models: Sequence[str] | None = None, k: int = 10,
                   rerank: str = "none") -> QueryResult:
         """Search with an indexed image's stored vectors (no decoding, no inference)."""
@@ -366,17 +370,23 @@ class Engine:
                                   "onnx_sha256": m.encoder.manifest.onnx_sha256}
                            for name, m in self.models.items()}}
 
-    def remove(self, target: str) -> int:
-        """Remove an id, a file's row, or every row under a folder, from every model's collection."""
+    def remove(self, target: str | Path) -> int:
+        """Remove a file's row, or every row under a folder, from every model's collection."""
         path = os.path.abspath(Path(target).expanduser())  # stored paths are absolute, links unresolved
+        return self._remove(lambda m: m.store.ids_under(path))
+
+    def remove_ids(self, ids: Sequence[int]) -> int:
+        """Remove these indexed images (by id) from every model's collection."""
+        return self._remove(lambda m: list(ids))
+
+    def _remove(self, ids_of: Callable[[Model], list[int]]) -> int:
         removed = set()
         for m in self.models.values():
-            ids = [int(target)] if target.isdigit() else m.store.ids_under(path)
-            present = list(m.store.existing(ids))
+            present = list(m.store.existing(ids_of(m)))
             touched = self._neighbours(m, present)  # their DBA vectors were made with the removed ones
             shas = [r["sha256"] for r in m.store.rows(present).values()]
             for kind, rows in m.grouped().items():
-                rows.delete([row_id(sha, n) for sha in shas for n in range(ROWS_PER_IMAGE[kind])])
+                rows.delete([row_id(sha, n) for sha in shas for n in range(m.rows_per_image(kind))])
             m.store.delete(present)
             m.dba.delete(list(m.dba.existing(present)))
             self._augment_model(m, touched - set(present))

@@ -21,8 +21,18 @@ from .decode import content_id
 from .store import Hit, VectorStore
 
 REGION_SIZES = (7, 6, 5, 4)
-REGIONS_PER_IMAGE = sum((7 - size + 1) ** 2 for size in REGION_SIZES)  # 30 on the 7 x 7 grid of both models
 OVERFETCH = 4  # region hits asked for per image wanted: most images place several regions near the top
+
+
+def window_sizes(grid: tuple[int, int], sizes: tuple[int, ...] = REGION_SIZES) -> list[int]:
+    """The window sizes used on an h x w grid: each size clipped to the grid, once, largest first."""
+    return sorted({min(s, *grid) for s in sizes}, reverse=True)
+
+
+def regions_per_image(grid: tuple[int, int], sizes: tuple[int, ...] = REGION_SIZES) -> int:
+    """How many regional vectors region_vectors makes of an h x w feature map (30 on a 7 x 7 grid)."""
+    h, w = grid
+    return sum((h - size + 1) * (w - size + 1) for size in window_sizes(grid, sizes))
 
 
 def region_vectors(feature_map: np.ndarray, sizes: tuple[int, ...] = REGION_SIZES) -> np.ndarray:
@@ -30,7 +40,7 @@ def region_vectors(feature_map: np.ndarray, sizes: tuple[int, ...] = REGION_SIZE
     (clipped to the grid) at stride 1, max-pooled."""
     h, w, _ = feature_map.shape
     windows = []
-    for size in sorted({min(s, h, w) for s in sizes}, reverse=True):
+    for size in window_sizes((h, w), sizes):
         for top in range(h - size + 1):
             for left in range(w - size + 1):
                 windows.append(feature_map[top:top + size, left:left + size].max(axis=(0, 1)))

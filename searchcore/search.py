@@ -106,7 +106,7 @@ def search_many(queries: Sequence[Query], stores: Mapping[str, VectorStore], k: 
         pools[name], searched[name] = pool_search(stores[name], [q.vectors[name] for q in queries], depth,
                                                   expand, ids)
     per_query = [{m: pools[m][n] for m in models} for n in range(len(queries))]
-    fused = _fused_lists(per_query, searched, stores, ids, k) if len(models) > 1 else [([], [])] * len(queries)
+    fused = _fused_lists(per_query, searched, stores, ids, k) if len(models) > 1 else [([], []) for _ in queries]
     return [_result(q, per_query[n], {m: searched[m][n] for m in models}, fused[n], k, rerank)
             for n, q in enumerate(queries)]
 

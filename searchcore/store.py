@@ -60,7 +60,9 @@ def connect(uri: str, token: str = "", timeout: float = 10.0) -> MilvusClient:
 
 def disconnect(client: MilvusClient, uri: str) -> None:
     """Close the client; for Milvus Lite also stop its in-process server, which otherwise keeps writing
-    into its folder until the process exits (a temp folder removed after close then failed)."""
+    into its folder, and keeps it locked against other processes, until this process exits (a temp
+    folder removed after close then failed). That server is shared by every client of this process on
+    the same path: disconnect the last of them."""
     client.close()
     if "://" not in uri:
         from milvus_lite.server_manager import server_manager_instance
@@ -188,12 +190,12 @@ class VectorStore:
 
     @guarded
     def ids_under(self, path: str) -> list[int]:
-        """Ids whose stored path is this file or lies under this folder."""
-        quoted = json.dumps(path)
-        folder = json.dumps(path.rstrip("/") + "/%")
-        rows = self.client.query(self.name, filter=f"path == {quoted} or path like {folder}", output_fields=["id"],
-                                 timeout=self.timeout, consistency_level="Strong")
-        return [int(r["id"]) for r in rows]
+        """Ids whose stored path is this file or lies under this folder. In `like`, a `%` or `_` of the
+        folder's name matches any text: the rows it finds are checked against the folder itself."""
+        folder = path.rstrip("/") + "/"
+        rows = self.client.query(self.name, filter=f"path == {json.dumps(path)} or path like {json.dumps(folder + '%')}",
+                                 output_fields=["path"], timeout=self.timeout, consistency_level="Strong")
+        return [int(r["id"]) for r in rows if r["path"] == path or r["path"].startswith(folder)]
 
     @guarded
     def flush(self) -> None:

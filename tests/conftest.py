@@ -5,6 +5,7 @@ the fixtures run the int8 builds (about 3x faster) unless fp32 is what a test is
 a missing chromium or a missing ../shared fails instead of skipping."""
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import subprocess
@@ -38,11 +39,12 @@ PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycl
           "hubble_deep_field.jpg", "retina.jpg", "ihc.png")
 
 
-# where the built models are cached is the developer's choice (read before the variables go); what they
-# compute is not
-MODEL_DIR = Settings.from_env().model_dir
-# evaluation vectors kept across runs, beside the model cache, under the keys evaluate.py gives them
-# (the files' hashes and each model build's cache key): a rebuilt model is embedded anew
+# where the built models are cached is the developer's choice (read before the variables go, and only
+# that); what they compute is not
+MODEL_DIR = Path(os.environ.get("SEARCHCORE_MODEL_DIR") or
+                 Path(os.environ.get("SEARCHCORE_HOME") or Path.home() / ".cache" / "searchcore") / "models").expanduser()
+# evaluation vectors kept across runs, beside the model cache, named as evaluate.py names them (the
+# files' paths, sizes and mtimes, and each model build's cache key): a rebuilt model is embedded anew
 EVALUATIONS = MODEL_DIR.parent / "test-evaluations"
 FIXTURE_PRECISION = "int8"
 
@@ -64,7 +66,11 @@ def needs(present: bool, reason: str):
 
 @pytest.fixture(scope="session")
 def model_dir(hermetic_environment) -> Path:
-    build_models(MODEL_DIR, MODEL_NAMES, precisions=PRECISIONS)
+    """Both models in both precisions, built once; test workers running at once build one at a time."""
+    MODEL_DIR.mkdir(parents=True, exist_ok=True)
+    with (MODEL_DIR / ".build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        build_models(MODEL_DIR, MODEL_NAMES, precisions=PRECISIONS)
     return MODEL_DIR
 
 
@@ -120,8 +126,8 @@ def cli_env(settings: Settings) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def milvus_server(tmp_path_factory) -> MilvusStandalone:
-    """One real Milvus standalone for the whole run (fault tests kill and restart it): up again before
-    every test that asks for it, whatever ran before. Killed at the end (nothing of it is kept)."""
+    """One real Milvus standalone for the whole run (fault tests kill and restart it; `milvus_uri` and
+    test_server's app start it again when a test left it killed). Killed at the end: nothing is kept."""
     server = MilvusStandalone(tmp_path_factory.mktemp("milvus-standalone") / "data").start()
     yield server
     server.kill()

@@ -10,6 +10,7 @@ Its embedded etcd always listens on 127.0.0.1:2379/2380: one standalone per mach
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import socket
@@ -25,14 +26,20 @@ PORT_FLAGS = ("proxy", "proxy-internal", "root-coord", "query-coord", "query-nod
               "index-node", "data-coord", "data-node")
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+def free_ports(count: int, low: int = 20000, high: int = 32000) -> list[int]:
+    """Free ports below the kernel's ephemeral range (32768 and up): a restarted server takes the same
+    ports again, and meanwhile no outgoing connection of another process can be given one of them."""
+    ports: list[int] = []
+    for port in random.sample(range(low, high), high - low):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == count:
+            return ports
+    raise RuntimeError(f"no {count} free ports in [{low}, {high})")
 
 
 def _port_open(port: int) -> bool:

@@ -203,13 +203,19 @@ def test_index_api_only_under_configured_roots(indexing_app, tmp_path):
     (folder / "sub" / "broken.png").write_text("nope")
     upload = tmp_path / "upload-crop.jpg"
     Image.open(photos / "nested" / "rocket.jpg").crop((0, 0, 200, 300)).save(upload)
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("not a picture")
     before = rows_per_model(client)
     summary, failures, stats = client.predict(
-        str(folder), [handle_file(str(upload)), handle_file(str(photos / "coffee.jpg"))], api_name="/index")
+        str(folder), [handle_file(str(upload)), handle_file(str(photos / "coffee.jpg")), handle_file(str(notes))],
+        api_name="/index")
     assert "indexed 1, already there 0, duplicates 1, failed 1" in summary, summary  # the folder
-    assert "indexed 1, already there 0, duplicates 1, failed 0" in summary, summary  # the uploads
+    assert summary.count("indexed 1, already there 0, duplicates 1, failed 1") == 2, summary  # and the uploads
     assert "broken.png" in summary and "not an image" in summary
-    assert Path(failures).read_text().startswith(f"{folder / 'sub' / 'broken.png'}\tnot an image\t")
+    # one list of every failure, the folder's and the uploads'
+    listed = Path(failures).read_text().splitlines()
+    assert listed[0].startswith(f"{folder / 'sub' / 'broken.png'}\tnot an image\t"), listed
+    assert len(listed) == 2 and listed[1].startswith("notes.jpg\tnot an image\t"), listed
     assert [row[1] for row in stats["data"]] == [n + 2 for n in before]
     *_, as_json, status = client.predict(handle_file(str(upload)), "Side by side", 1, api_name="/search")
     assert as_json["hits"]["vgg16"][0]["self"] and "upload-crop.jpg" in as_json["hits"]["vgg16"][0]["file"]

@@ -61,8 +61,11 @@ def test_cli_indexes_searches_and_removes_with_clear_output(cli_env, photo_dir, 
     assert "(itself)" in text and "agreement resnet50~vgg16: overlap@2" in text and "fused (RRF):" in text
 
     assert run_cli(cli_env, "remove", str(photo_dir / "nested")).stdout.strip() == "removed 4 image(s)"
+    assert run_cli(cli_env, "remove", "--id", str(read_raw(coffee).id)).stdout.strip() == "removed 1 image(s)"
     stats = json.loads(run_cli(cli_env, "stats", "--json").stdout)
-    assert [s["rows"] for s in stats["models"].values()] == [5, 5] and stats["redis_cache"] is True
+    assert [s["rows"] for s in stats["models"].values()] == [4, 4] and stats["redis_cache"] is True
+    nothing = run_cli(cli_env, "remove")
+    assert nothing.returncode == 2 and "remove needs a file or folder, or --id ID" in nothing.stderr
 
 
 def test_bad_top_k_gets_one_line_before_any_model_loads(cli_env, photo_dir):
@@ -134,10 +137,20 @@ def test_search_marks_itself_and_compares_models(engine, photo_dir):
     assert "not indexed" in engine.search_id(12345, k=3).error
 
 
+def test_remove_takes_a_folder_named_with_digits_as_a_folder(engine, photo_dir, tmp_path, monkeypatch):
+    """`remove 2024` removes the folder 2024 (it was taken as the image id 2024, which removed nothing)."""
+    (tmp_path / "2024").mkdir()
+    shutil.copy(photo_dir / "coffee.jpg", tmp_path / "2024" / "coffee.jpg")
+    assert engine.index([tmp_path / "2024"]).indexed == 1
+    monkeypatch.chdir(tmp_path)
+    assert engine.remove("2024") == 1
+    assert [s["rows"] for s in engine.stats()["models"].values()] == [0, 0]
+
+
 def test_remove_by_folder_and_id_keeps_the_dba_collection_in_step(engine, photo_dir, many_photos):
     engine.index([photo_dir, many_photos])
     assert engine.remove(str(photo_dir / "nested")) == 4
-    assert engine.remove(str(read_raw(photo_dir / "astronaut.jpg").id)) == 1
+    assert engine.remove_ids([read_raw(photo_dir / "astronaut.jpg").id]) == 1
     assert engine.remove(str(photo_dir / "nested")) == 0
     assert [s["rows"] for s in engine.stats()["models"].values()] == [51, 51]
     for m in engine.models.values():

@@ -137,7 +137,7 @@ from searchcore import Engine, Settings
 e = Engine(Settings.from_env(model_dir=pathlib.Path({str(model_dir)!r}), home=pathlib.Path({str(tmp_path)!r}),
                              milvus_uri={str(tmp_path / 'm.db')!r}, redis_url=''))
 assert e.index([{str(photo)!r}]).indexed == 1
-result = e.search_bytes(open({str(photo)!r}, 'rb').read(), 'coffee.png', k=1)
+result = e.search_files([{str(photo)!r}], k=1)[0]
 print('HITS', {{m: len(h) for m, h in result.hits.items()}}, len(result.fused), result.error)
 import app
 bad = [m for m in ('tensorflow', 'keras', 'tf2onnx', 'onnx') if m in sys.modules]

@@ -49,6 +49,20 @@ def test_lite_roundtrip_l2_and_cosine(tmp_path: Path):
     client.close()
 
 
+def test_a_folder_holds_only_its_own_files_whatever_its_name(tmp_path: Path):
+    """`%` and `_` in a folder's name are its own characters: removing `a_b` or `100%` leaves `axb` and
+    `100x` alone (in Milvus' `like` they match any text)."""
+    client = store.connect(str(tmp_path / "m.db"))
+    vs = VectorStore(client, "t_folders", 16, "abc")
+    folders = ["/img/a_b", "/img/axb", "/img/100%", "/img/100x", "/img/100%/deeper", "/img/a_bc"]
+    vs.upsert([{"id": n + 1, "vector": v.tolist(), "path": f"{folder}/{n}.jpg", "sha256": f"{n:064x}"}
+               for n, (folder, v) in enumerate(zip(folders, unit(len(folders), 16, 3)))])
+    assert sorted(vs.ids_under("/img/a_b")) == [1]
+    assert sorted(vs.ids_under("/img/100%")) == [3, 5]
+    assert sorted(vs.ids_under("/img/100%/deeper/4.jpg")) == [5]
+    client.close()
+
+
 def test_many_query_rows_go_in_requests_of_a_bounded_size(tmp_path: Path, monkeypatch):
     """A robustness run's 360 queries in one request outlasted Milvus Lite's timeout: searches go
     SEARCH_CHUNK rows per request, and the answers stay in query order."""
@@ -69,7 +83,7 @@ def test_reopened_collection_is_loaded_and_checked(tmp_path: Path):
     uri = str(tmp_path / "m.db")
     client = store.connect(uri)
     fill(VectorStore(client, "t_model", 16, "abc"), unit(5, 16, 1))
-    client.close()
+    store.disconnect(client, uri)  # Lite's server stopped: the next client reads the folder anew
     client = store.connect(uri)
     assert VectorStore(client, "t_model", 16, "abc").count() == 5
     with pytest.raises(StoreMismatchError, match="another model build"):
