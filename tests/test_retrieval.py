@@ -136,7 +136,7 @@ def test_fused_scores_equal_the_exact_cosines_also_for_hits_one_model_missed(cro
 
 
 def test_the_apps_fused_list_is_the_evaluations_fused_ranking(crops_engine):
-    """The README's fused figures measure what the app shows: the same rule over exact similarities
+    """The fused figures of docs/benchmarks.md measure what the app shows: the same rule over exact similarities
     gives the same top 10 as the app's Fused list (HNSW is exact at this size)."""
     engine, files = crops_engine
     ids = sorted(engine.models["resnet50"].store.existing(content_id(raw_from_bytes(f.read_bytes(), "").sha256)
