@@ -12,7 +12,7 @@ import numpy as np
 
 from .cache import EmbeddingCache
 from .config import MODEL_NAMES, SPECS, ModelSpec, Settings
-from .decode import (DecodeError, Failure, RawImage, raw_from_bytes, read_each, read_many, read_raw,
+from .decode import (DecodeError, Failure, RawImage, read_each, read_many, read_raw,
                      safe_file_name)
 from .embed import TURNS, Embedder
 from .encoder import Encoder

@@ -16,7 +16,7 @@ import numpy as np
 from .compare import Agreement, agreement
 from .rerank import QE_N, RRF_K, top_k, weighted_mean
 from .similarity import best_cosines
-from .store import Hit, VectorStore
+from .store import Collection, Hit
 
 FUSED = "fused"
 RRF = "rrf"
@@ -83,13 +83,13 @@ class Query:
     vectors: Mapping[str, np.ndarray]
 
 
-def search(query_id: int, query: str, vectors: Mapping[str, np.ndarray], stores: Mapping[str, VectorStore],
+def search(query_id: int, query: str, vectors: Mapping[str, np.ndarray], stores: Mapping[str, Collection],
            k: int, expand: bool = False, rerank: str = "none") -> QueryResult:
     """One query: see search_many."""
     return search_many([Query(query_id, query, vectors)], stores, k, expand, rerank)[0]
 
 
-def search_many(queries: Sequence[Query], stores: Mapping[str, VectorStore], k: int, expand: bool = False,
+def search_many(queries: Sequence[Query], stores: Mapping[str, Collection], k: int, expand: bool = False,
                 rerank: str = "none") -> list[QueryResult]:
     """Queries (all with the same models) -> per query its hits per model, their pairwise agreement and
     the fused lists. Each model's collection is searched once for all queries (twice with alpha-QE),
@@ -122,7 +122,7 @@ def _result(query: Query, pools: dict[str, list[Hit]], searched: dict[str, np.nd
 
 
 def _fused_lists(pools: Sequence[Mapping[str, list[Hit]]], searched: Mapping[str, list[np.ndarray]],
-                 stores: Mapping[str, VectorStore], query_ids: Sequence[int], k: int,
+                 stores: Mapping[str, Collection], query_ids: Sequence[int], k: int,
                  ) -> list[tuple[list[FusedHit], list[FusedHit]]]:
     """Per query, the first k of the union of its models' pools by mean cosine, and by RRF. A model
     that did not return a candidate scores it exactly from its collection, but only once the candidate
@@ -151,7 +151,7 @@ def _fused_lists(pools: Sequence[Mapping[str, list[Hit]]], searched: Mapping[str
                     exact[n][name] |= {i: found.get(i) for i in one}
 
 
-def pool_search(store: VectorStore, vectors: Sequence[np.ndarray], depth: int, expand: bool,
+def pool_search(store: Collection, vectors: Sequence[np.ndarray], depth: int, expand: bool,
                 query_ids: Sequence[int]) -> tuple[list[list[Hit]], list[np.ndarray]]:
     """Per query: its own row first (if it is indexed), then the first `depth` other hits, and the vector
     that found them: the query's own, or with `expand` its alpha-QE expansion by its first QE_N others.

@@ -6,7 +6,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Protocol
 
 import grpc
 import numpy as np
@@ -38,6 +38,24 @@ class Hit:
     def from_squared_l2(cls, id: int, path: str, sha256: str, squared: float) -> "Hit":
         cosine = cosine_from_squared_l2(squared)
         return cls(id=id, path=path, sha256=sha256, l2=l2_from_cosine(cosine), cosine=cosine)
+
+
+class Collection(Protocol):
+    """What search, fusion and re-ranking ask of a model's vectors: the Milvus collection (VectorStore),
+    the grouped search over several rows per image (regions.GroupedSearch), or vectors in memory
+    (memory.InMemoryCollection, for fast tests of the search rules)."""
+
+    def search(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
+        """The k nearest images of each query row, best first."""
+        ...
+
+    def image_vectors(self, images: Mapping[int, str]) -> dict[int, np.ndarray]:
+        """Each image's (id -> sha256) stored rows that are here, as a (rows, dim) array."""
+        ...
+
+    def vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
+        """The stored vector of each id that is here, for alpha-QE (a grouped search takes no re-ranking)."""
+        ...
 
 
 def _not_lite_noise(record: logging.LogRecord) -> bool:

@@ -8,13 +8,12 @@ import re
 from pathlib import Path
 
 import pytest
-import requests
 from gradio_client import Client
 
 from searchcore.decode import read_raw
 from searchcore.maps import METHODS
 from tests.conftest import labelled_folder, run_cli, settings_env, start_app, stop_app
-from tests.test_app import OUTPUT, needs_chromium, upload
+from tests.test_app import OUTPUT, dependency_ids, needs_chromium, upload
 
 CLASSES, PER_CLASS = 5, 8
 
@@ -133,17 +132,6 @@ def test_browser_map_hover_shows_the_image_and_a_click_searches_with_it(served, 
     page.locator("#gallery-vgg16 .caption-label").first.get_by_text("#1 ① L2 0.000").wait_for(timeout=60_000)
 
 
-def dependency_ids(url: str) -> tuple[int, int]:
-    """The ids of the query's search (api_name "search") and of a search's follow-up (the event that
-    writes the galleries and the "Search with the selected hit" button), from the app's config."""
-    config = requests.get(f"{url}config", timeout=10).json()
-    ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}
-    search = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "search")
-    follow_up = next(d["id"] for d in config["dependencies"]
-                     if ids["again"] in d["outputs"] and ids["gallery-resnet50"] in d["outputs"])
-    return search, follow_up
-
-
 @needs_chromium
 def test_browser_selected_hit_shows_why_it_matched(served, pages):
     url, labelled, _ = served
@@ -152,7 +140,7 @@ def test_browser_selected_hit_shows_why_it_matched(served, pages):
     # A hit clicked before the search's follow-up has run keeps its selection (the follow-up forgets only
     # selections of older results). The follow-up of the upload's search is held back until the click's
     # details and heatmaps have come, so this order happens every time.
-    search_id, follow_up_id = dependency_ids(url)
+    search_id, follow_up_id, _ = dependency_ids(url)
     held, searched = [], []
 
     def hold_the_follow_up(route):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from searchcore import views
+from searchcore.web import views
 from searchcore.decode import Failure, read_raw
 from searchcore.index import IndexReport
 from searchcore.maps import MapPoints, project, sample_ids, top_level_groups

@@ -15,18 +15,18 @@ from typing import Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from . import plots
-from .config import MODEL_NAMES, MODEL_SPECS
-from .decode import is_under
-from .engine import Explanation, HitScore, check_top_k
-from .evaluate import EvalReport
-from .index import IndexReport
-from .manifest import ModelManifest
-from .maps import MapPoints
-from .rerank import RERANK_LABELS
-from .search import FUSED, FUSION_POOL, RRF, FusedHit, QueryResult
-from .similarity import l2_from_cosine
-from .store import Hit
+from .. import plots
+from ..config import MODEL_NAMES, MODEL_SPECS
+from ..decode import is_under
+from ..engine import Explanation, HitScore, check_top_k
+from ..evaluate import EvalReport
+from ..index import IndexReport
+from ..manifest import ModelManifest
+from ..maps import MapPoints
+from ..rerank import RERANK_LABELS
+from ..search import FUSED, FUSION_POOL, RRF, FusedHit, QueryResult
+from ..similarity import l2_from_cosine
+from ..store import Hit
 
 LABELS = {spec.name: spec.label for spec in MODEL_SPECS}
 SIDE_BY_SIDE = "Side by side"

@@ -1,0 +1,45 @@
+"""The web app: one module per tab, the page's assets, and what its components show (views)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from ..engine import Engine
+from ..shown import ShownFiles
+from . import views
+from .evaluate_tab import evaluate_tab
+from .index_tab import index_tab
+from .map_tab import map_tab
+from .robustness_tab import robustness_tab
+from .search_tab import SearchPage, search_tab
+from .startup import StartupIndexing
+
+INTRO = ("# Search images by image — ResNet50 and VGG16 side by side\n"
+         "Drop a photo (or paste, or use the webcam). Each model's nearest images appear rank by rank: the same "
+         "row is the same rank. An image both models found carries the same mark (①, ②, …) in both lists. "
+         "L2 distance: lower is closer; cosine similarity: higher is closer. ")
+
+
+def build_ui(engine: Engine, roots: list[Path], startup: StartupIndexing) -> tuple[gr.Blocks, ShownFiles]:
+    """The page with its five tabs, and the only folder it serves files from."""
+    shown = ShownFiles(engine.settings.home / "shown", roots, engine.settings.max_pixels, engine.embedder.thumbnails)
+    # its files are content-addressed and never change: Gradio serves them as they are instead of
+    # hashing and copying every gallery image into its cache on every search
+    gr.set_static_paths([str(shown.folder)])
+    with gr.Blocks(title="Image search: ResNet50 vs VGG16") as demo:
+        gr.Markdown(INTRO + views.precision_text(engine.settings.precision,
+                                                 {m.label: m.encoder.manifest for m in engine.models.values()}),
+                    elem_id="intro")
+        with gr.Tabs(elem_id="tabs") as tabs:
+            with gr.Tab("Search", id="search"):
+                query, search_after = search_tab(demo, SearchPage(engine, shown, roots), startup)
+            with gr.Tab("Evaluate", id="evaluate"):
+                evaluate_tab(engine, roots, shown)
+            with gr.Tab("Map", id="map") as map_page:
+                map_tab(engine, shown, query, search_after, tabs, map_page)
+            with gr.Tab("Robustness", id="robustness"):
+                robustness_tab(engine, query)
+            with gr.Tab("Index", id="index"):
+                index_tab(engine, roots)
+    return demo, shown

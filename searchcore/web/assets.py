@@ -1,0 +1,68 @@
+"""The page's theme, CSS and the JavaScript it runs (the link that names a search, the map's hover and click)."""
+from __future__ import annotations
+
+import gradio as gr
+
+# After a search: the page's URL names it (the query's id when it is indexed, the mode and k), as a new
+# history entry, so that Back, Reload and a copied link bring it back; Back reloads the page to get there.
+# The query is named by the first 16 hex digits of its SHA-256 (its id is those 63 bits; a JSON number
+# that large loses digits in JavaScript).
+KEEP_IN_URL = """(query, own, mode, k, rerank) => {
+  if (!query) { return; }  // no photo (a fresh page, a cleared query): the address stays as it is
+  const url = new URL(window.location.href);
+  if (own) { url.searchParams.set("q", own); } else { url.searchParams.delete("q"); }
+  url.searchParams.set("mode", mode); url.searchParams.set("k", String(k));
+  if (rerank && rerank !== "none") { url.searchParams.set("r", rerank); } else { url.searchParams.delete("r"); }
+  if (url.href !== window.location.href) { window.history.pushState(null, "", url); }
+  window.onpopstate = () => window.location.reload();
+}"""
+
+# The machine's own sans-serif fonts: the Source Sans Pro that Gradio serves offline has no bold capitals,
+# so a bold "Agreement" began with a thin "A" (capitals fell back to the regular face).
+THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"])
+# Rank by rank: every gallery cell has the same height, so row r of both lists shows the same ranks.
+CSS = """
+.ranked .grid-wrap.fixed-height, .ranked .gallery-container { max-height: none !important; height: auto !important;
+  min-height: 0 !important; overflow-y: visible !important; }
+.ranked .thumbnail-item { aspect-ratio: 4 / 3; }
+#details { overflow-wrap: anywhere; }
+#why .grid-wrap, #why .gallery-container { max-height: none !important; height: auto !important; min-height: 0 !important; }  /* long paths wrap instead of being cut off */
+@media (max-width: 640px) {  /* a phone keeps the two lists side by side, one hit per row */
+  .pair { flex-wrap: nowrap !important; gap: 6px !important; }
+  .pair .ranked { min-width: 0 !important; }
+  .ranked .grid-container { grid-template-columns: 1fr !important; }
+}
+.ranked .caption-label { white-space: normal; font-size: 0.8em; line-height: 1.25; max-width: 100%; }
+.map { position: relative; } .map svg { width: 100%; max-width: 520px; border: 1px solid #ddd; cursor: pointer; }
+.map-title { font-weight: 600; margin-bottom: 4px; } .map circle:hover { stroke: black; stroke-width: 2; }
+.map-legend { display: flex; flex-wrap: wrap; gap: 4px 12px; font-size: 0.85em; margin-top: 6px; }
+.map-key i { display: inline-block; width: 10px; height: 10px; border-radius: 50%; margin-right: 4px; }
+.map-tip { position: absolute; display: none; z-index: 10; background: white; border: 1px solid #999;
+  padding: 4px; max-width: 180px; font-size: 0.75em; overflow-wrap: anywhere; pointer-events: none; }
+.map-tip img { max-width: 170px; max-height: 130px; display: block; }
+"""
+
+
+# The map's hover preview and click: a thumbnail (made on demand by the server, only for indexed files
+# under the roots) and the path follow the pointer; a click selects the point, and the app searches with it.
+MAP_JS = """
+const tipOf = () => element.querySelector('.map-tip') || (() => {
+  const tip = document.createElement('div'); tip.className = 'map-tip';
+  tip.append(document.createElement('img'), document.createElement('div'));
+  element.appendChild(tip); return tip; })();
+element.addEventListener('mouseover', async (event) => {
+  const point = event.target.closest('circle'); if (!point) return;
+  const tip = tipOf(), box = element.getBoundingClientRect(), [img, caption] = tip.children;
+  caption.textContent = point.dataset.p; img.removeAttribute('src'); tip.style.display = 'block';
+  tip.style.left = Math.min(event.clientX - box.left + 12, box.width - 180) + 'px';
+  tip.style.top = (event.clientY - box.top + 12) + 'px';
+  const url = await server.thumbnail(point.dataset.p, point.dataset.s);
+  if (url && caption.textContent === point.dataset.p) img.src = url;
+});
+element.addEventListener('mouseout', (event) => {
+  if (event.target.closest('circle')) tipOf().style.display = 'none'; });
+element.addEventListener('click', (event) => {
+  const point = event.target.closest('circle');
+  if (point) trigger('select', {index: 0, value: point.dataset.id});
+});
+"""

@@ -1,0 +1,47 @@
+"""The Evaluate tab: every mode's scores on a labelled folder, the plots and where the models disagree."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from .. import plots
+from ..engine import Engine
+from ..shown import ShownFiles
+from . import views
+
+
+def evaluate_tab(engine: Engine, roots: list[Path], shown: ShownFiles) -> None:
+    """A labelled folder (one subfolder per class) under the roots: every mode's scores, the plots, and
+    the queries where the models disagree most."""
+    def evaluate(folder: str | None, progress=gr.Progress(track_tqdm=True)):
+        try:
+            report = engine.evaluate(views.under_roots((folder or "").strip(), roots))
+        except ValueError as exc:
+            return views.error_text(str(exc)), None, None, None, None, None, {}
+        labels = engine.labels(list(report.scores))
+        rows = views.eval_table(report, labels)
+        figures = plots.figures(report, labels)
+        mosaic = plots.disagreement_mosaic(report, shown.thumbnails_by_path(report.shown_files()), labels)
+        return (views.eval_summary(report), rows, figures["precision-at-k"],
+                figures["ap-per-class"], figures.get("jaccard-at-10"), mosaic, report.to_json())
+
+    gr.Markdown("Evaluate both models on a labelled folder on the server: one subfolder per class, e.g. "
+                "`…/corel1k/{africa,beach,…}`. Every image queries all the others; an image of the same class "
+                "counts as relevant. A second evaluation of the same files reuses their embeddings.")
+    with gr.Row():
+        folder = gr.Textbox(label="Labelled folder on the server", elem_id="eval-folder", scale=4)
+        start = gr.Button("Evaluate", variant="primary", elem_id="evaluate", scale=1)
+    summary = gr.Markdown(elem_id="eval-summary")
+    table = gr.Dataframe(headers=views.eval_table_headers(), interactive=False, label="Scores", elem_id="eval-table",
+                         max_height=720)
+    with gr.Row():
+        curve = gr.Plot(label="Precision at k", elem_id="eval-curve")
+        jaccard = gr.Plot(label="Agreement per query", elem_id="eval-jaccard")
+    per_class = gr.Plot(label="AP per class", elem_id="eval-classes")
+    mosaic = gr.Image(label="Where they disagree most: the query, then each model's first 5 (green: same class)",
+                      type="pil", interactive=False, elem_id="eval-disagreements")
+    with gr.Accordion("JSON (everything above, as the CLI's eval --json prints it)", open=False):
+        as_json = gr.JSON()
+    start.click(evaluate, folder, [summary, table, curve, per_class, jaccard, mosaic, as_json], api_name="evaluate",
+                concurrency_limit=1)

@@ -1,0 +1,269 @@
+"""The Search tab: query, mode and k; each model's hits rank by rank, the hits only one model found, the
+details and why the selected hit matched. SearchPage holds the handlers (testable without a page);
+layout() makes the components and wire() connects them."""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import gradio as gr
+
+from ..decode import content_id
+from ..engine import Engine
+from ..rerank import RERANKS
+from ..shown import ShownFiles
+from ..store import StoreUnavailableError
+from . import views
+from .assets import KEEP_IN_URL
+from .startup import StartupIndexing, startup_progress
+from .upload import QueryImage
+
+log = logging.getLogger("searchcore.app")
+EXAMPLES = 8
+NO_SELECTION = "Select a hit to see its details."
+FUSED_LABELS = {views.FUSED_MODE: "Fused (mean cosine of the models, over their top 50)",
+                views.FUSED_RRF_MODE: "Fused (reciprocal rank fusion of the models' top 50)"}
+
+
+class SearchPage:
+    """The Search tab's handlers over one engine, the files it may show and the allowed roots. A search's
+    state is (result, shown images, the lists shown, a token naming this search)."""
+
+    def __init__(self, engine: Engine, shown: ShownFiles, roots: list[Path]) -> None:
+        self.engine, self.shown, self.roots = engine, shown, roots
+
+    def search(self, image: str | None, mode: str, k: int, rerank: str = "none", robust: bool = False,
+               regions: bool = False) -> tuple:
+        """The galleries (plain values: update objects made Gradio rebuild configs and API schemas on
+        every search), the agreement, the details, the JSON, the status line and the state."""
+        if not image:
+            return self.empty_results("Drop a photo in to search.")
+        started = time.perf_counter()
+        try:
+            models, top_k = views.check_mode(mode), views.check_k(k)
+            result = self.engine.search_files([image], models, top_k, rerank or "none", bool(robust),  # None: older client
+                                              bool(regions))[0]
+        except (ValueError, StoreUnavailableError) as exc:
+            return self.empty_results(views.error_text(str(exc)))
+        log.info("searched with %s in %.0f ms", Path(image).name, 1000 * (time.perf_counter() - started))
+        images = self.shown.thumbnails([h for hits in result.hits.values() for h in hits] + result.fused + result.rrf)
+        lists = views.shown_lists(mode)
+        return (*(views.gallery(result, name, images) for name in lists), views.agreement_text(result),
+                NO_SELECTION, result.to_json(), views.status_text(result, images),
+                (result, images, lists, uuid.uuid4().hex))
+
+    @staticmethod
+    def empty_results(status: str) -> tuple:
+        return *([] for _ in views.LISTS), "", NO_SELECTION, {}, status, None
+
+    @staticmethod
+    def after_search(state, mode: str, chosen, alone_was: bool, why_was: bool) -> tuple:
+        """After a new result: a selection made on an older one is forgotten, its preview closed (it would
+        show another image of the new list), its heatmaps hidden and "Search with the selected hit"
+        disabled; a selection already made on this result stays. The row of hits found by one model only
+        shows when there are such hits. Last, the query's short id for the link ("" if not indexed)."""
+        result, token = (state[0], state[3]) if state else (None, None)
+        alone = bool(result) and mode == views.SIDE_BY_SIDE and any(views.ranked(result, views.only(m))
+                                                                    for m in result.hits)
+        stale = chosen is not None and chosen.made_on != token
+        current = chosen is not None and not stale
+        own = next((h.sha256[:16] for hits in result.hits.values() for h in hits if result.is_self(h)), "") \
+            if result else ""
+        return (*(gr.Gallery(selected_index=None) if stale else gr.skip() for _ in views.LISTS),
+                gr.Row(visible=alone) if alone != alone_was else gr.skip(),
+                gr.Gallery(value=None, visible=False) if stale or (why_was and not current) else gr.skip(),
+                gr.skip() if current else False, None if stale else gr.skip(),
+                gr.Button(interactive=False) if stale else gr.skip(), alone, own)
+
+    def show_mode(self, mode: str) -> tuple:
+        models = views.MODES.get(mode, ())
+        columns = 2 if len(models) > 1 else 4
+        fused_mode = views.is_fused(mode)
+        return (*(gr.update(visible=not fused_mode and name in models, columns=columns) for name in self.engine.models),
+                gr.update(visible=fused_mode, label=FUSED_LABELS.get(mode)))
+
+    def select(self, position: int) -> Callable:
+        """The handler of the gallery at this place of views.LISTS: the details of the clicked hit."""
+        def handler(state, evt: gr.SelectData):
+            if state is None or state[0].error:
+                return NO_SELECTION, None, gr.Button(interactive=False)
+            result, images, lists, token = state
+            shown = views.gallery(result, lists[position], images)
+            clicked = evt.value.get("caption") if isinstance(evt.value, dict) else None
+            if not 0 <= evt.index < len(shown) or clicked != shown[evt.index][1]:
+                return gr.skip(), gr.skip(), gr.skip()  # a click on an older result's list: not this result's hit
+            _, hit = views.shown_hits(result, lists[position], images)[evt.index]
+            try:
+                chosen = views.hit_details(hit, self.engine.hit_scores(result, hit), made_on=token)
+            except StoreUnavailableError as exc:
+                return views.error_text(str(exc)), None, gr.Button(interactive=False)
+            return chosen.text, chosen, gr.Button(interactive=True)
+        return handler
+
+    def restore(self, request: gr.Request) -> tuple:
+        """The search a link names (?q=…&mode=…&k=…): Back, Reload and a shared link show it again."""
+        params = request.query_params if request else {}
+        path, named = None, params.get("q", "")
+        if len(named) == 16 and all(c in "0123456789abcdef" for c in named):
+            try:
+                row = self.engine.row(content_id(named))
+            except StoreUnavailableError as exc:  # the page still loads; a search will say what is wrong
+                log.warning("%s", exc)
+                row = None
+            path = row and self.shown.original(row["path"], row["sha256"])
+        chosen = params.get("mode") if params.get("mode") in views.MODES else gr.skip()
+        top_k = int(params["k"]) if params.get("k", "").isdigit() and 1 <= int(params["k"]) <= 50 else gr.skip()
+        reranked = params.get("r") if params.get("r") in RERANKS else gr.skip()
+        return (str(path) if path else gr.skip()), chosen, top_k, reranked
+
+    def search_selected(self, chosen):
+        copy = chosen and self.shown.original(chosen.path, chosen.sha256)
+        return str(copy) if copy else gr.skip()
+
+    def explain(self, state, chosen):
+        """The selected hit's heatmaps (per model, the query and the hit with the regions that match), and
+        whether they are shown (a search hides them, also when they came late)."""
+        if not state or chosen is None or chosen.made_on != state[3]:  # a selection an older search made
+            return gr.Gallery(value=None, visible=False), False
+        try:
+            explained = self.engine.explain(state[0].query, chosen.path, chosen.sha256, self.roots)
+        except ValueError as exc:  # DecodeError: the file is gone, changed or outside the roots
+            gr.Warning(str(exc))
+            return gr.Gallery(value=None, visible=False), False
+        return gr.Gallery(value=views.explanation_gallery(explained), visible=True), True
+
+    def examples(self) -> list[list[str]]:
+        """Up to EXAMPLES indexed images, one folder after another, so that they show the whole index."""
+        rows = self.engine.sample_rows(EXAMPLES * 50)
+        picked = []
+        for row in views.round_robin(rows, key=lambda r: str(Path(r["path"]).parent)):
+            if len(picked) == EXAMPLES:
+                break
+            if copy := self.shown.original(row["path"], row["sha256"]):
+                picked.append([str(copy)])
+        return picked
+
+
+def gallery(label: str, elem_id: str, visible: bool = True) -> gr.Gallery:
+    """A list of hits; columns stay as set (no fitting to fewer images), so that the same place is the same rank."""
+    return gr.Gallery(label=label, columns=2, fit_columns=False, height="auto", object_fit="cover", preview=False,
+                      visible=visible, elem_id=elem_id, elem_classes=["ranked"])
+
+
+@dataclass
+class SearchComponents:
+    query: QueryImage
+    mode: gr.Radio
+    k: gr.Slider
+    rerank: gr.Radio
+    robust: gr.Checkbox
+    regions: gr.Checkbox
+    go: gr.Button
+    status: gr.Markdown
+    per_model: list[gr.Gallery]
+    fused: gr.Gallery
+    agreement: gr.Markdown
+    only_row: gr.Row
+    alone: list[gr.Gallery]
+    details: gr.Markdown
+    again: gr.Button
+    why: gr.Gallery
+    as_json: gr.JSON
+
+    @property
+    def galleries(self) -> list[gr.Gallery]:
+        return [*self.per_model, self.fused, *self.alone]  # in the order of views.LISTS
+
+
+def layout(engine: Engine) -> SearchComponents:
+    """The query controls on the left; on the right the status, the lists, the agreement, the hits only one
+    model found, the selected hit's details and heatmaps, and the JSON."""
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            query = QueryImage(type="filepath", label="Query image", sources=["upload", "clipboard", "webcam"],
+                               elem_id="query")
+            mode = gr.Radio(list(views.MODES), value="Side by side", label="Models", elem_id="mode")
+            k = gr.Slider(1, 50, value=8, step=1, label="Top k", elem_id="topk")
+            rerank = gr.Radio(views.RERANK_CHOICES, value="none", label="Re-ranking", elem_id="rerank",
+                              info="αQE: the query expanded with its first 5 hits. DBA: each indexed image "
+                                   "blended with its 5 nearest. Both: the best on Corel-1k.")
+            robust = gr.Checkbox(False, label="Also search turned (90°, 180°, 270°) and mirrored", elem_id="robust")
+            regions = gr.Checkbox(False, label="Match crops: search the indexed images' regions", elem_id="regions",
+                                  visible=engine.settings.regions)
+            go = gr.Button("Search", variant="primary", elem_id="search")
+        with gr.Column(scale=3):
+            status = gr.Markdown(elem_id="status")
+            with gr.Row(equal_height=False, elem_classes=["pair"]):
+                per_model = [gallery(m.label, f"gallery-{m.name}") for m in engine.models.values()]
+                fused = gallery(FUSED_LABELS[views.FUSED_MODE], "gallery-fused", visible=False)
+            agreement = gr.Markdown(elem_id="agreement")
+            with gr.Row(equal_height=False, elem_classes=["pair"], visible=False) as only_row:
+                alone = [gallery(f"Found by {m.label} only", f"only-{m.name}") for m in engine.models.values()]
+            with gr.Row():
+                details = gr.Markdown(NO_SELECTION, elem_id="details")
+                again = gr.Button("Search with the selected hit", elem_id="again", interactive=False)
+            why = gr.Gallery(label="Why it matched: the regions that make up each model's similarity (red: most)",
+                             columns=4, height="auto", object_fit="contain", preview=False, visible=False,
+                             elem_id="why")
+            with gr.Accordion("JSON (ids, paths, L2, cosine)", open=False):
+                as_json = gr.JSON(open=True)
+    return SearchComponents(query, mode, k, rerank, robust, regions, go, status, per_model, fused, agreement,
+                            only_row, alone, details, again, why, as_json)
+
+
+def search_tab(demo: gr.Blocks, page: SearchPage, startup: StartupIndexing) -> tuple[QueryImage, Callable]:
+    """The tab, wired. Returns the query component, and search_after(event), which searches once an event
+    of another tab has set the query."""
+    c = layout(page.engine)
+    examples = gr.Dataset(components=[c.query], samples=page.examples(), label="Examples from the index",
+                          samples_per_page=EXAMPLES, elem_id="examples", type="values")
+    startup_progress(demo, startup, examples, page.examples)
+    search_after = wire(demo, page, c)
+    search_after(examples.click(lambda sample: sample[0], examples, c.query, api_visibility="private"))
+    return c.query, search_after
+
+
+def wire(demo: gr.Blocks, page: SearchPage, c: SearchComponents) -> Callable:
+    """Every event of the tab. The query searches on `input` (once per upload, paste, webcam shot or clear;
+    `change` fired twice per new upload); a query set by code (an example, a link, a selected hit, a point
+    on the map) is searched by a search chained after the event that set it (search_after). Progress shows
+    in the status line only: an animated overlay on every gallery kept the browser drawing frames while
+    the models ran on the same cores."""
+    result_state, selected, alone_shown, why_shown = gr.State(None), gr.State(None), gr.State(False), gr.State(False)
+    own_id = gr.Textbox(visible=False)  # the query's short id when it is indexed (for the link), else ""
+    outputs = [*c.galleries, c.agreement, c.details, c.as_json, c.status, result_state]
+    inputs = [c.query, c.mode, c.k, c.rerank, c.robust, c.regions]
+    each = {"concurrency_id": "search", "show_progress_on": [c.status], "show_progress": "minimal"}
+    private = {"api_visibility": "private", **each}
+    searches = [c.query.input(page.search, inputs, outputs, api_name="search", concurrency_limit=2,
+                              trigger_mode="always_last", **each),
+                c.go.click(page.search, inputs, outputs, **private),
+                c.k.change(page.search, inputs, outputs, trigger_mode="always_last", **private),
+                c.mode.change(page.show_mode, c.mode, [*c.per_model, c.fused]).then(page.search, inputs, outputs,
+                                                                                   **private),
+                *(option.change(page.search, inputs, outputs, **private) for option in (c.rerank, c.robust, c.regions))]
+
+    def follow_up(done):  # then the link: the JS gets the query's short id, not the whole result
+        done.then(page.after_search, [result_state, c.mode, selected, alone_shown, why_shown],
+                  [*c.galleries, c.only_row, c.why, why_shown, selected, c.again, alone_shown, own_id],
+                  api_visibility="private", show_progress="hidden", concurrency_id="selection").then(
+            None, [c.query, own_id, c.mode, c.k, c.rerank], None, js=KEEP_IN_URL)
+
+    def search_after(event):
+        """A search (and its follow-ups) once an event that sets the query is done."""
+        follow_up(event.then(page.search, inputs, outputs, **private))
+
+    for done in searches:
+        follow_up(done)
+    search_after(demo.load(page.restore, None, [c.query, c.mode, c.k, c.rerank], api_visibility="private"))
+    search_after(c.again.click(page.search_selected, selected, c.query, api_visibility="private"))
+    for position, component in enumerate(c.galleries):
+        # one at a time with the follow-ups: a selection and a search's follow-up never interleave
+        component.select(page.select(position), result_state, [c.details, selected, c.again],
+                         api_visibility="private", concurrency_id="selection").then(
+            page.explain, [result_state, selected], [c.why, why_shown], api_visibility="private")
+    return search_after

@@ -1,0 +1,72 @@
+"""What the app indexes at start-up (in a thread, while the page is served), the line that follows it,
+and the folders the app may index and serve files from."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+import gradio as gr
+
+from ..config import Settings
+from ..engine import Engine
+from . import views
+from ..samples import sample_files, sample_folder
+
+log = logging.getLogger("searchcore.app")
+
+
+def index_roots(settings: Settings, images: Path | None) -> list[Path]:
+    """Folders the app may index and serve files from: configured roots, --images, samples, uploads."""
+    configured = [Path(p) for p in os.environ.get("SEARCHCORE_INDEX_ROOTS", "").split(os.pathsep) if p]
+    roots = configured + ([images] if images else []) + [sample_folder(), settings.home / "uploads"]
+    return list(dict.fromkeys(p.expanduser().resolve() for p in roots))
+
+
+class StartupIndexing:
+    """The operator's folder (or, for an empty index, the sample photos) indexed in a thread while the
+    page is already served: searches cover what is indexed so far, and the page says how far it is."""
+
+    def __init__(self, engine: Engine, images: Path | None) -> None:
+        self.engine, self.images = engine, images
+        self.done = self.total = 0
+        self.failure: str | None = None
+        self.finished = threading.Event()
+
+    def start(self) -> "StartupIndexing":
+        threading.Thread(target=self._run, name="startup-indexing", daemon=True).start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            if self.images:
+                log.info("indexing %s: %s", self.images, self.engine.index([self.images], on_progress=self._progress)
+                         .summary())
+            elif self.engine.is_empty():
+                log.info("indexing the sample photos: %s",
+                         self.engine.index(sample_files(), on_progress=self._progress).summary())
+        except Exception as exc:  # noqa: BLE001 - shown in the page instead of killing a thread silently
+            log.exception("indexing at start-up failed")
+            self.failure = str(exc)
+        finally:
+            self.finished.set()
+
+    def _progress(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+
+
+def startup_progress(demo: gr.Blocks, startup: StartupIndexing, examples: gr.Dataset, make_examples) -> None:
+    """A line that follows the start-up indexing (a timer polls it, and every page load asks once) and,
+    once it is over, new examples."""
+    banner = gr.Markdown(views.startup_text(startup.done, startup.total, startup.finished.is_set(), startup.failure),
+                         elem_id="startup")
+    timer = gr.Timer(1.0, active=not startup.finished.is_set())
+
+    def tick():
+        finished = startup.finished.is_set()
+        text = views.startup_text(startup.done, startup.total, finished, startup.failure)
+        return text, gr.Timer(active=not finished), gr.Dataset(samples=make_examples()) if finished else gr.skip()
+
+    timer.tick(tick, None, [banner, timer, examples], api_visibility="private", show_progress="hidden")
+    demo.load(tick, None, [banner, timer, examples], api_visibility="private", show_progress="hidden")
