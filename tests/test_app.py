@@ -357,6 +357,7 @@ def test_browser_selection_follows_the_search_and_k_searches_again(served_app, p
     assert page.locator("#gallery-resnet50 .caption-label").count() == 5
     searched_link(page, photos / "nested" / "chelsea.jpg", k=5)  # the follow-up that closes previews has run
     assert not page.locator("#why").is_visible()  # the old hit's heatmaps, even if they came late, are gone
+    page.mouse.move(0, 0)  # the pointer still hovered the hit clicked before, which showed it framed
     page.screenshot(path=str(OUTPUT / "app-compare.png"), full_page=True)
     # bold capitals are bold: the agreement's bold text must not start with a thin capital
     widths = page.evaluate("""() => { const p = document.querySelector('#agreement p');
