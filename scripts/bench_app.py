@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
 from searchcore import Engine, Settings  # noqa: E402
 from searchcore.config import MODEL_NAMES, PRECISIONS  # noqa: E402
+from searchcore.options import SearchOptions  # noqa: E402
 from searchcore.decode import IMAGE_SUFFIXES  # noqa: E402
 
 
@@ -86,7 +87,7 @@ def engine_search_times(settings: Settings, queries: list[Path], k: int) -> list
     with Engine(settings) as engine:
         for query in queries:
             start = time.perf_counter()
-            engine.search_files([query], k=k)
+            engine.search_files([query], SearchOptions(k=k))
             times.append(time.perf_counter() - start)
     return times
 

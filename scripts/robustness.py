@@ -31,7 +31,7 @@ from tqdm import tqdm  # noqa: E402
 
 from searchcore import Engine, Settings  # noqa: E402
 from searchcore.config import PRECISIONS, configure_logging  # noqa: E402
-from searchcore.engine import COMPARED_OPTIONS  # noqa: E402
+from searchcore.options import COMPARED_OPTIONS, SearchOptions  # noqa: E402
 from searchcore.decode import IMAGE_SUFFIXES  # noqa: E402
 from searchcore.edits import EDITS, apply_edit  # noqa: E402
 
@@ -82,24 +82,23 @@ def main() -> None:
         # no embedding cache: every option pays for its inference, so the query times compare fairly
         settings = replace(Settings.from_env(), home=Path(tmp), milvus_uri=f"{tmp}/m.db", regions=args.regions,
                            turns=args.turns, redis_url="", precision=args.precision)
-        options = {**COMPARED_OPTIONS, **({"regions": {"regions": True}} if args.regions else {})}
+        options = {**COMPARED_OPTIONS, **({"regions": SearchOptions(regions=True)} if args.regions else {})}
         with Engine(settings) as engine:
             report = engine.index(originals + distractors)
             print(f"{len(originals)} originals, {len(distractors)} distractors: {report.summary()}")
             edits = make_edits(originals, Path(tmp) / "edits", args.seed)
             found: dict[tuple[str, str, str], list[int | None]] = {}
-            for option, extra in tqdm(options.items(), desc="options, all edits at once", unit="option"):
-                for (kind, original, _), result in zip(edits, engine.search_files([e for *_, e in edits], k=10,
-                                                                                  **extra)):
+            for option, chosen in tqdm(options.items(), desc="options, all edits at once", unit="option"):
+                for (kind, original, _), result in zip(edits, engine.search_files([e for *_, e in edits], chosen)):
                     lists = {**result.hits, "fused": result.fused, "rrf": result.rrf}
                     for name in LISTS:
                         found.setdefault((kind, option, name), []).append(place(lists[name], str(original)))
             seconds: dict[str, list[float]] = {o: [] for o in options}
             timed = random.Random(args.seed).sample(edits, min(args.timed, len(edits)))
             for _, _, edited in tqdm(timed, desc="timed queries, one by one", unit="query"):
-                for option, extra in options.items():
+                for option, chosen in options.items():
                     started = time.perf_counter()
-                    engine.search_files([edited], k=10, **extra)
+                    engine.search_files([edited], chosen)
                     seconds[option].append(time.perf_counter() - started)
     print_table(found, list(options))
     plain = statistics.median(seconds["plain"])

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from .config import MODEL_NAMES, PRECISIONS, Settings, configure_logging
+from .options import Rerank, SearchOptions
 from .rerank import RERANKS
 from .search import QueryResult
 
@@ -25,7 +26,7 @@ def _models(text: str) -> tuple[str, ...]:
 
 
 def _top_k(text: str) -> int:
-    from .engine import check_top_k  # the engine's own rule, so CLI and API agree
+    from .options import check_top_k  # the engine's own rule, so CLI and API agree
     try:
         return check_top_k(int(text))
     except ValueError as exc:
@@ -159,9 +160,13 @@ def _run(engine: "Engine", args: argparse.Namespace) -> int:
         if not args.images and not args.id:
             print("search needs an image or --id", file=sys.stderr)
             return 2
-        results = (engine.search_files(args.images, k=args.top_k, rerank=args.rerank, robust=args.robust,
-                                       regions=args.regions)
-                   + [engine.search_id(i, k=args.top_k, rerank=args.rerank) for i in args.id])
+        try:
+            options = SearchOptions(args.top_k, Rerank(args.rerank), args.robust, args.regions)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        results = (engine.search_files(args.images, options)
+                   + [engine.search_id(i, options) for i in args.id])
         for result in results:
             if args.json:
                 print(json.dumps(result.to_json()))

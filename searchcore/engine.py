@@ -20,7 +20,8 @@ from .explain import SpatialSimilarity, spatial_similarity
 from .evaluate import EmbeddingsFile, EvalReport, evaluate
 from .index import Indexer, IndexReport
 from .preprocess import resize
-from .rerank import DBA_K, RERANK_LABELS, RERANKS, weighted_mean
+from .options import COMPARED_OPTIONS, Rerank, SearchOptions
+from .rerank import DBA_K, RERANK_LABELS, weighted_mean
 from .regions import GroupedSearch, regions_per_image, row_id
 from .search import FUSED, RRF, FusedHit, Query, QueryResult, search, search_many
 from .shown import Thumbnails
@@ -29,22 +30,6 @@ from .store import Hit
 from . import maps, store
 
 log = logging.getLogger("searchcore")
-MAX_TOP_K = 1000
-# The search options the robustness view and script compare, as keyword arguments of search_raw.
-COMPARED_OPTIONS: dict[str, dict] = {"plain": {}, "robust": {"robust": True}, "dba+qe": {"rerank": "dba+qe"}}
-
-
-def check_rerank(rerank: object) -> str:
-    if rerank not in RERANKS:
-        raise ValueError(f"re-ranking must be one of {', '.join(RERANKS)}, not {rerank!r}")
-    return rerank
-
-
-def check_top_k(k: object) -> int:
-    """k itself, if it is a whole number from 1 to MAX_TOP_K; otherwise a ValueError that says so."""
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_TOP_K:
-        raise ValueError(f"top k must be a whole number from 1 to {MAX_TOP_K}, not {k!r}")
-    return k
 
 
 @dataclass(frozen=True)
@@ -59,7 +44,7 @@ class Model:
     regions: store.VectorStore | None = None  # with SEARCHCORE_REGIONS on
     turns: store.VectorStore | None = None  # with SEARCHCORE_TURNS on
 
-    def searched(self, rerank: str, regions: bool = False, turns: bool = False) -> store.VectorStore | GroupedSearch:
+    def searched(self, rerank: Rerank, regions: bool = False, turns: bool = False) -> store.VectorStore | GroupedSearch:
         """The collection a search with this re-ranking (or on regions, or on the indexed turns) runs on."""
         if regions:
             if self.regions is None:
@@ -67,7 +52,7 @@ class Model:
             return GroupedSearch(self.regions, self.rows_per_image("regions"))
         if turns:
             return GroupedSearch(self.turns, self.rows_per_image("turns"))
-        return self.dba if "dba" in rerank else self.store
+        return self.dba if rerank.augmented else self.store
 
     def grouped(self) -> dict[str, store.VectorStore]:
         """The collections of several rows per image that this model keeps: "regions", "turns"."""
@@ -152,8 +137,8 @@ class Engine:
             raise ValueError(f"model(s) {missing} not loaded; this engine has {tuple(self.models)}")
         return chosen
 
-    def _stores(self, models: Sequence[str], rerank: str = "none", regions: bool = False, turns: bool = False,
-                ) -> dict:
+    def _stores(self, models: Sequence[str], rerank: Rerank = Rerank.NONE, regions: bool = False,
+                turns: bool = False) -> dict:
         return {m: self.models[m].searched(rerank, regions, turns) for m in models}
 
     def _indexer(self, models: Sequence[str] | None, roots: Sequence[Path] | None,
@@ -209,33 +194,28 @@ class Engine:
                 kept.write_bytes(raw.data)
         return report, names
 
-    def search_raw(self, raws: Sequence[RawImage], models: Sequence[str] | None = None,
-                   k: int = 10, rerank: str = "none", robust: bool = False, regions: bool = False,
-                   ) -> list[QueryResult]:
+    def search_raw(self, raws: Sequence[RawImage], options: SearchOptions = SearchOptions(),
+                   models: Sequence[str] | None = None) -> list[QueryResult]:
         """Queries given as bytes (files or uploads), embedded in one batched pass and searched with one
         Milvus search per model. `robust` also matches each query turned by 90, 180 and 270 degrees and
         mirrored, keeping each hit's best cosine: against the indexed turns when every indexed image has
         them (SEARCHCORE_TURNS; one model run per query) and no re-ranking is chosen, else by running the
         query's turns (one batch per model). `regions` searches the indexed images' regions (for crops)."""
-        chosen = self._models(models)
-        check_top_k(k)
-        check_rerank(rerank)
-        if regions and rerank != "none":
-            raise ValueError("region search runs on the plain region vectors: choose no re-ranking with it")
-        indexed_turns = (robust and rerank == "none" and not regions
+        chosen, o = self._models(models), options
+        indexed_turns = (o.robust and o.rerank is Rerank.NONE and not o.regions
                          and all(self.models[m].turns_cover_the_index() for m in chosen))
-        stores = self._stores(chosen, rerank, regions, indexed_turns)
+        stores = self._stores(chosen, o.rerank, o.regions, indexed_turns)
         queries, results = [], []
-        for raw, vectors in self._query_vectors(raws, chosen, robust and not indexed_turns):
+        for raw, vectors in self._query_vectors(raws, chosen, o.robust and not indexed_turns):
             if isinstance(vectors, DecodeError):
                 results.append(QueryResult(query=raw.source, id=raw.id, hits={}, error=str(vectors)))
             else:
                 queries.append(Query(raw.id, raw.source, vectors))
                 results.append(None)
-        found = iter(search_many(queries, stores, k, "qe" in rerank, rerank))
+        found = iter(search_many(queries, stores, o.k, o.rerank.expands, o.rerank.value))
         results = [r or next(found) for r in results]
         for result in results:
-            result.regions, result.robust, result.turns_indexed = regions, robust, indexed_turns
+            result.regions, result.robust, result.turns_indexed = o.regions, o.robust, indexed_turns
         return results
 
     def _query_vectors(self, raws: Sequence[RawImage], models: Sequence[str], turns: bool,
@@ -253,22 +233,19 @@ class Engine:
                 embedded.append((raw, exc))
         return embedded
 
-    def search_files(self, paths: Sequence[Path | str], models: Sequence[str] | None = None,
-                     k: int = 10, rerank: str = "none", robust: bool = False, regions: bool = False,
-                     ) -> list[QueryResult]:
+    def search_files(self, paths: Sequence[Path | str], options: SearchOptions = SearchOptions(),
+                     models: Sequence[str] | None = None) -> list[QueryResult]:
         outcomes = [outcome for _, outcome in read_each(paths)]
-        found = iter(self.search_raw([o for o in outcomes if isinstance(o, RawImage)], models, k, rerank, robust,
-                                     regions))
+        found = iter(self.search_raw([o for o in outcomes if isinstance(o, RawImage)], options, models))
         return [next(found) if isinstance(o, RawImage) else QueryResult(query=o.source, id=-1, hits={},
                                                                          error=f"{o.source}: {o.reason}")
                 for o in outcomes]
 
-    def search_id(self, image_id: int, models: Sequence[str] | None = None, k: int = 10,
-                  rerank: str = "none") -> QueryResult:
-        """Search with an indexed image's stored vectors (no decoding, no inference)."""
+    def search_id(self, image_id: int, options: SearchOptions = SearchOptions(),
+                  models: Sequence[str] | None = None) -> QueryResult:
+        """Search with an indexed image's stored vectors (no decoding, no inference; the plain vectors, so
+        the robust and region options do not apply)."""
         chosen = self._models(models)
-        check_top_k(k)
-        check_rerank(rerank)
         stores = self._stores(chosen)
         vectors = {m: st.vectors([image_id]).get(image_id) for m, st in stores.items()}
         missing = [m for m, v in vectors.items() if v is None]
@@ -276,14 +253,15 @@ class Engine:
             return QueryResult(query=f"id:{image_id}", id=image_id, hits={},
                                error=f"id {image_id} is not indexed for {', '.join(missing)}")
         row = stores[chosen[0]].rows([image_id])[image_id]
-        return search(image_id, row["path"], vectors, self._stores(chosen, rerank), k, "qe" in rerank, rerank)
+        return search(image_id, row["path"], vectors, self._stores(chosen, options.rerank), options.k,
+                      options.rerank.expands, options.rerank.value)
 
     def where_it_lands(self, edited: RawImage, original_id: int, k: int = 50) -> dict[str, dict[str, int | None]]:
         """Search with an edited photo, plain, with the robust option and with DBA+alpha-QE, and give the
         original's rank in each model's list and both fused lists (None: not in the first k)."""
         ranks: dict[str, dict[str, int | None]] = {}
-        for option, extra in COMPARED_OPTIONS.items():
-            result = self.search_raw([edited], k=k, **extra)[0]
+        for option, compared in COMPARED_OPTIONS.items():
+            result = self.search_raw([edited], replace(compared, k=k))[0]
             if result.error:
                 raise DecodeError(edited.source, result.error)
             lists = {**result.hits, FUSED: result.fused, RRF: result.rrf}
@@ -296,7 +274,7 @@ class Engine:
         the query, from the stored vector(s) searched (also for a model whose list does not hold it)."""
         scores = {}
         for name, query_vector in result.vectors.items():
-            searched = self.models[name].searched(result.rerank, result.regions, result.turns_indexed)
+            searched = self.models[name].searched(Rerank(result.rerank), result.regions, result.turns_indexed)
             cosine = best_cosines(searched.image_vectors({hit.id: hit.sha256}), query_vector).get(hit.id)
             ranks = [r for r, h in enumerate(result.hits.get(name, []), 1) if h.id == hit.id]
             scores[name] = HitScore(rank=ranks[0] if ranks else None, cosine=cosine)

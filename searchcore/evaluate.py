@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from .decode import IMAGE_SUFFIXES, Failure, batched, read_many
 from .embed import Embedder
 from .metrics import average_precision, hit_rate_at, jaccard_rows, precision_at, precision_curve
+from .options import Rerank
 from .rerank import QE_N, RERANKS, dba, top_k, weighted_mean
 from .search import FUSED, FUSION_POOL, RRF, fused_order, rrf_order
 from .timing import StageTimes
@@ -212,13 +213,13 @@ def score(vectors: Mapping[str, np.ndarray], labels: Sequence[str], chunk: int =
     n = len(labels)
     n_relevant = np.array([np.sum(labels == label) - 1 for label in labels])
     names = list(vectors)
-    augmented = {m: dba(vectors[m]) for m in names} if any("dba" in r for r in reranks) else {}
-    databases = {r: augmented if "dba" in r else vectors for r in reranks}
+    augmented = {m: dba(vectors[m]) for m in names} if any(Rerank(r).augmented for r in reranks) else {}
+    databases = {r: augmented if Rerank(r).augmented else vectors for r in reranks}
     parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for start in range(0, n, chunk):
         queries = np.arange(start, min(start + chunk, n))
         for rerank in reranks:
-            similarities = [_similarity(vectors[m][queries], databases[rerank][m], queries, "qe" in rerank)
+            similarities = [_similarity(vectors[m][queries], databases[rerank][m], queries, Rerank(rerank).expands)
                             for m in names]
             orders = {m: np.argsort(-sim, axis=1, kind="stable") for m, sim in zip(names, similarities)}
             if len(names) > 1:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-RERANKS = ("none", "qe", "dba", "dba+qe")
+from .options import Rerank
+
+RERANKS = tuple(r.value for r in Rerank)  # the choices, as the CLI and the app name them
 RERANK_LABELS = {"none": "", "qe": "αQE", "dba": "DBA", "dba+qe": "DBA+αQE"}
 DBA_K = 5  # each image's vector becomes the weighted mean of itself and its 5 nearest neighbours
 QE_N = 5  # a query is expanded with its 5 first hits

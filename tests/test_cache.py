@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import redis
 
+from searchcore.options import SearchOptions
 from searchcore import Engine
 from searchcore.cache import EmbeddingCache
 from searchcore.decode import read_raw
@@ -51,7 +52,7 @@ def test_engine_works_without_redis_and_says_so_once(settings, photo_dir, caplog
     with Engine(replace(settings, redis_url="redis://127.0.0.1:1/0")) as engine:
         assert not engine.cache.available
         assert engine.index([photo_dir]).indexed == 8
-        result = engine.search_files([next(photo_dir.glob("*.jpg"))], k=3)[0]
+        result = engine.search_files([next(photo_dir.glob("*.jpg"))], SearchOptions(k=3))[0]
         assert result.error is None and len(result.hits["resnet50"]) == 3
     warnings = [r for r in caplog.records if "Redis" in r.getMessage()]
     assert len(warnings) == 1 and "unreachable" in warnings[0].getMessage()

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from searchcore.options import SearchOptions
 from searchcore import Engine
 from searchcore.decode import read_raw
 from searchcore.rerank import dba
@@ -119,7 +120,7 @@ def test_index_is_idempotent_counts_duplicates_and_reports_bad_files(engine, pho
 def test_search_marks_itself_and_compares_models(engine, photo_dir):
     engine.index([photo_dir])
     cat, coffee = photo_dir / "nested" / "chelsea.jpg", photo_dir / "coffee.jpg"
-    results = [r.to_json() for r in engine.search_files([cat, coffee], k=4)]
+    results = [r.to_json() for r in engine.search_files([cat, coffee], SearchOptions(k=4))]
     assert [r["query"] for r in results] == [str(cat), str(coffee)]
     for result, path in zip(results, (cat, coffee)):
         assert result["id"] == read_raw(path).id
@@ -132,9 +133,9 @@ def test_search_marks_itself_and_compares_models(engine, photo_dir):
         pair = result["agreement"]["resnet50~vgg16"]
         assert pair["k"] == 4 and 1 <= pair["shared"] <= 4 and pair["overlap_at_k"] == pair["shared"] / 4
         assert result["fused"][0]["self"] and len(result["fused"]) == 4
-    by_id = engine.search_id(results[0]["id"], k=3).to_json()["hits"]["vgg16"]
+    by_id = engine.search_id(results[0]["id"], SearchOptions(k=3)).to_json()["hits"]["vgg16"]
     assert by_id[0]["self"] and [h["id"] for h in by_id] == [h["id"] for h in results[0]["hits"]["vgg16"][:3]]
-    assert "not indexed" in engine.search_id(12345, k=3).error
+    assert "not indexed" in engine.search_id(12345, SearchOptions(k=3)).error
 
 
 def test_remove_takes_a_folder_named_with_digits_as_a_folder(engine, photo_dir, tmp_path, monkeypatch):
@@ -166,7 +167,7 @@ def test_remove_by_folder_and_id_keeps_the_dba_collection_in_step(engine, photo_
 @pytest.mark.parametrize("k", [0, -1, 1001, 2.0, "ten", True])
 def test_top_k_outside_1_to_1000_is_refused(engine, photo_dir, k):
     with pytest.raises(ValueError, match="top k must be a whole number from 1 to 1000"):
-        engine.search_files([photo_dir / "coffee.jpg"], k=k)
+        engine.search_files([photo_dir / "coffee.jpg"], SearchOptions(k=k))
 
 
 def test_special_files_get_a_clear_error_next_to_a_good_query(engine, photo_dir, tmp_path):
@@ -176,7 +177,7 @@ def test_special_files_get_a_clear_error_next_to_a_good_query(engine, photo_dir,
     os.mkfifo(fifo)
     zero = tmp_path / "zero.jpg"
     zero.symlink_to("/dev/zero")
-    results = engine.search_files([fifo, zero, photo], k=2)
+    results = engine.search_files([fifo, zero, photo], SearchOptions(k=2))
     assert [r.error for r in results] == [f"{fifo}: not a regular file (a FIFO)",
                                           f"{zero}: not a regular file (a character device)", None]
     assert results[2].id == read_raw(photo).id and results[2].hits["vgg16"][0].id == read_raw(photo).id

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from searchcore.options import SearchOptions
 from searchcore import Engine
 from searchcore.explain import pooled, spatial_similarity
 from tests.conftest import PHOTOS, SAMPLES, settings_in
@@ -66,7 +67,8 @@ def test_a_crop_finds_its_photo_and_the_hits_heat_lies_in_the_cropped_region(tmp
     inside: dict[str, list[float]] = {}
     with Engine(settings) as engine:
         assert engine.index([full]).indexed == len(PHOTOS)
-        for query, result in zip(sorted(crops.iterdir()), engine.search_files(sorted(crops.iterdir()), k=1)):
+        queries = sorted(crops.iterdir())
+        for query, result in zip(queries, engine.search_files(queries, SearchOptions(k=1))):
             box, size = boxes[query.stem]
             for model, hits in result.hits.items():
                 assert Path(hits[0].path).stem == query.stem, (model, query.name, hits[0].path)
@@ -85,7 +87,7 @@ def test_explain_reads_the_hit_only_under_the_roots_and_unchanged(tmp_path, mode
     photo = next(photo_dir.glob("*.jpg"))
     with Engine(settings) as engine:
         engine.index([photo_dir])
-        hit = engine.search_files([photo], k=1)[0].hits["vgg16"][0]
+        hit = engine.search_files([photo], SearchOptions(k=1))[0].hits["vgg16"][0]
         with pytest.raises(ValueError, match="outside the allowed folders"):
             engine.explain(photo, hit.path, hit.sha256, [tmp_path / "elsewhere"])
         Path(hit.path).write_bytes(photo.read_bytes() + b"\0")

@@ -12,6 +12,7 @@ import pytest
 
 
 from models.quantize import EDITS_PER_PHOTO
+from searchcore.options import SearchOptions
 from searchcore import Engine
 from searchcore.config import model_path
 from searchcore.decode import decode, read_raw
@@ -121,7 +122,7 @@ def test_an_int8_engine_keeps_its_own_collections_beside_fp32(settings):
         assert [s["collection"] for s in stats.values()] == ["images_resnet50_int8", "images_vgg16_int8"]
         assert all(s["rows"] == 0 for s in stats.values())
         assert int8.index(photos[:2]).indexed == 2
-        result = int8.search_files([photos[0]], k=2)[0]
+        result = int8.search_files([photos[0]], SearchOptions(k=2))[0]
         assert [h[0].path for h in result.hits.values()] == [str(photos[0])] * 2
         assert result.fused[0].cosine > 0.999
     with Engine(settings) as fp32:
@@ -134,10 +135,11 @@ def test_runtime_never_imports_export_packages(model_dir: Path, tmp_path: Path):
     code = f"""
 import sys, pathlib
 from searchcore import Engine, Settings
+from searchcore.options import SearchOptions
 e = Engine(Settings.from_env(model_dir=pathlib.Path({str(model_dir)!r}), home=pathlib.Path({str(tmp_path)!r}),
                              milvus_uri={str(tmp_path / 'm.db')!r}, redis_url=''))
 assert e.index([{str(photo)!r}]).indexed == 1
-result = e.search_files([{str(photo)!r}], k=1)[0]
+result = e.search_files([{str(photo)!r}], SearchOptions(k=1))[0]
 print('HITS', {{m: len(h) for m, h in result.hits.items()}}, len(result.fused), result.error)
 import app
 bad = [m for m in ('tensorflow', 'keras', 'tf2onnx', 'onnx') if m in sys.modules]

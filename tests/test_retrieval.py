@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from searchcore.options import Rerank, SearchOptions
 from searchcore import MODEL_NAMES, Engine
 from searchcore.decode import content_id, raw_from_bytes, read_raw
 from searchcore.evaluate import EmbeddingsFile, _similarity, labelled_images
@@ -29,7 +30,7 @@ def test_two_crops_of_one_photo_are_nearest_each_other(engine, tmp_path):
         image.crop((0, 0, int(w * 0.8), int(h * 0.85))).save(left / f"{name}.jpg", quality=90)
         image.crop((int(w * 0.2), int(h * 0.15), w, h)).save(right / f"{name}.jpg", quality=90)
     assert engine.index([left]).indexed == len(PHOTOS)
-    results = engine.search_files(sorted(right.iterdir()), k=2)
+    results = engine.search_files(sorted(right.iterdir()), SearchOptions(k=2))
     for query, result in zip(sorted(right.iterdir()), results):
         for model, hits in result.hits.items():
             assert hits[0].path == str(left / query.name), (model, query.name, hits[0].path)
@@ -69,7 +70,7 @@ def test_corel1k_reproduces_the_reference_figures(cli_env, settings):
         embeddings = kept.load(kept.path(files, [m.encoder.cache_key for m in engine.models.values()]), MODEL_NAMES)
         assert embeddings is not None and len(embeddings.paths) == 1000
         fresh = [files[n][0] for n in range(0, 1000, 100)]
-        for path, result in zip(fresh, engine.search_files(fresh, k=1)):
+        for path, result in zip(fresh, engine.search_files(fresh, SearchOptions(k=1))):
             row = embeddings.paths.index(str(path))
             for model in MODEL_NAMES:
                 assert float(result.vectors[model] @ embeddings.vectors[model][row]) > 0.9999, (model, path)
@@ -102,8 +103,8 @@ def test_fused_lists_score_few_candidates_yet_rank_as_if_they_scored_all(request
     of the pools exactly: same images, same order, same cosines."""
     engine, files = request.getfixturevalue("crops_regions_engine" if regions else "crops_engine")
     for query, k in zip(files[::8], [10, 20, 30, 40] * 2):  # the deeper lists hold hits one model missed
-        result = engine.search_files([query], k=k, regions=regions)[0]
-        searched = {m: engine.models[m].searched("none", regions=regions) for m in engine.models}
+        result = engine.search_files([query], SearchOptions(k=k, regions=regions))[0]
+        searched = {m: engine.models[m].searched(Rerank.NONE, regions=regions) for m in engine.models}
         pools = {m: searched[m].search(result.vectors[m][None], FUSION_POOL + 1)[0] for m in engine.models}
         exact = {m: {h.id: float(np.max(stored_rows(engine, m, h.sha256, regions) @ result.vectors[m]))
                      for hits in pools.values() for h in hits} for m in engine.models}
@@ -124,7 +125,7 @@ def test_fused_scores_equal_the_exact_cosines_also_for_hits_one_model_missed(cro
     engine, files = crops_engine
     missed = 0
     for query in files[::4]:
-        result = engine.search_files([query], k=50)[0]  # the whole pool: some hits only one model has
+        result = engine.search_files([query], SearchOptions(k=50))[0]  # the whole pool: some hits one model has
         for hit in result.fused:
             for model, cosine in hit.cosines.items():
                 stored = engine.models[model].store.vectors([hit.id])[hit.id]
@@ -144,7 +145,7 @@ def test_the_apps_fused_list_is_the_evaluations_fused_ranking(crops_engine):
     stored = {m: engine.models[m].store.vectors(ids) for m in engine.models}
     matrices = {m: np.stack([stored[m][i] for i in ids]) for m in engine.models}
     for query in files[::8]:
-        result = engine.search_files([query], k=10)[0]
+        result = engine.search_files([query], SearchOptions(k=10))[0]
         similarities = [(matrices[m] @ result.vectors[m])[None, :] for m in engine.models]
         expected = [ids[i] for i in fused_order(similarities)[0][:10]]
         assert [h.id for h in result.fused] == expected, query.name
@@ -158,7 +159,7 @@ def test_many_queries_cost_one_milvus_search_per_model_and_give_what_one_by_one_
     it gets alone."""
     engine, files = crops_engine
     queries = files[1::6]  # 11 queries: with their turns, 55 rows, one request (SEARCH_CHUNK = 64)
-    alone = [engine.search_files([q], k=10, rerank=rerank, robust=robust)[0] for q in queries]
+    alone = [engine.search_files([q], SearchOptions(k=10, rerank=rerank, robust=robust))[0] for q in queries]
     calls = {"search": 0, "get": 0}
     for name in calls:
         real = getattr(engine.client, name)
@@ -167,7 +168,7 @@ def test_many_queries_cost_one_milvus_search_per_model_and_give_what_one_by_one_
             calls[_name] += 1
             return _real(*args, **kwargs)
         monkeypatch.setattr(engine.client, name, counted)
-    together = engine.search_files(queries, k=10, rerank=rerank, robust=robust)
+    together = engine.search_files(queries, SearchOptions(k=10, rerank=rerank, robust=robust))
     models = len(engine.models)
     assert calls["search"] == searches * models, calls
     assert calls["get"] <= (searches - 1) * models + 2 * models < len(queries), calls  # QE; fusion's rounds
@@ -237,14 +238,14 @@ def test_reranked_searches_are_the_evaluations_reranking(crops_engine, rerank):
     engine, files = crops_engine
     ids = sorted(engine.models["resnet50"].store.all_ids())
     vectors = {m: np.stack([v for _, v in sorted(engine.models[m].store.vectors(ids).items())]) for m in engine.models}
-    databases = {m: dba(v) if "dba" in rerank else v for m, v in vectors.items()}
+    databases = {m: dba(v) if Rerank(rerank).augmented else v for m, v in vectors.items()}
     stored_dba = {m: engine.models[m].dba.vectors(ids) for m in engine.models}
     for m in engine.models:  # the DBA collection holds exactly the DBA of the index
         np.testing.assert_allclose(np.stack([stored_dba[m][i] for i in ids]), dba(vectors[m]), atol=1e-5)
     for query in files[::8]:
         row = ids.index(content_id(raw_from_bytes(query.read_bytes(), "").sha256))
-        result = engine.search_files([query], k=11, rerank=rerank)[0]
-        similarities = [_similarity(vectors[m][[row]], databases[m], np.array([row]), "qe" in rerank)
+        result = engine.search_files([query], SearchOptions(k=11, rerank=rerank))[0]
+        similarities = [_similarity(vectors[m][[row]], databases[m], np.array([row]), Rerank(rerank).expands)
                         for m in engine.models]
         expected = {m: np.argsort(-s[0], kind="stable") for m, s in zip(engine.models, similarities)}
         expected |= {"fused": fused_order(similarities)[0], "rrf": rrf_order(similarities)[0]}
@@ -270,8 +271,8 @@ def test_the_robust_query_finds_turned_and_mirrored_photos_first(settings, photo
                 target = tmp_path / f"{photo.stem}-{name}.jpg"
                 turned.save(target, quality=92)
                 edited.append((target, photo))
-        robust = engine.search_files([e for e, _ in edited], k=3, robust=True)
-        plain = engine.search_files([e for e, _ in edited], k=3)
+        robust = engine.search_files([e for e, _ in edited], SearchOptions(k=3, robust=True))
+        plain = engine.search_files([e for e, _ in edited], SearchOptions(k=3))
         plain_first = 0
         for (query, original), found, without in zip(edited, robust, plain):
             assert found.robust and not without.robust and found.turns_indexed == turns
@@ -308,15 +309,15 @@ def test_region_search_finds_quarter_crops_at_least_as_often_and_cleans_up(tmp_p
         assert engine.index([originals, *others]).indexed == len(PHOTOS) + len(others)
         for m in engine.models.values():
             assert m.regions.count() == 30 * (len(PHOTOS) + len(others))
-        on_regions = engine.search_files([c for c, _ in crops], k=1, regions=True)
-        plain = engine.search_files([c for c, _ in crops], k=1)
+        on_regions = engine.search_files([c for c, _ in crops], SearchOptions(k=1, regions=True))
+        plain = engine.search_files([c for c, _ in crops], SearchOptions(k=1))
         for model in ("resnet50", "vgg16"):
             found = sum(r.hits[model][0].path == str(o) for r, (_, o) in zip(on_regions, crops))
             before = sum(r.hits[model][0].path == str(o) for r, (_, o) in zip(plain, crops))
             assert found >= before and found >= len(PHOTOS) - 1, (model, found, before)
         assert on_regions[0].regions and on_regions[0].to_json()["regions"]
         with pytest.raises(ValueError, match="no re-ranking"):
-            engine.search_files([crops[0][0]], regions=True, rerank="qe")
+            engine.search_files([crops[0][0]], SearchOptions(regions=True, rerank="qe"))
         assert engine.remove(str(originals)) == len(PHOTOS)
         for m in engine.models.values():
             assert m.regions.count() == 30 * len(others)
@@ -337,7 +338,7 @@ def test_single_model_results_have_lists_of_their_own(engine, photo_dir):
     shared pair of lists for every result)."""
     engine.index([photo_dir])
     first, second = engine.search_files([photo_dir / "coffee.jpg", photo_dir / "nested" / "rocket.jpg"],
-                                        models=["vgg16"], k=2)
+                                        SearchOptions(k=2), models=["vgg16"])
     first.fused.append(first.hits["vgg16"][0])
     first.rrf.append(first.hits["vgg16"][0])
     assert second.fused == [] and second.rrf == []

@@ -14,6 +14,7 @@ import gradio as gr
 
 from ..decode import content_id
 from ..engine import Engine
+from ..options import Rerank, SearchOptions
 from ..rerank import RERANKS
 from ..shown import ShownFiles
 from ..store import StoreUnavailableError
@@ -44,9 +45,10 @@ class SearchPage:
             return self.empty_results("Drop a photo in to search.")
         started = time.perf_counter()
         try:
-            models, top_k = views.check_mode(mode), views.check_k(k)
-            result = self.engine.search_files([image], models, top_k, rerank or "none", bool(robust),  # None: older client
-                                              bool(regions))[0]
+            models = views.check_mode(mode)
+            # None from an older client that does not send the last three
+            options = SearchOptions(views.check_k(k), Rerank.of(rerank or "none"), bool(robust), bool(regions))
+            result = self.engine.search_files([image], options, models)[0]
         except (ValueError, StoreUnavailableError) as exc:
             return self.empty_results(views.error_text(str(exc)))
         log.info("searched with %s in %.0f ms", Path(image).name, 1000 * (time.perf_counter() - started))

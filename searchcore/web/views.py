@@ -18,7 +18,8 @@ from PIL import Image
 from .. import plots
 from ..config import MODEL_NAMES, MODEL_SPECS
 from ..decode import is_under
-from ..engine import Explanation, HitScore, check_top_k
+from ..engine import Explanation, HitScore
+from ..options import check_top_k
 from ..evaluate import EvalReport
 from ..index import IndexReport
 from ..manifest import ModelManifest

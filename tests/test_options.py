@@ -1,0 +1,22 @@
+"""Search options are checked once, where they are made, with messages that name the choices."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from searchcore.options import MAX_TOP_K, Rerank, SearchOptions
+
+
+def test_options_are_typed_and_checked_when_made():
+    options = SearchOptions(k=5, rerank="dba+qe")
+    assert options.rerank is Rerank.DBA_QE and options.rerank.expands and options.rerank.augmented
+    assert not Rerank.QE.augmented and not Rerank.DBA.expands and Rerank.NONE == "none"
+    for k in (0, MAX_TOP_K + 1, 2.0, True, "3"):
+        with pytest.raises(ValueError, match=f"top k must be a whole number from 1 to {MAX_TOP_K}"):
+            SearchOptions(k=k)
+    with pytest.raises(ValueError, match=re.escape("re-ranking must be one of none, qe, dba, dba+qe, not 'dba+everything'")):
+        SearchOptions(rerank="dba+everything")
+    with pytest.raises(ValueError, match="choose no re-ranking with it"):
+        SearchOptions(regions=True, rerank=Rerank.QE)
+    assert SearchOptions(regions=True, robust=True).rerank is Rerank.NONE
