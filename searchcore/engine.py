@@ -21,13 +21,13 @@ from .evaluate import EmbeddingsFile, EvalReport, evaluate
 from .index import Indexer, IndexReport
 from .preprocess import resize
 from .options import COMPARED_OPTIONS, Rerank, SearchOptions
-from .rerank import DBA_K, RERANK_LABELS, weighted_mean
+from .rerank import RERANK_LABELS
 from .regions import GroupedSearch, regions_per_image, row_id
 from .search import FUSED, RRF, FusedHit, Query, QueryResult, search, search_many
 from .shown import Thumbnails
 from .similarity import best_cosines
 from .store import Hit
-from . import maps, store
+from . import dba, maps, store
 
 log = logging.getLogger("searchcore")
 
@@ -162,10 +162,8 @@ class Engine:
         return report
 
     def _seal(self, report: IndexReport) -> None:
-        """Every collection that a run wrote to is sealed after it, so that searches use the index:
-        Milvus Lite searches unsealed rows one by one (a region collection of 6,000 rows took 650 ms a
-        search, 40 ms sealed; both models' image collections of 200 just indexed, 86 ms a query, 62 ms
-        sealed), and the app searches in the process that indexed."""
+        """Every collection that a run wrote to is sealed after it, so that searches use the index: Milvus
+        Lite searches unsealed rows one by one, and the app searches in the process that indexed."""
         if report.new_ids:
             for m in self.models.values():
                 for rows in (m.store, m.dba, *m.grouped().values()):
@@ -361,84 +359,23 @@ class Engine:
         removed = set()
         for m in self.models.values():
             present = list(m.store.existing(ids_of(m)))
-            touched = self._neighbours(m, present)  # their DBA vectors were made with the removed ones
+            touched = dba.neighbours(m.store, present)  # their DBA vectors were made with the removed ones
             shas = [r["sha256"] for r in m.store.rows(present).values()]
             for kind, rows in m.grouped().items():
                 rows.delete([row_id(sha, n) for sha in shas for n in range(m.rows_per_image(kind))])
             m.store.delete(present)
             m.dba.delete(list(m.dba.existing(present)))
-            self._augment_model(m, touched - set(present))
+            dba.augment(m.store, m.dba, touched - set(present))
             removed.update(present)
         return len(removed)
 
     def augment(self, ids: set[int], models: Sequence[str] | None = None) -> int:
-        """Database-side augmentation kept current: the DBA vectors of these (new) images and of their
-        nearest neighbours (whose own neighbourhoods they may have entered) are computed again, and so
-        are those of any image the DBA collection lacks (a run killed before this step). Exact for the
-        images recomputed; an older image that a new one entered the top DBA_K of, but which is not
-        among the new one's own DBA_K nearest, keeps its old DBA vector until `rebuild_dba`."""
-        done = 0
-        for name in self._models(models):
-            m = self.models[name]
-            done += self._augment_with_neighbours(m, set(ids))
-            if m.dba.count() != m.store.count():
-                stored, augmented = set(m.store.all_ids()), set(m.dba.all_ids())
-                m.dba.delete(sorted(augmented - stored))
-                done += self._augment_with_neighbours(m, stored - augmented)
-        return done
-
-    def _augment_with_neighbours(self, m: Model, ids: set[int]) -> int:
-        """DBA vectors of these images, then of the neighbours their own searches found."""
-        neighbours = self._augment_model(m, ids)
-        self._augment_model(m, neighbours - ids)
-        return len(ids | neighbours)
+        """The DBA vectors kept current after an index run (dba.catch_up), per model."""
+        return sum(dba.catch_up(self.models[m].store, self.models[m].dba, ids) for m in self._models(models))
 
     def rebuild_dba(self, models: Sequence[str] | None = None) -> int:
         """Every DBA vector computed anew from the current index (exact)."""
-        done = 0
-        for name in self._models(models):
-            m = self.models[name]
-            ids = set(m.store.all_ids())
-            m.dba.delete(sorted(set(m.dba.all_ids()) - ids))
-            self._augment_model(m, ids)
-            m.dba.flush()  # sealed, as after an index run
-            done += len(ids)
-        return done
-
-    def _neighbours(self, m: Model, ids: Sequence[int] | set[int], chunk: int = 64) -> set[int]:
-        """The DBA_K nearest indexed images of each of these images (themselves included)."""
-        found: set[int] = set()
-        ids = sorted(ids)
-        for start in range(0, len(ids), chunk):
-            stored = m.store.vectors(ids[start:start + chunk])
-            if stored:
-                for hits in m.store.search(np.stack(list(stored.values())), DBA_K + 1):
-                    found.update(h.id for h in hits)
-        return found
-
-    def _augment_model(self, m: Model, ids: set[int], chunk: int = 64) -> set[int]:
-        """DBA vectors of these images: each the weighted mean of its vector and its DBA_K nearest.
-        Returns those neighbours' ids (the images whose neighbourhoods these images may have entered)."""
-        ids_sorted, found = sorted(ids), set()
-        for start in range(0, len(ids_sorted), chunk):
-            rows = m.store.rows(ids_sorted[start:start + chunk], with_vectors=True)
-            if not rows:
-                continue
-            own = np.stack([np.asarray(r["vector"], np.float32) for r in rows.values()])
-            nearest = [[h for h in hits if h.id != i][:DBA_K] for i, hits in zip(rows, m.store.search(own, DBA_K + 1))]
-            found.update(h.id for hits in nearest for h in hits)
-            neighbours = m.store.vectors({h.id for hits in nearest for h in hits})
-            width = max(len(hits) for hits in nearest)
-            stacked = np.zeros((len(rows), max(width, 1), own.shape[1]), np.float32)
-            cosines = np.zeros((len(rows), max(width, 1)), np.float32)
-            for row, hits in enumerate(nearest):
-                for col, h in enumerate(hits):
-                    if h.id in neighbours:
-                        stacked[row, col], cosines[row, col] = neighbours[h.id], h.cosine
-            augmented = weighted_mean(own, stacked, cosines)
-            m.dba.upsert([{"id": i, "vector": v, "path": r["path"], "sha256": r["sha256"]}
-                          for (i, r), v in zip(rows.items(), augmented)])
-        return found
+        return sum(dba.rebuild(self.models[m].store, self.models[m].dba) for m in self._models(models))
 
     def close(self) -> None:
         store.disconnect(self.client, self.settings.milvus_uri)
