@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from .config import MODEL_NAMES, PRECISIONS, Settings, configure_logging
-from .options import Rerank, SearchOptions
+from .options import SearchOptions
 from .rerank import RERANKS
 from .search import QueryResult
 
@@ -161,7 +161,7 @@ def _run(engine: "Engine", args: argparse.Namespace) -> int:
             print("search needs an image or --id", file=sys.stderr)
             return 2
         try:
-            options = SearchOptions(args.top_k, Rerank(args.rerank), args.robust, args.regions)
+            options = SearchOptions(args.top_k, args.rerank, args.robust, args.regions)
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

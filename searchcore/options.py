@@ -46,6 +46,9 @@ def check_top_k(k: object) -> int:
 
 @dataclass(frozen=True)
 class SearchOptions:
+    """rerank may be given as its value ("dba+qe"): it is made a Rerank here, with the choices named if it
+    is none of them."""
+
     k: int = 10
     rerank: Rerank = Rerank.NONE
     robust: bool = False  # also match the query turned by 90, 180 and 270 degrees and mirrored

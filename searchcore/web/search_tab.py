@@ -14,7 +14,7 @@ import gradio as gr
 
 from ..decode import content_id
 from ..engine import Engine
-from ..options import Rerank, SearchOptions
+from ..options import SearchOptions
 from ..rerank import RERANKS
 from ..shown import ShownFiles
 from ..store import StoreUnavailableError
@@ -47,7 +47,7 @@ class SearchPage:
         try:
             models = views.check_mode(mode)
             # None from an older client that does not send the last three
-            options = SearchOptions(views.check_k(k), Rerank.of(rerank or "none"), bool(robust), bool(regions))
+            options = SearchOptions(views.check_k(k), rerank or "none", bool(robust), bool(regions))
             result = self.engine.search_files([image], options, models)[0]
         except (ValueError, StoreUnavailableError) as exc:
             return self.empty_results(views.error_text(str(exc)))
