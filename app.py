@@ -12,8 +12,8 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from searchcore import MODEL_NAMES, Engine, Settings  # noqa: E402
-from searchcore.build import build_models  # noqa: E402
 from searchcore.config import PRECISIONS, configure_logging  # noqa: E402
+from searchcore.encoding.build import build_models  # noqa: E402
 from searchcore.web import build_ui  # noqa: E402
 from searchcore.web.assets import CSS, THEME  # noqa: E402
 from searchcore.web.startup import StartupIndexing, index_roots  # noqa: E402

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from searchcore.config import MODEL_NAMES, SPECS
-from searchcore.decode import decode, read_raw
-from searchcore.manifest import ONNX_NAME, ModelManifest, Preprocessing, file_digest
-from searchcore.preprocess import resize, resize_key, to_input
+from searchcore.encoding.manifest import ONNX_NAME, ModelManifest, Preprocessing, file_digest
+from searchcore.encoding.preprocess import resize, resize_key, to_input
+from searchcore.files.decode import decode, read_raw
 
 from . import sources
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from searchcore.decode import decode, read_raw
-from searchcore.encoder import Encoder
-from searchcore.manifest import ONNX_NAME, ModelManifest, Preprocessing, file_digest
-from searchcore.preprocess import resize, resize_key, to_input
-from searchcore.samples import sample_files
+from searchcore.encoding.encoder import Encoder
+from searchcore.encoding.manifest import ONNX_NAME, ModelManifest, Preprocessing, file_digest
+from searchcore.encoding.preprocess import resize, resize_key, to_input
+from searchcore.files.decode import decode, read_raw
+from searchcore.files.samples import sample_files
 
 log = logging.getLogger("models")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from searchcore.manifest import file_digest
+from searchcore.encoding.manifest import file_digest
 
 log = logging.getLogger("models")
 

@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
 from searchcore import Engine, Settings  # noqa: E402
 from searchcore.config import MODEL_NAMES, PRECISIONS  # noqa: E402
-from searchcore.options import SearchOptions  # noqa: E402
-from searchcore.decode import IMAGE_SUFFIXES  # noqa: E402
+from searchcore.files.decode import IMAGE_SUFFIXES  # noqa: E402
+from searchcore.retrieval.options import SearchOptions  # noqa: E402
 
 
 def main() -> None:

@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from searchcore import MODEL_NAMES, Engine, Settings  # noqa: E402
 from searchcore.config import PRECISIONS, model_path  # noqa: E402
-from searchcore.decode import IMAGE_SUFFIXES, decode, read_raw  # noqa: E402
-from searchcore.encoder import Encoder  # noqa: E402
-from searchcore.manifest import ONNX_NAME  # noqa: E402
-from searchcore.preprocess import resize, to_input  # noqa: E402
+from searchcore.encoding.encoder import Encoder  # noqa: E402
+from searchcore.encoding.manifest import ONNX_NAME  # noqa: E402
+from searchcore.encoding.preprocess import resize, to_input  # noqa: E402
+from searchcore.files.decode import IMAGE_SUFFIXES, decode, read_raw  # noqa: E402
 
 
 def pick(folder: Path, count: int) -> list[Path]:

@@ -24,8 +24,8 @@ from gradio_client import Client, handle_file
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from searchcore.decode import IMAGE_SUFFIXES  # noqa: E402
-from searchcore.samples import sample_files  # noqa: E402
+from searchcore.files.decode import IMAGE_SUFFIXES  # noqa: E402
+from searchcore.files.samples import sample_files  # noqa: E402
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

@@ -4,7 +4,7 @@
                                  [--precision fp32|int8] [--regions] [--turns]
 
 Indexes FOLDER's photos (the originals) and FOLDER2's (distractors) into a fresh Milvus Lite, makes
-seeded edits of the originals (searchcore.edits), queries with all edits at once per option (one
+seeded edits of the originals (searchcore.inspection.edits), queries with all edits at once per option (one
 Milvus search per model) and prints where the original lands, per model and fused list, plain, with
 the robust query option (against the indexed turns with --turns, else with the query's own turns),
 with DBA+alpha-QE and (with --regions) on regional descriptors. Then it
@@ -31,9 +31,9 @@ from tqdm import tqdm  # noqa: E402
 
 from searchcore import Engine, Settings  # noqa: E402
 from searchcore.config import PRECISIONS, configure_logging  # noqa: E402
-from searchcore.options import COMPARED_OPTIONS, SearchOptions  # noqa: E402
-from searchcore.decode import IMAGE_SUFFIXES  # noqa: E402
-from searchcore.edits import EDITS, apply_edit  # noqa: E402
+from searchcore.files.decode import IMAGE_SUFFIXES  # noqa: E402
+from searchcore.inspection.edits import EDITS, apply_edit  # noqa: E402
+from searchcore.retrieval.options import COMPARED_OPTIONS, SearchOptions  # noqa: E402
 
 LISTS = ("resnet50", "vgg16", "fused", "rrf")
 

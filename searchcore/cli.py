@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from .config import MODEL_NAMES, PRECISIONS, Settings, configure_logging
-from .options import SearchOptions
-from .rerank import RERANKS
-from .search import QueryResult
+from .retrieval.options import SearchOptions
+from .retrieval.rerank import RERANKS
+from .retrieval.search import QueryResult
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -26,7 +26,7 @@ def _models(text: str) -> tuple[str, ...]:
 
 
 def _top_k(text: str) -> int:
-    from .options import check_top_k  # the engine's own rule, so CLI and API agree
+    from .retrieval.options import check_top_k  # the engine's own rule, so CLI and API agree
     try:
         return check_top_k(int(text))
     except ValueError as exc:
@@ -105,8 +105,8 @@ def print_result(result: QueryResult) -> None:
 
 def write_plots(engine: "Engine", report, folder: Path) -> list[Path]:
     """The evaluation's plots and disagreement mosaic, as PNG files."""
-    from . import plots
-    from .shown import ShownFiles
+    from .evaluation import plots
+    from .files.shown import ShownFiles
     shown = ShownFiles(engine.settings.home / "shown", [Path(report.root)], engine.settings.max_pixels)
     return plots.write_all(report, shown.thumbnails_by_path(report.shown_files()), engine.labels(list(report.scores)), folder)
 
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings.from_env(**({"precision": args.precision} if args.precision else {}))
 
     if args.command == "build-models":
-        from .build import BuildError, build_models
+        from .encoding.build import BuildError, build_models
         try:
             build_models(settings.model_dir, args.models, args.weights, args.force,
                          precisions=(settings.precision,))
@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     from .engine import Engine
-    from .store import StoreUnavailableError
+    from .storage.store import StoreUnavailableError
     try:
         engine = Engine(settings, getattr(args, "models", MODEL_NAMES))
     except StoreUnavailableError as exc:

@@ -10,24 +10,26 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .cache import EmbeddingCache
 from .config import MODEL_NAMES, SPECS, ModelSpec, Settings
-from .decode import (DecodeError, Failure, RawImage, read_each, read_many, read_raw,
+from .encoding.cache import EmbeddingCache
+from .files.decode import (DecodeError, Failure, RawImage, read_each, read_many, read_raw,
                      safe_file_name)
-from .embed import TURNS, Embedder
-from .encoder import Encoder
-from .explain import SpatialSimilarity, spatial_similarity
-from .evaluate import EmbeddingsFile, EvalReport, evaluate
+from .encoding.embed import TURNS, Embedder
+from .encoding.encoder import Encoder
+from .encoding.preprocess import resize
+from .evaluation.evaluate import EmbeddingsFile, EvalReport, evaluate
+from .files.shown import Thumbnails
 from .index import Indexer, IndexReport
-from .preprocess import resize
-from .options import COMPARED_OPTIONS, Rerank, SearchOptions
-from .rerank import RERANK_LABELS
-from .regions import GroupedSearch, regions_per_image, row_id
-from .search import FUSED, RRF, FusedHit, Query, QueryResult, search, search_many
-from .shown import Thumbnails
-from .similarity import best_cosines
-from .store import Hit
-from . import dba, maps, store
+from .inspection import maps
+from .inspection.explain import SpatialSimilarity, spatial_similarity
+from .retrieval import dba
+from .retrieval.options import COMPARED_OPTIONS, Rerank, SearchOptions
+from .retrieval.rerank import RERANK_LABELS
+from .retrieval.search import FUSED, RRF, FusedHit, Query, QueryResult, search, search_many
+from .retrieval.similarity import best_cosines
+from .storage import store
+from .storage.regions import GroupedSearch, regions_per_image, row_id
+from .storage.store import Hit
 
 log = logging.getLogger("searchcore")
 

@@ -13,10 +13,10 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
-from .decode import IMAGE_SUFFIXES, Failure, RawImage, batched, read_many
-from .embed import Embedded, Embedder
-from .regions import row_id
-from .store import VectorStore
+from .encoding.embed import Embedded, Embedder
+from .files.decode import IMAGE_SUFFIXES, Failure, RawImage, batched, read_many
+from .storage.regions import row_id
+from .storage.store import VectorStore
 from .timing import StageTimes
 
 

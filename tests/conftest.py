@@ -22,8 +22,8 @@ import skimage.data
 from PIL import Image
 
 from searchcore import MODEL_NAMES, Engine, Settings
-from searchcore.build import build_models
 from searchcore.config import PRECISIONS
+from searchcore.encoding.build import build_models
 
 from tests.milvus_standalone import MilvusStandalone
 

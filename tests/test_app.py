@@ -14,7 +14,7 @@ import requests
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from searchcore.decode import read_raw
+from searchcore.files.decode import read_raw
 
 from tests.conftest import (CHROMIUM, PHOTOS, ROOT, needs, settings_env, settings_in, start_app, stop_app,
                             write_photos)

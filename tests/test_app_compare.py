@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from searchcore.decode import read_raw
-from searchcore.maps import METHODS
+from searchcore.files.decode import read_raw
+from searchcore.inspection.maps import METHODS
 from tests.conftest import labelled_folder, run_cli, settings_env, start_app, stop_app
 from tests.test_app import OUTPUT, dependency_ids, needs_chromium, upload
 

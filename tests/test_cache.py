@@ -7,11 +7,11 @@ from dataclasses import replace
 import numpy as np
 import redis
 
-from searchcore.options import SearchOptions
 from searchcore import Engine
-from searchcore.cache import EmbeddingCache
-from searchcore.decode import read_raw
-from searchcore.encoder import Encoder
+from searchcore.encoding.cache import EmbeddingCache
+from searchcore.encoding.encoder import Encoder
+from searchcore.files.decode import read_raw
+from searchcore.retrieval.options import SearchOptions
 
 from tests.conftest import REDIS_URL
 

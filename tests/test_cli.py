@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from searchcore.options import SearchOptions
 from searchcore import Engine
-from searchcore.decode import read_raw
-from searchcore.rerank import dba
+from searchcore.files.decode import read_raw
+from searchcore.retrieval.options import SearchOptions
+from searchcore.retrieval.rerank import dba
 
 from tests.conftest import ROOT, run_cli
 

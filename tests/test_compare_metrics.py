@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from searchcore.compare import agreement, kendall_tau
-from searchcore.evaluate import score
-from searchcore.metrics import average_precision, hit_rate_at, precision_at, precision_curve
-from searchcore.search import fused_order
+from searchcore.evaluation.evaluate import score
+from searchcore.evaluation.metrics import average_precision, hit_rate_at, precision_at, precision_curve
+from searchcore.retrieval.compare import agreement, kendall_tau
+from searchcore.retrieval.search import fused_order
 
 
 def test_agreement_of_two_lists():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from searchcore.decode import DecodeError, content_id, decode, raw_from_bytes, read_raw
+from searchcore.files.decode import DecodeError, content_id, decode, raw_from_bytes, read_raw
 
 LIMIT = 50_000_000
 

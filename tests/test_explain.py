@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from searchcore.options import SearchOptions
 from searchcore import Engine
-from searchcore.explain import pooled, spatial_similarity
+from searchcore.inspection.explain import pooled, spatial_similarity
+from searchcore.retrieval.options import SearchOptions
 from tests.conftest import PHOTOS, SAMPLES, settings_in
 
 CROP_SIDE = 0.6  # each side of the crop, as a share of the photo's: 36% of its area

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from searchcore.evaluate import _similarity
-from searchcore.memory import InMemoryCollection
-from searchcore.rerank import dba, normalise
-from searchcore.search import FUSION_POOL, Query, fused_order, rrf_order, search_many
+from searchcore.evaluation.evaluate import _similarity
+from searchcore.retrieval.rerank import dba, normalise
+from searchcore.retrieval.search import FUSION_POOL, Query, fused_order, rrf_order, search_many
+from searchcore.storage.memory import InMemoryCollection
 
 IMAGES, K = 3 * FUSION_POOL, 10  # more images than the fusion pool: candidates one model missed are scored
 

@@ -12,14 +12,14 @@ import pytest
 
 
 from models.quantize import EDITS_PER_PHOTO
-from searchcore.options import SearchOptions
 from searchcore import Engine
 from searchcore.config import model_path
-from searchcore.decode import decode, read_raw
-from searchcore.encoder import Encoder, ModelNotBuiltError
-from searchcore.manifest import ModelManifest, is_built
-from searchcore.preprocess import resize
-from searchcore.samples import SAMPLE_PHOTOS
+from searchcore.encoding.encoder import Encoder, ModelNotBuiltError
+from searchcore.encoding.manifest import ModelManifest, is_built
+from searchcore.encoding.preprocess import resize
+from searchcore.files.decode import decode, read_raw
+from searchcore.files.samples import SAMPLE_PHOTOS
+from searchcore.retrieval.options import SearchOptions
 
 from tests.conftest import ROOT, SAMPLES
 
@@ -135,7 +135,7 @@ def test_runtime_never_imports_export_packages(model_dir: Path, tmp_path: Path):
     code = f"""
 import sys, pathlib
 from searchcore import Engine, Settings
-from searchcore.options import SearchOptions
+from searchcore.retrieval.options import SearchOptions
 e = Engine(Settings.from_env(model_dir=pathlib.Path({str(model_dir)!r}), home=pathlib.Path({str(tmp_path)!r}),
                              milvus_uri={str(tmp_path / 'm.db')!r}, redis_url=''))
 assert e.index([{str(photo)!r}]).indexed == 1

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from searchcore.options import MAX_TOP_K, Rerank, SearchOptions
+from searchcore.retrieval.options import MAX_TOP_K, Rerank, SearchOptions
 
 
 def test_options_are_typed_and_checked_when_made():

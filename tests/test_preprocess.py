@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from searchcore.manifest import Preprocessing
-from searchcore.preprocess import to_input
+from searchcore.encoding.manifest import Preprocessing
+from searchcore.encoding.preprocess import to_input
 
 # one image, one row, two pixels: pure-ish red and a grey-blue
 PIXELS = np.array([[[[200, 10, 30], [40, 50, 250]]]], np.uint8)

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from searchcore.options import Rerank, SearchOptions
 from searchcore import MODEL_NAMES, Engine
-from searchcore.decode import content_id, raw_from_bytes, read_raw
-from searchcore.evaluate import EmbeddingsFile, _similarity, labelled_images
-from searchcore.rerank import dba
-from searchcore.regions import region_vectors, regions_per_image, row_id
-from searchcore.search import FUSION_POOL, fuse, fused_order, rrf_order, rrf_ranking
-from searchcore.samples import sample_files
-from searchcore.shown import ShownFiles
+from searchcore.evaluation.evaluate import EmbeddingsFile, _similarity, labelled_images
+from searchcore.files.decode import content_id, raw_from_bytes, read_raw
+from searchcore.files.samples import sample_files
+from searchcore.files.shown import ShownFiles
+from searchcore.retrieval.options import Rerank, SearchOptions
+from searchcore.retrieval.rerank import dba
+from searchcore.retrieval.search import FUSION_POOL, fuse, fused_order, rrf_order, rrf_ranking
+from searchcore.storage.regions import region_vectors, regions_per_image, row_id
 from tests.conftest import COREL, PHOTOS, SAMPLES, crops_of_photos, run_cli, needs, settings_in, EVALUATIONS
 
 

@@ -16,10 +16,10 @@ import pytest
 import redis
 from gradio_client import Client, handle_file
 
-from searchcore import MODEL_NAMES, Settings
-from searchcore.decode import read_raw
-from searchcore import Engine, store
-from searchcore.store import connect
+from searchcore import MODEL_NAMES, Engine, Settings
+from searchcore.files.decode import read_raw
+from searchcore.storage import store
+from searchcore.storage.store import connect
 
 from tests.conftest import (REDIS_URL, ROOT, crops_of_photos, free_port, run_cli, settings_env, settings_in,
                             start_app, stop_app, write_photos)

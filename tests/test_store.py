@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from searchcore import Engine, Settings, store
-from searchcore.store import StoreMismatchError, VectorStore
+from searchcore import Engine, Settings
+from searchcore.storage import store
+from searchcore.storage.store import StoreMismatchError, VectorStore
 from tests.conftest import ROOT, SAMPLES
 
 
@@ -112,7 +113,7 @@ def test_a_closed_engine_lets_go_of_its_milvus_lite_folder(settings):
     `make bench` ("Directory not empty: 'partitions'")."""
     with Engine(settings) as engine:
         assert engine.index([SAMPLES / "coffee.png"]).indexed == 1
-    code = ("import sys; from searchcore import store; c = store.connect(sys.argv[1]); "
+    code = ("import sys; from searchcore.storage import store; c = store.connect(sys.argv[1]); "
             "print(c.query('images_vgg16_int8', filter='', output_fields=['count(*)'])[0]['count(*)'])")
     other = subprocess.run([sys.executable, "-c", code, settings.milvus_uri], capture_output=True, text=True,
                            cwd=ROOT, timeout=120)

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from searchcore.web import views
-from searchcore.decode import Failure, read_raw
+from searchcore.files.decode import Failure, read_raw
+from searchcore.files.shown import ShownFiles
 from searchcore.index import IndexReport
-from searchcore.maps import MapPoints, project, sample_ids, top_level_groups
-from searchcore.search import QueryResult
-from searchcore.shown import ShownFiles
-from searchcore.store import Hit
+from searchcore.inspection.maps import MapPoints, project, sample_ids, top_level_groups
+from searchcore.retrieval.search import QueryResult
+from searchcore.storage.store import Hit
+from searchcore.web import views
 
 
 def hit(i: int, path: str, l2: float) -> Hit:

@@ -6,14 +6,14 @@ from pathlib import Path
 import gradio as gr
 
 from ..engine import Engine
-from ..shown import ShownFiles
-from . import views
+from ..files.shown import ShownFiles
 from .evaluate_tab import evaluate_tab
 from .index_tab import index_tab
 from .map_tab import map_tab
 from .robustness_tab import robustness_tab
 from .search_tab import SearchPage, search_tab
 from .startup import StartupIndexing
+from . import views
 
 INTRO = ("# Search images by image — ResNet50 and VGG16 side by side\n"
          "Drop a photo (or paste, or use the webcam). Each model's nearest images appear rank by rank: the same "

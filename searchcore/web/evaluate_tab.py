@@ -5,9 +5,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from .. import plots
 from ..engine import Engine
-from ..shown import ShownFiles
+from ..evaluation import plots
+from ..files.shown import ShownFiles
 from . import views
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..decode import IMAGE_SUFFIXES
 from ..engine import Engine
-from ..samples import sample_folder
-from ..store import StoreUnavailableError
+from ..files.decode import IMAGE_SUFFIXES
+from ..files.samples import sample_folder
+from ..storage.store import StoreUnavailableError
 from . import views
 
 log = logging.getLogger("searchcore.app")

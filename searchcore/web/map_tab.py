@@ -5,13 +5,13 @@ from typing import Callable
 
 import gradio as gr
 
-from .. import maps
 from ..engine import Engine
-from ..shown import ShownFiles
-from ..store import StoreUnavailableError
-from . import views
+from ..files.shown import ShownFiles
+from ..inspection import maps
+from ..storage.store import StoreUnavailableError
 from .assets import MAP_JS
 from .upload import QueryImage
+from . import views
 
 
 def map_tab(engine: Engine, shown: ShownFiles, query: QueryImage, search_after: Callable, tabs: gr.Tabs,

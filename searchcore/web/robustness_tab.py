@@ -7,12 +7,12 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..decode import raw_from_bytes, read_raw
-from ..edits import APP_EDITS, apply_edit
 from ..engine import Engine
-from ..store import StoreUnavailableError
-from . import views
+from ..files.decode import raw_from_bytes, read_raw
+from ..inspection.edits import APP_EDITS, apply_edit
+from ..storage.store import StoreUnavailableError
 from .upload import QueryImage
+from . import views
 
 
 def robustness_tab(engine: Engine, query: QueryImage) -> None:

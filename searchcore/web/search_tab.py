@@ -12,16 +12,16 @@ from typing import Callable
 
 import gradio as gr
 
-from ..decode import content_id
 from ..engine import Engine
-from ..options import SearchOptions
-from ..rerank import RERANKS
-from ..shown import ShownFiles
-from ..store import StoreUnavailableError
-from . import views
+from ..files.decode import content_id
+from ..files.shown import ShownFiles
+from ..retrieval.options import SearchOptions
+from ..retrieval.rerank import RERANKS
+from ..storage.store import StoreUnavailableError
 from .assets import KEEP_IN_URL
 from .startup import StartupIndexing, startup_progress
 from .upload import QueryImage
+from . import views
 
 log = logging.getLogger("searchcore.app")
 EXAMPLES = 8

@@ -11,8 +11,8 @@ import gradio as gr
 
 from ..config import Settings
 from ..engine import Engine
+from ..files.samples import sample_files, sample_folder
 from . import views
-from ..samples import sample_files, sample_folder
 
 log = logging.getLogger("searchcore.app")
 

@@ -15,19 +15,19 @@ from typing import Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from .. import plots
 from ..config import MODEL_NAMES, MODEL_SPECS
-from ..decode import is_under
+from ..encoding.manifest import ModelManifest
 from ..engine import Explanation, HitScore
-from ..options import check_top_k
-from ..evaluate import EvalReport
+from ..evaluation import plots
+from ..evaluation.evaluate import EvalReport
+from ..files.decode import is_under
 from ..index import IndexReport
-from ..manifest import ModelManifest
-from ..maps import MapPoints
-from ..rerank import RERANK_LABELS
-from ..search import FUSED, FUSION_POOL, RRF, FusedHit, QueryResult
-from ..similarity import l2_from_cosine
-from ..store import Hit
+from ..inspection.maps import MapPoints
+from ..retrieval.options import check_top_k
+from ..retrieval.rerank import RERANK_LABELS
+from ..retrieval.search import FUSED, FUSION_POOL, RRF, FusedHit, QueryResult
+from ..retrieval.similarity import l2_from_cosine
+from ..storage.store import Hit
 
 LABELS = {spec.name: spec.label for spec in MODEL_SPECS}
 SIDE_BY_SIDE = "Side by side"

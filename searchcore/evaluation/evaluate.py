@@ -19,13 +19,13 @@ from typing import Mapping, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from .decode import IMAGE_SUFFIXES, Failure, batched, read_many
-from .embed import Embedder
+from ..encoding.embed import Embedder
+from ..files.decode import IMAGE_SUFFIXES, Failure, batched, read_many
+from ..retrieval.options import Rerank
+from ..retrieval.rerank import QE_N, RERANKS, dba, top_k, weighted_mean
+from ..retrieval.search import FUSED, FUSION_POOL, RRF, fused_order, rrf_order
+from ..timing import StageTimes
 from .metrics import average_precision, hit_rate_at, jaccard_rows, precision_at, precision_curve
-from .options import Rerank
-from .rerank import QE_N, RERANKS, dba, top_k, weighted_mean
-from .search import FUSED, FUSION_POOL, RRF, fused_order, rrf_order
-from .timing import StageTimes
 
 PRECISION_KS = (1, 10, 20)
 RECALL_KS = (1, 5, 10)

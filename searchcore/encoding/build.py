@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .config import model_path
+from ..config import model_path
 from .manifest import ModelManifest, is_built
 
 log = logging.getLogger("searchcore")
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WEIGHT_SOURCES = ("registry", "keras")
 WEIGHT_SOURCE_FAILED = 3  # models.export's exit code when weights could not be had
 

@@ -13,10 +13,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..storage.store import Collection, Hit
 from .compare import Agreement, agreement
 from .rerank import QE_N, RRF_K, top_k, weighted_mean
 from .similarity import best_cosines
-from .store import Collection, Hit
 
 FUSED = "fused"
 RRF = "rrf"

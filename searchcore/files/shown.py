@@ -17,9 +17,9 @@ from typing import Iterable, Sequence
 
 from PIL import Image
 
+from ..retrieval.search import FusedHit
+from ..storage.store import Hit
 from .decode import DecodeError, RawImage, decode, is_under, read_raw, safe_file_name
-from .search import FusedHit
-from .store import Hit
 
 THUMBNAIL_PX = 256
 

@@ -6,8 +6,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .rerank import top_k
-from .similarity import l2_from_cosine
+from ..retrieval.rerank import top_k
+from ..retrieval.similarity import l2_from_cosine
 from .store import Hit
 
 

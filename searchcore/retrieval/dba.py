@@ -7,8 +7,8 @@ from typing import Iterable
 
 import numpy as np
 
+from ..storage.store import VectorStore
 from .rerank import DBA_K, weighted_mean
-from .store import VectorStore
 
 
 def neighbours(store: VectorStore, ids: Iterable[int], chunk: int = 64) -> set[int]:

@@ -17,7 +17,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .decode import content_id
+from ..files.decode import content_id
 from .store import Hit, VectorStore
 
 REGION_SIZES = (7, 6, 5, 4)

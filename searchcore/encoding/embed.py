@@ -10,13 +10,13 @@ from typing import Iterable, Iterator, Mapping
 import numpy as np
 from PIL import Image
 
+from ..files.decode import DecodeError, RawImage, decode
+from ..files.shown import Thumbnails
+from ..storage.regions import region_vectors
+from ..timing import StageTimes
 from .cache import EmbeddingCache
-from .decode import DecodeError, RawImage, decode
 from .encoder import Encoder
 from .preprocess import resize
-from .regions import region_vectors
-from .shown import Thumbnails
-from .timing import StageTimes
 
 Tensors = dict[str, np.ndarray]  # per model: (rows, ...) input rows of one image (1, or TURNS with `turns`)
 TURNS = 5  # the photo as given, turned by 90, 180 and 270 degrees (counter-clockwise), and mirrored
