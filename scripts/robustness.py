@@ -90,7 +90,7 @@ def main() -> None:
             found: dict[tuple[str, str, str], list[int | None]] = {}
             for option, chosen in tqdm(options.items(), desc="options, all edits at once", unit="option"):
                 for (kind, original, _), result in zip(edits, engine.search_files([e for *_, e in edits], chosen)):
-                    lists = {**result.hits, "fused": result.fused, "rrf": result.rrf}
+                    lists = result.lists()
                     for name in LISTS:
                         found.setdefault((kind, option, name), []).append(place(lists[name], str(original)))
             seconds: dict[str, list[float]] = {o: [] for o in options}

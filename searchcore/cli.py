@@ -108,7 +108,7 @@ def write_plots(engine: "Engine", report, folder: Path) -> list[Path]:
     from .evaluation import plots
     from .files.shown import ShownFiles
     shown = ShownFiles(engine.settings.home / "shown", [Path(report.root)], engine.settings.max_pixels)
-    return plots.write_all(report, shown.thumbnails_by_path(report.shown_files()), engine.labels(list(report.scores)), folder)
+    return plots.write_all(report, shown.thumbnails_by_path(report.shown_files()), report.labels(), folder)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

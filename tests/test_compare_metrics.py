@@ -7,7 +7,7 @@ import pytest
 from searchcore.evaluation.evaluate import score
 from searchcore.evaluation.metrics import average_precision, hit_rate_at, precision_at, precision_curve
 from searchcore.retrieval.compare import agreement, kendall_tau
-from searchcore.retrieval.search import fused_order
+from searchcore.retrieval.fusion import fused_order
 
 
 def test_agreement_of_two_lists():

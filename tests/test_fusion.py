@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from searchcore.evaluation.evaluate import _similarity
-from searchcore.retrieval.rerank import dba, normalise
-from searchcore.retrieval.search import FUSION_POOL, Query, fused_order, rrf_order, search_many
+from searchcore.retrieval.rerank import dba
+from searchcore.similarity import l2_normalise
+from searchcore.retrieval.fusion import FUSION_POOL, fused_order, rrf_order
+from searchcore.retrieval.search import Query, search_many
 from searchcore.storage.memory import InMemoryCollection
 
 IMAGES, K = 3 * FUSION_POOL, 10  # more images than the fusion pool: candidates one model missed are scored
@@ -16,7 +18,7 @@ IMAGES, K = 3 * FUSION_POOL, 10  # more images than the fusion pool: candidates 
 def vectors_of(seed: int, dim: int, labels: np.ndarray) -> np.ndarray:
     """Unit vectors of clustered images: one model's view (its own dimension and noise) of 6 classes."""
     rng = np.random.default_rng(seed)
-    return normalise(rng.normal(size=(6, dim))[labels] + 0.9 * rng.normal(size=(len(labels), dim)))
+    return l2_normalise(rng.normal(size=(6, dim))[labels] + 0.9 * rng.normal(size=(len(labels), dim)))
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from searchcore.files.samples import sample_files
 from searchcore.files.shown import ShownFiles
 from searchcore.retrieval.options import Rerank, SearchOptions
 from searchcore.retrieval.rerank import dba
-from searchcore.retrieval.search import FUSION_POOL, fuse, fused_order, rrf_order, rrf_ranking
+from searchcore.retrieval.fusion import FUSION_POOL, fuse, fused_order, rrf_order, rrf_ranking
 from searchcore.storage.regions import region_vectors, regions_per_image, row_id
 from tests.conftest import COREL, PHOTOS, SAMPLES, crops_of_photos, run_cli, needs, settings_in, EVALUATIONS
 

@@ -13,6 +13,7 @@ from searchcore.files.decode import Failure, read_raw
 from searchcore.files.shown import ShownFiles
 from searchcore.index import IndexReport
 from searchcore.inspection.maps import MapPoints, project, sample_ids, top_level_groups
+from searchcore.retrieval.lists import OnlyIn
 from searchcore.retrieval.search import QueryResult
 from searchcore.storage.store import Hit
 from searchcore.web import views
@@ -31,9 +32,9 @@ def test_captions_mark_shared_hits_and_leave_out_hits_without_an_image():
     assert resnet == [("/shown/1.webp", "#1 ① L2 0.000 · cos 1.000 · r/a.jpg"),
                       ("/shown/3.webp", "#3 ② L2 0.700 · cos 0.755 · r/b.jpg")]  # marks follow ResNet50's ranks
     assert views.gallery(result, "vgg16", images)[0] == ("/shown/3.webp", "#1 ② L2 0.300 · cos 0.955 · r/b.jpg")
-    assert views.gallery(result, views.only("resnet50"), {**images, 2: Path("/shown/2.webp")}) == [
+    assert views.gallery(result, OnlyIn("resnet50"), {**images, 2: Path("/shown/2.webp")}) == [
         ("/shown/2.webp", "#2 L2 0.500 · cos 0.875 · r/link.jpg")]  # its own rank, no mark
-    assert views.ranked(result, views.only("vgg16")) == [(3, result.hits["vgg16"][2])]
+    assert result.ranked(OnlyIn("vgg16")) == [(3, result.hits["vgg16"][2])]
     assert re.search(r"2 hit\(s\) not shown", views.status_text(result, images))
     assert "this very image is indexed" in views.status_text(result, images)
 

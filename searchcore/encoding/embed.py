@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Mapping
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -85,6 +85,21 @@ class Embedder:
             encoder = self.encoders[name]
             vectors[name] = encoder.vectors(encoder.preprocess(turned(resize(image, encoder.resize_key))))
         return vectors
+
+    def query_vectors(self, raws: Sequence[RawImage], models: Sequence[str], turns: bool,
+                      ) -> list[tuple[RawImage, dict[str, np.ndarray] | DecodeError]]:
+        """Each query's vector per model (all queries in one batched pass), or with `turns` its turns'
+        vectors (one batch per query and model); a query that cannot be decoded gets the error."""
+        if not turns:
+            return [(item.raw, item.error or {m: item.vectors[m] for m in models})
+                    for item in self.embed(list(raws), models)]
+        embedded = []
+        for raw in raws:
+            try:
+                embedded.append((raw, self.embed_turns(raw, models)))
+            except DecodeError as exc:
+                embedded.append((raw, exc))
+        return embedded
 
     def stream(self, batches: Iterable[list[tuple[RawImage, frozenset[str]]]],
                times: StageTimes | None = None, indexing: bool = False) -> Iterator[list[Embedded]]:

@@ -7,6 +7,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .manifest import ONNX_NAME, ModelManifest, is_built
+from ..similarity import l2_normalise
 from .preprocess import resize_key, to_input
 
 
@@ -79,8 +80,3 @@ class Encoder:
 
     def encode(self, pixels: np.ndarray) -> np.ndarray:
         return self.vectors(self.preprocess(pixels))
-
-
-def l2_normalise(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)

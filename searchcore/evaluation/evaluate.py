@@ -4,7 +4,7 @@
    second evaluation of the same files with the same model builds skips decoding and inference.
 2. `score`: vectors + labels -> metrics, a pure function. Every image queries all others (itself
    excluded) by exact cosine, in chunks of queries, so 50,000 images never need an N x N matrix.
-   Modes: each model, and Fused exactly as the app ranks it (`search.fused_order`).
+   Modes: each model, and Fused exactly as the app ranks it (`fusion.fused_order`).
 """
 from __future__ import annotations
 
@@ -21,9 +21,10 @@ from tqdm.auto import tqdm
 
 from ..encoding.embed import Embedder
 from ..files.decode import IMAGE_SUFFIXES, Failure, batched, read_many
+from ..retrieval.fusion import FUSED, FUSION_POOL, RRF, fused_order, rrf_order
+from ..retrieval.lists import Ranking
 from ..retrieval.options import Rerank
 from ..retrieval.rerank import QE_N, RERANKS, dba, top_k, weighted_mean
-from ..retrieval.search import FUSED, FUSION_POOL, RRF, fused_order, rrf_order
 from ..timing import StageTimes
 from .metrics import average_precision, hit_rate_at, jaccard_rows, precision_at, precision_curve
 
@@ -61,8 +62,9 @@ class ModeScores:
 
 @dataclass
 class Scores:
-    modes: dict[str, ModeScores]
+    modes: dict[str, ModeScores]  # by Ranking.key
     jaccard: np.ndarray | None  # per query: Jaccard@JACCARD_K of the first two models' lists
+    rankings: dict[str, Ranking] = field(default_factory=dict)  # Ranking.key -> its Ranking
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,8 @@ class EvalReport:
     images: int
     models: list[str]
     classes: list[str]
-    scores: dict[str, dict[str, float]]  # mode -> P@k, R@k, mAP
+    scores: dict[str, dict[str, float]]  # Ranking.key -> P@k, R@k, mAP
+    rankings: dict[str, Ranking]  # Ranking.key -> its Ranking
     curves: dict[str, list[float]]
     ap_per_class: dict[str, dict[str, float]]  # mode -> class -> mean AP
     jaccard: list[float]
@@ -113,9 +116,13 @@ class EvalReport:
 
     def headline_modes(self) -> list[str]:
         """The modes the plots show: every plain one, and the re-ranked mode with the best mAP."""
-        plain = [m for m in self.scores if "+" not in m]
-        reranked = [m for m in self.scores if "+" in m]
+        plain = [m for m in self.scores if self.rankings[m].rerank is Rerank.NONE]
+        reranked = [m for m in self.scores if self.rankings[m].rerank is not Rerank.NONE]
         return plain + ([max(reranked, key=lambda m: self.scores[m]["mAP"])] if reranked else [])
+
+    def labels(self) -> dict[str, str]:
+        """Each ranking's name on the page: ResNet50, Fused (RRF) · DBA+αQE."""
+        return {key: ranking.label for key, ranking in self.rankings.items()}
 
     def shown_files(self) -> list[tuple[str, str]]:
         """(path, sha256) of every image the disagreement rows show."""
@@ -199,11 +206,6 @@ def embed_folder(root: Path, embedder: Embedder, models: Sequence[str], saved: E
     return out
 
 
-def mode_name(base: str, rerank: str) -> str:
-    """`resnet50`, `fused`, `rrf` plain; `resnet50+dba+qe` and the like re-ranked."""
-    return base if rerank == "none" else f"{base}+{rerank}"
-
-
 def score(vectors: Mapping[str, np.ndarray], labels: Sequence[str], chunk: int = 256,
           pool: int = FUSION_POOL, reranks: Sequence[str] = RERANKS) -> Scores:
     """P@k, R@k, mAP, the P@k curve, AP and top hits per query, for every mode: each model, Fused and
@@ -215,7 +217,7 @@ def score(vectors: Mapping[str, np.ndarray], labels: Sequence[str], chunk: int =
     names = list(vectors)
     augmented = {m: dba(vectors[m]) for m in names} if any(Rerank(r).augmented for r in reranks) else {}
     databases = {r: augmented if Rerank(r).augmented else vectors for r in reranks}
-    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    parts: dict[Ranking, list[tuple[np.ndarray, np.ndarray]]] = {}
     for start in range(0, n, chunk):
         queries = np.arange(start, min(start + chunk, n))
         for rerank in reranks:
@@ -226,12 +228,13 @@ def score(vectors: Mapping[str, np.ndarray], labels: Sequence[str], chunk: int =
                 orders[FUSED] = fused_order(similarities, pool)
                 orders[RRF] = rrf_order(similarities, pool)
             for base, order in orders.items():
-                parts.setdefault(mode_name(base, rerank), []).append(_relevance(order, labels, queries))
-    modes = {mode: _mode_scores(np.concatenate([r for r, _ in p]), np.concatenate([t for _, t in p]), n_relevant)
-             for mode, p in parts.items()}
+                parts.setdefault(Ranking(base, Rerank(rerank)), []).append(_relevance(order, labels, queries))
+    modes = {ranking.key: _mode_scores(np.concatenate([r for r, _ in p]), np.concatenate([t for _, t in p]),
+                                       n_relevant)
+             for ranking, p in parts.items()}
     jaccard = (jaccard_rows(modes[names[0]].top[:, :JACCARD_K], modes[names[1]].top[:, :JACCARD_K])
                if len(names) > 1 else None)
-    return Scores(modes, jaccard)
+    return Scores(modes, jaccard, {ranking.key: ranking for ranking in parts})
 
 
 def _similarity(queries: np.ndarray, database: np.ndarray, rows: np.ndarray, expand: bool) -> np.ndarray:
@@ -268,7 +271,7 @@ def report(root: Path, embeddings: Embeddings, scores: Scores, seconds: float) -
     names = list(embeddings.vectors)
     return EvalReport(
         root=str(root), images=len(labels), models=names, classes=classes,
-        scores={m: s.summary for m, s in scores.modes.items()},
+        scores={m: s.summary for m, s in scores.modes.items()}, rankings=scores.rankings,
         curves={m: [float(x) for x in s.precision_curve] for m, s in scores.modes.items()},
         ap_per_class={m: {c: float(s.ap[labels == c].mean()) for c in classes} for m, s in scores.modes.items()},
         jaccard=[] if scores.jaccard is None else [float(x) for x in scores.jaccard],

@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 
 from PIL import Image
 
-from ..retrieval.search import FusedHit
+from ..retrieval.fusion import FusedHit
 from ..storage.store import Hit
 from .decode import DecodeError, RawImage, decode, is_under, read_raw, safe_file_name
 

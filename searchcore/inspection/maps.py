@@ -14,6 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..storage.store import VectorStore
+
 MAX_POINTS = 2000
 METHODS = ("PCA", "t-SNE")
 
@@ -69,3 +71,24 @@ def top_level_groups(paths: Sequence[str]) -> list[str]:
         parts = Path(path).parent.relative_to(common).parts
         groups.append(parts[0] if parts else (common.name or "/"))
     return groups
+
+
+class MapCache:
+    """Maps kept per model build, indexed images and method: drawn once while the index stays the same."""
+
+    def __init__(self) -> None:
+        self._maps: dict[str, MapPoints] = {}
+
+    def points(self, model: str, rows: VectorStore, build_sha256: str, method: str) -> MapPoints:
+        """The model's indexed vectors in 2-D (a seeded sample of at most MAX_POINTS)."""
+        ids = rows.all_ids()
+        key = index_state(build_sha256, ids, method)
+        if key not in self._maps:
+            sample = sample_ids(ids)
+            found = rows.rows(sample, with_vectors=True)
+            sample = [i for i in sample if i in found]  # removed meanwhile
+            vectors = np.asarray([found[i]["vector"] for i in sample], np.float32).reshape(-1, rows.dim)
+            paths = [found[i]["path"] for i in sample]
+            self._maps[key] = MapPoints(model, method, sample, paths, [found[i]["sha256"] for i in sample],
+                                        top_level_groups(paths), project(vectors, method), len(ids))
+        return self._maps[key]

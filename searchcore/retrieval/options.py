@@ -28,6 +28,11 @@ class Rerank(str, Enum):
         """The search runs on the DBA vectors."""
         return self in (Rerank.DBA, Rerank.DBA_QE)
 
+    @property
+    def label(self) -> str:
+        """How the page names it: αQE, DBA, DBA+αQE ("" for none)."""
+        return {"none": "", "qe": "αQE", "dba": "DBA", "dba+qe": "DBA+αQE"}[self.value]
+
     @classmethod
     def of(cls, value: object) -> "Rerank":
         """The re-ranking a value names, or a ValueError that lists the choices."""

@@ -1,6 +1,6 @@
 """Re-ranking with the same models: database-side augmentation (DBA) and alpha-weighted query expansion
 (alpha-QE), after Radenovic, Tolias and Chum, "Fine-tuning CNN Image Retrieval with No Human
-Annotation", TPAMI 2018. Reciprocal rank fusion (RRF_K) is in search.py, next to the mean-cosine one.
+Annotation", TPAMI 2018. Reciprocal rank fusion is in fusion.py, next to the mean-cosine one.
 
 Pure numpy: the engine feeds these from Milvus, the evaluation from its vectors in memory.
 """
@@ -8,25 +8,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..similarity import l2_normalise
 from .options import Rerank
 
 RERANKS = tuple(r.value for r in Rerank)  # the choices, as the CLI and the app name them
-RERANK_LABELS = {"none": "", "qe": "αQE", "dba": "DBA", "dba+qe": "DBA+αQE"}
 DBA_K = 5  # each image's vector becomes the weighted mean of itself and its 5 nearest neighbours
 QE_N = 5  # a query is expanded with its 5 first hits
 ALPHA = 3.0  # weights: cosine ** alpha (negative cosines weigh nothing)
-RRF_K = 60  # reciprocal rank fusion: score = sum over models of 1 / (RRF_K + rank)
-
-
-def normalise(x: np.ndarray) -> np.ndarray:
-    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def weighted_mean(own: np.ndarray, neighbours: np.ndarray, cosines: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
     """Unit vectors of own + sum(max(cos, 0) ** alpha * neighbour), row by row: own is (n, d),
     neighbours (n, m, d), cosines (n, m). The one formula of DBA and alpha-QE."""
     weights = np.clip(cosines, 0.0, None) ** alpha
-    return normalise(own + np.einsum("nm,nmd->nd", weights, neighbours))
+    return l2_normalise(own + np.einsum("nm,nmd->nd", weights, neighbours))
 
 
 def dba(vectors: np.ndarray, k: int = DBA_K, alpha: float = ALPHA, chunk: int = 1024) -> np.ndarray:

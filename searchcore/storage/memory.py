@@ -7,7 +7,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from ..retrieval.rerank import top_k
-from ..retrieval.similarity import l2_from_cosine
+from ..similarity import l2_from_cosine
 from .store import Hit
 
 

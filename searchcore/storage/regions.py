@@ -18,6 +18,7 @@ from typing import Mapping
 import numpy as np
 
 from ..files.decode import content_id
+from ..similarity import l2_normalise
 from .store import Hit, VectorStore
 
 REGION_SIZES = (7, 6, 5, 4)
@@ -44,8 +45,7 @@ def region_vectors(feature_map: np.ndarray, sizes: tuple[int, ...] = REGION_SIZE
         for top in range(h - size + 1):
             for left in range(w - size + 1):
                 windows.append(feature_map[top:top + size, left:left + size].max(axis=(0, 1)))
-    vectors = np.stack(windows).astype(np.float32)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return l2_normalise(np.stack(windows))
 
 
 def row_id(sha256: str, row: int) -> int:

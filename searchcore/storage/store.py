@@ -14,7 +14,7 @@ from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from ..config import check_hnsw
-from ..retrieval.similarity import cosine_from_squared_l2, l2_from_cosine
+from ..similarity import cosine_from_squared_l2, l2_from_cosine
 
 MAX_PATH = 4096
 MODEL_PROPERTY = "searchcore.onnx_sha256"

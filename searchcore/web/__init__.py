@@ -23,7 +23,7 @@ INTRO = ("# Search images by image — ResNet50 and VGG16 side by side\n"
 
 def build_ui(engine: Engine, roots: list[Path], startup: StartupIndexing) -> tuple[gr.Blocks, ShownFiles]:
     """The page with its five tabs, and the only folder it serves files from."""
-    shown = ShownFiles(engine.settings.home / "shown", roots, engine.settings.max_pixels, engine.embedder.thumbnails)
+    shown = ShownFiles(engine.settings.home / "shown", roots, engine.settings.max_pixels, engine.thumbnails)
     # its files are content-addressed and never change: Gradio serves them as they are instead of
     # hashing and copying every gallery image into its cache on every search
     gr.set_static_paths([str(shown.folder)])

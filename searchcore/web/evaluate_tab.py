@@ -19,7 +19,7 @@ def evaluate_tab(engine: Engine, roots: list[Path], shown: ShownFiles) -> None:
             report = engine.evaluate(views.under_roots((folder or "").strip(), roots))
         except ValueError as exc:
             return views.error_text(str(exc)), None, None, None, None, None, {}
-        labels = engine.labels(list(report.scores))
+        labels = report.labels()
         rows = views.eval_table(report, labels)
         figures = plots.figures(report, labels)
         mosaic = plots.disagreement_mosaic(report, shown.thumbnails_by_path(report.shown_files()), labels)

@@ -23,7 +23,7 @@ def robustness_tab(engine: Engine, query: QueryImage) -> None:
             return None, [], views.error_text("Search with a photo on the Search tab first: its edits are tried here.")
         try:
             original = read_raw(image)
-            edited_bytes = apply_edit(engine.embedder.decode(original), kind, random.Random(0), amount)
+            edited_bytes = apply_edit(engine.decode(original), kind, random.Random(0), amount)
             ranks = engine.where_it_lands(raw_from_bytes(edited_bytes, f"{kind} of {Path(image).name}"), original.id)
         except (ValueError, StoreUnavailableError) as exc:
             return None, [], views.error_text(str(exc))
@@ -31,7 +31,7 @@ def robustness_tab(engine: Engine, query: QueryImage) -> None:
         shown_edit.write_bytes(edited_bytes)
         indexed = engine.row(original.id) is not None
         note = "" if indexed else " The query itself is not indexed, so it cannot land anywhere: index it first."
-        return (str(shown_edit), views.robustness_rows(ranks, engine.labels()),
+        return (str(shown_edit), views.robustness_rows(ranks),
                 f"Where the original lands after **{views.safe(kind)}**.{note}")
 
     def amount_for(kind: str):

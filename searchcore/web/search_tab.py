@@ -15,6 +15,7 @@ import gradio as gr
 from ..engine import Engine
 from ..files.decode import content_id
 from ..files.shown import ShownFiles
+from ..retrieval.lists import OnlyIn
 from ..retrieval.options import SearchOptions
 from ..retrieval.rerank import RERANKS
 from ..storage.store import StoreUnavailableError
@@ -69,7 +70,7 @@ class SearchPage:
         disabled; a selection already made on this result stays. The row of hits found by one model only
         shows when there are such hits. Last, the query's short id for the link ("" if not indexed)."""
         result, token = (state[0], state[3]) if state else (None, None)
-        alone = bool(result) and mode == views.SIDE_BY_SIDE and any(views.ranked(result, views.only(m))
+        alone = bool(result) and mode == views.SIDE_BY_SIDE and any(result.ranked(OnlyIn(m))
                                                                     for m in result.hits)
         stale = chosen is not None and chosen.made_on != token
         current = chosen is not None and not stale

@@ -17,16 +17,17 @@ from PIL import Image
 
 from ..config import MODEL_NAMES, MODEL_SPECS
 from ..encoding.manifest import ModelManifest
-from ..engine import Explanation, HitScore
 from ..evaluation import plots
 from ..evaluation.evaluate import EvalReport
 from ..files.decode import is_under
 from ..index import IndexReport
+from ..inspection.explain import Explanation
 from ..inspection.maps import MapPoints
-from ..retrieval.options import check_top_k
-from ..retrieval.rerank import RERANK_LABELS
-from ..retrieval.search import FUSED, FUSION_POOL, RRF, FusedHit, QueryResult
-from ..retrieval.similarity import l2_from_cosine
+from ..retrieval.fusion import FUSED, FUSION_POOL, RRF, FusedHit
+from ..retrieval.lists import ListName, OnlyIn, list_label
+from ..retrieval.options import Rerank, check_top_k
+from ..retrieval.search import HitScore, QueryResult
+from ..similarity import l2_from_cosine
 from ..storage.store import Hit
 
 LABELS = {spec.name: spec.label for spec in MODEL_SPECS}
@@ -74,42 +75,23 @@ def check_k(k: object) -> int:
     return check_top_k(k)
 
 
-def only(name: str) -> str:
-    """The list of the hits that only this model found."""
-    return f"only:{name}"
-
-
 # The lists of hits the page shows, gallery by gallery: each model's, a fused one, and each model's hits
 # no other found.
-LISTS: tuple[str, ...] = (*MODEL_NAMES, FUSED, *(only(name) for name in MODEL_NAMES))
+LISTS: tuple[ListName, ...] = (*MODEL_NAMES, FUSED, *(OnlyIn(name) for name in MODEL_NAMES))
 
 
 def is_fused(mode: str) -> bool:
     return mode in (FUSED_MODE, FUSED_RRF_MODE)
 
 
-def shown_lists(mode: str) -> tuple[str, ...]:
+def shown_lists(mode: str) -> tuple[ListName, ...]:
     """LISTS for this mode: the fused gallery holds the RRF list in Fused (RRF) mode."""
     return tuple(RRF if name == FUSED and mode == FUSED_RRF_MODE else name for name in LISTS)
 
 
-def ranked(result: QueryResult, name: str) -> list[tuple[int, Hit | FusedHit]]:
-    """(rank, hit) of one list: a model's, a fused one, or only:<model> (ranks from the model's own list)."""
-    if name == FUSED:
-        return list(enumerate(result.fused, 1))
-    if name == RRF:
-        return list(enumerate(result.rrf, 1))
-    model = name.removeprefix("only:")
-    own = list(enumerate(result.hits.get(model, []), 1))
-    if model == name:
-        return own
-    others = set().union(*({h.id for h in hits} for m, hits in result.hits.items() if m != model))
-    return [(rank, h) for rank, h in own if h.id not in others]
-
-
-def shown_hits(result: QueryResult, name: str, images: Mapping[int, Path]) -> list[tuple[int, Hit | FusedHit]]:
+def shown_hits(result: QueryResult, name: ListName, images: Mapping[int, Path]) -> list[tuple[int, Hit | FusedHit]]:
     """(rank, hit) for the hits of one list that have an image to show; ranks stay those of the full list."""
-    return [(rank, h) for rank, h in ranked(result, name) if h.id in images]
+    return [(rank, h) for rank, h in result.ranked(name) if h.id in images]
 
 
 def shared_marks(result: QueryResult) -> dict[int, str]:
@@ -130,7 +112,7 @@ def caption(rank: int, hit: Hit | FusedHit, mark: str = "") -> str:
             f"{plain(where.parent.name + '/' + where.name)}")
 
 
-def gallery(result: QueryResult, name: str, images: Mapping[int, Path]) -> list[tuple[str, str]]:
+def gallery(result: QueryResult, name: ListName, images: Mapping[int, Path]) -> list[tuple[str, str]]:
     """(image, caption) pairs of one list, in rank order; shared hits carry their mark."""
     marks = shared_marks(result) if name not in (FUSED, RRF) else {}
     return [(str(images[h.id]), caption(r, h, marks.get(h.id, ""))) for r, h in shown_hits(result, name, images)]
@@ -154,7 +136,7 @@ def status_text(result: QueryResult, images: Mapping[int, Path]) -> str:
     text = f"Query {safe(Path(result.query).name)}" + (" — this very image is indexed (its own hit is shown)"
                                                         if own else "")
     if result.rerank != "none":
-        text += f" — re-ranked with {RERANK_LABELS[result.rerank]} (cosines to the re-ranked vectors)"
+        text += f" — re-ranked with {Rerank(result.rerank).label} (cosines to the re-ranked vectors)"
     if result.robust:
         text += " — also searched turned and mirrored (each hit's best cosine)"
     if result.regions:
@@ -268,10 +250,10 @@ def map_svg(points: MapPoints, label: str) -> str:
 ROBUST_OPTIONS = {"plain": "plain", "robust": "robust query", "dba+qe": "DBA+αQE"}
 
 
-def robustness_rows(ranks: Mapping[str, Mapping[str, int | None]], labels: Mapping[str, str]) -> list[list]:
+def robustness_rows(ranks: Mapping[str, Mapping[str, int | None]]) -> list[list]:
     """One row per list (each model, Fused, Fused (RRF)), one column per option: the original's rank."""
     lists = list(next(iter(ranks.values())))
-    return [[labels.get(name, name), *(f"#{ranks[o][name]}" if ranks[o][name] else "not in the top 50"
+    return [[list_label(name), *(f"#{ranks[o][name]}" if ranks[o][name] else "not in the top 50"
                                        for o in ROBUST_OPTIONS)] for name in lists]
 
 

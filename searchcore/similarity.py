@@ -1,11 +1,16 @@
-"""Cosine similarity and L2 distance of unit vectors: one is a function of the other; and the best
-cosine between an image's stored rows and a query's rows."""
+"""The vector rules every layer shares: unit length (L2 normalisation); cosine similarity and L2 distance
+of unit vectors, one a function of the other; the best cosine between an image's rows and a query's."""
 from __future__ import annotations
 
 import math
 from typing import Mapping
 
 import numpy as np
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    """Each vector along the last axis scaled to unit length (a zero vector stays zero), as float32."""
+    return (vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def l2_from_cosine(cosine: float) -> float:
