@@ -1,20 +1,23 @@
 """The Search tab: query, mode and k; each model's hits rank by rank, the hits only one model found, the
-details and why the selected hit matched. SearchPage holds the handlers (testable without a page);
-layout() makes the components and wire() connects them."""
+details and why the selected hit matched. SearchPage holds the handlers (testable without a page): each
+returns its values keyed by the name of the component they go to (a gallery by its place in
+views.LISTS); layout() makes the components and wire() connects them by those names."""
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import gradio as gr
 
 from ..engine import Engine
 from ..files.decode import content_id
 from ..files.shown import ShownFiles
+from ..retrieval.fusion import FUSED
 from ..retrieval.lists import OnlyIn
 from ..retrieval.options import SearchOptions
 from ..retrieval.rerank import RERANKS
@@ -29,6 +32,7 @@ EXAMPLES = 8
 NO_SELECTION = "Select a hit to see its details."
 FUSED_LABELS = {views.FUSED_MODE: "Fused (mean cosine of the models, over their top 50)",
                 views.FUSED_RRF_MODE: "Fused (reciprocal rank fusion of the models' top 50)"}
+Values = dict[Any, Any]  # component name (a str, or a gallery's place in views.LISTS) -> its value
 
 
 class SearchPage:
@@ -39,7 +43,7 @@ class SearchPage:
         self.engine, self.shown, self.roots = engine, shown, roots
 
     def search(self, image: str | None, mode: str, k: int, rerank: str = "none", robust: bool = False,
-               regions: bool = False) -> tuple:
+               regions: bool = False) -> Values:
         """The galleries (plain values: update objects made Gradio rebuild configs and API schemas on
         every search), the agreement, the details, the JSON, the status line and the state."""
         if not image:
@@ -55,16 +59,17 @@ class SearchPage:
         log.info("searched with %s in %.0f ms", Path(image).name, 1000 * (time.perf_counter() - started))
         images = self.shown.thumbnails([h for hits in result.hits.values() for h in hits] + result.fused + result.rrf)
         lists = views.shown_lists(mode)
-        return (*(views.gallery(result, name, images) for name in lists), views.agreement_text(result),
-                NO_SELECTION, result.to_json(), views.status_text(result, images),
-                (result, images, lists, uuid.uuid4().hex))
+        return {**{place: views.gallery(result, name, images) for place, name in zip(views.LISTS, lists)},
+                "agreement": views.agreement_text(result), "details": NO_SELECTION, "as_json": result.to_json(),
+                "status": views.status_text(result, images), "result": (result, images, lists, uuid.uuid4().hex)}
 
     @staticmethod
-    def empty_results(status: str) -> tuple:
-        return *([] for _ in views.LISTS), "", NO_SELECTION, {}, status, None
+    def empty_results(status: str) -> Values:
+        return {**{place: [] for place in views.LISTS}, "agreement": "", "details": NO_SELECTION, "as_json": {},
+                "status": status, "result": None}
 
     @staticmethod
-    def after_search(state, mode: str, chosen, alone_was: bool, why_was: bool) -> tuple:
+    def after_search(state, mode: str, chosen, alone_was: bool, why_was: bool) -> Values:
         """After a new result: a selection made on an older one is forgotten, its preview closed (it would
         show another image of the new list), its heatmaps hidden and "Search with the selected hit"
         disabled; a selection already made on this result stays. The row of hits found by one model only
@@ -76,38 +81,45 @@ class SearchPage:
         current = chosen is not None and not stale
         own = next((h.sha256[:16] for hits in result.hits.values() for h in hits if result.is_self(h)), "") \
             if result else ""
-        return (*(gr.Gallery(selected_index=None) if stale else gr.skip() for _ in views.LISTS),
-                gr.Row(visible=alone) if alone != alone_was else gr.skip(),
-                gr.Gallery(value=None, visible=False) if stale or (why_was and not current) else gr.skip(),
-                gr.skip() if current else False, None if stale else gr.skip(),
-                gr.Button(interactive=False) if stale else gr.skip(), alone, own)
+        values: Values = {"alone_shown": alone, "own_id": own}
+        if stale:
+            values |= {place: gr.Gallery(selected_index=None) for place in views.LISTS}
+            values |= {"selected": None, "again": gr.Button(interactive=False)}
+        if alone != alone_was:
+            values["only_row"] = gr.Row(visible=alone)
+        if stale or (why_was and not current):
+            values["why"] = gr.Gallery(value=None, visible=False)
+        if not current:
+            values["why_shown"] = False
+        return values
 
-    def show_mode(self, mode: str) -> tuple:
+    def show_mode(self, mode: str) -> Values:
         models = views.MODES.get(mode, ())
         columns = 2 if len(models) > 1 else 4
         fused_mode = views.is_fused(mode)
-        return (*(gr.update(visible=not fused_mode and name in models, columns=columns) for name in self.engine.models),
-                gr.update(visible=fused_mode, label=FUSED_LABELS.get(mode)))
+        return {**{name: gr.update(visible=not fused_mode and name in models, columns=columns)
+                   for name in self.engine.models},
+                FUSED: gr.update(visible=fused_mode, label=FUSED_LABELS.get(mode))}
 
     def select(self, position: int) -> Callable:
         """The handler of the gallery at this place of views.LISTS: the details of the clicked hit."""
-        def handler(state, evt: gr.SelectData):
+        def handler(state, evt: gr.SelectData) -> Values:
             if state is None or state[0].error:
-                return NO_SELECTION, None, gr.Button(interactive=False)
+                return {"details": NO_SELECTION, "selected": None, "again": gr.Button(interactive=False)}
             result, images, lists, token = state
             shown = views.gallery(result, lists[position], images)
             clicked = evt.value.get("caption") if isinstance(evt.value, dict) else None
             if not 0 <= evt.index < len(shown) or clicked != shown[evt.index][1]:
-                return gr.skip(), gr.skip(), gr.skip()  # a click on an older result's list: not this result's hit
+                return {}  # a click on an older result's list: not this result's hit
             _, hit = views.shown_hits(result, lists[position], images)[evt.index]
             try:
                 chosen = views.hit_details(hit, self.engine.hit_scores(result, hit), made_on=token)
             except StoreUnavailableError as exc:
-                return views.error_text(str(exc)), None, gr.Button(interactive=False)
-            return chosen.text, chosen, gr.Button(interactive=True)
+                return {"details": views.error_text(str(exc)), "selected": None, "again": gr.Button(interactive=False)}
+            return {"details": chosen.text, "selected": chosen, "again": gr.Button(interactive=True)}
         return handler
 
-    def restore(self, request: gr.Request) -> tuple:
+    def restore(self, request: gr.Request) -> Values:
         """The search a link names (?q=…&mode=…&k=…): Back, Reload and a shared link show it again."""
         params = request.query_params if request else {}
         path, named = None, params.get("q", "")
@@ -118,26 +130,31 @@ class SearchPage:
                 log.warning("%s", exc)
                 row = None
             path = row and self.shown.original(row["path"], row["sha256"])
-        chosen = params.get("mode") if params.get("mode") in views.MODES else gr.skip()
-        top_k = int(params["k"]) if params.get("k", "").isdigit() and 1 <= int(params["k"]) <= 50 else gr.skip()
-        reranked = params.get("r") if params.get("r") in RERANKS else gr.skip()
-        return (str(path) if path else gr.skip()), chosen, top_k, reranked
+        values: Values = {"query": str(path)} if path else {}
+        if params.get("mode") in views.MODES:
+            values["mode"] = params["mode"]
+        if params.get("k", "").isdigit() and 1 <= int(params["k"]) <= 50:
+            values["k"] = int(params["k"])
+        if params.get("r") in RERANKS:
+            values["rerank"] = params["r"]
+        return values
 
-    def search_selected(self, chosen):
+    def search_selected(self, chosen) -> Values:
         copy = chosen and self.shown.original(chosen.path, chosen.sha256)
-        return str(copy) if copy else gr.skip()
+        return {"query": str(copy)} if copy else {}
 
-    def explain(self, state, chosen):
+    def explain(self, state, chosen) -> Values:
         """The selected hit's heatmaps (per model, the query and the hit with the regions that match), and
         whether they are shown (a search hides them, also when they came late)."""
+        hidden = {"why": gr.Gallery(value=None, visible=False), "why_shown": False}
         if not state or chosen is None or chosen.made_on != state[3]:  # a selection an older search made
-            return gr.Gallery(value=None, visible=False), False
+            return hidden
         try:
             explained = self.engine.explain(state[0].query, chosen.path, chosen.sha256, self.roots)
         except ValueError as exc:  # DecodeError: the file is gone, changed or outside the roots
             gr.Warning(str(exc))
-            return gr.Gallery(value=None, visible=False), False
-        return gr.Gallery(value=views.explanation_gallery(explained), visible=True), True
+            return hidden
+        return {"why": gr.Gallery(value=views.explanation_gallery(explained), visible=True), "why_shown": True}
 
     def examples(self) -> list[list[str]]:
         """Up to EXAMPLES indexed images, one folder after another, so that they show the whole index."""
@@ -180,6 +197,12 @@ class SearchComponents:
     @property
     def galleries(self) -> list[gr.Gallery]:
         return [*self.per_model, self.fused, *self.alone]  # in the order of views.LISTS
+
+    def named(self) -> dict[Any, gr.components.Component]:
+        """Every component a handler may set, by the name its values carry."""
+        fields = ("query", "mode", "k", "rerank", "agreement", "only_row", "details", "again", "why", "as_json",
+                  "status")
+        return {**dict(zip(views.LISTS, self.galleries)), **{name: getattr(self, name) for name in fields}}
 
 
 def layout(engine: Engine) -> SearchComponents:
@@ -230,43 +253,63 @@ def search_tab(demo: gr.Blocks, page: SearchPage, startup: StartupIndexing) -> t
     return c.query, search_after
 
 
+def keyed(handler: Callable[..., Values], names: Sequence) -> Callable:
+    """The handler as Gradio calls it: its values in the order of `names` (its outputs), a name it leaves
+    out kept as it is (gr.skip). functools.wraps keeps the signature Gradio reads (SelectData, Request)."""
+    @functools.wraps(handler)
+    def run(*args, **kwargs):
+        values = handler(*args, **kwargs)
+        ordered = tuple(values.get(name, gr.skip()) for name in names)
+        return ordered[0] if len(ordered) == 1 else ordered
+    return run
+
+
 def wire(demo: gr.Blocks, page: SearchPage, c: SearchComponents) -> Callable:
     """Every event of the tab. The query searches on `input` (once per upload, paste, webcam shot or clear;
     `change` fired twice per new upload); a query set by code (an example, a link, a selected hit, a point
     on the map) is searched by a search chained after the event that set it (search_after). Progress shows
     in the status line only: an animated overlay on every gallery kept the browser drawing frames while
     the models ran on the same cores."""
-    result_state, selected, alone_shown, why_shown = gr.State(None), gr.State(None), gr.State(False), gr.State(False)
-    own_id = gr.Textbox(visible=False)  # the query's short id when it is indexed (for the link), else ""
-    outputs = [*c.galleries, c.agreement, c.details, c.as_json, c.status, result_state]
+    named = {**c.named(), "result": gr.State(None), "selected": gr.State(None), "alone_shown": gr.State(False),
+             "why_shown": gr.State(False),
+             "own_id": gr.Textbox(visible=False)}  # the query's short id when it is indexed (for the link), else ""
+
+    def event(handler: Callable[..., Values], names: Sequence) -> dict:
+        """The fn and outputs of an event whose handler returns values by name."""
+        return {"fn": keyed(handler, names), "outputs": [named[n] for n in names]}
+
+    found = event(page.search, [*views.LISTS, "agreement", "details", "as_json", "status", "result"])
     inputs = [c.query, c.mode, c.k, c.rerank, c.robust, c.regions]
     each = {"concurrency_id": "search", "show_progress_on": [c.status], "show_progress": "minimal"}
     private = {"api_visibility": "private", **each}
-    searches = [c.query.input(page.search, inputs, outputs, api_name="search", concurrency_limit=2,
-                              trigger_mode="always_last", **each),
-                c.go.click(page.search, inputs, outputs, **private),
-                c.k.change(page.search, inputs, outputs, trigger_mode="always_last", **private),
-                c.mode.change(page.show_mode, c.mode, [*c.per_model, c.fused]).then(page.search, inputs, outputs,
-                                                                                   **private),
-                *(option.change(page.search, inputs, outputs, **private) for option in (c.rerank, c.robust, c.regions))]
+    searches = [c.query.input(inputs=inputs, api_name="search", concurrency_limit=2, trigger_mode="always_last",
+                              **found, **each),
+                c.go.click(inputs=inputs, **found, **private),
+                c.k.change(inputs=inputs, trigger_mode="always_last", **found, **private),
+                c.mode.change(inputs=c.mode, **event(page.show_mode, [*page.engine.models, FUSED])).then(
+                    inputs=inputs, **found, **private),
+                *(option.change(inputs=inputs, **found, **private) for option in (c.rerank, c.robust, c.regions))]
+    after = event(page.after_search, [*views.LISTS, "only_row", "why", "why_shown", "selected", "again",
+                                      "alone_shown", "own_id"])
 
     def follow_up(done):  # then the link: the JS gets the query's short id, not the whole result
-        done.then(page.after_search, [result_state, c.mode, selected, alone_shown, why_shown],
-                  [*c.galleries, c.only_row, c.why, why_shown, selected, c.again, alone_shown, own_id],
+        done.then(inputs=[named[n] for n in ("result", "mode", "selected", "alone_shown", "why_shown")], **after,
                   api_visibility="private", show_progress="hidden", concurrency_id="selection").then(
-            None, [c.query, own_id, c.mode, c.k, c.rerank], None, js=KEEP_IN_URL)
+            None, [c.query, named["own_id"], c.mode, c.k, c.rerank], None, js=KEEP_IN_URL)
 
-    def search_after(event):
+    def search_after(event_done):
         """A search (and its follow-ups) once an event that sets the query is done."""
-        follow_up(event.then(page.search, inputs, outputs, **private))
+        follow_up(event_done.then(inputs=inputs, **found, **private))
 
     for done in searches:
         follow_up(done)
-    search_after(demo.load(page.restore, None, [c.query, c.mode, c.k, c.rerank], api_visibility="private"))
-    search_after(c.again.click(page.search_selected, selected, c.query, api_visibility="private"))
-    for position, component in enumerate(c.galleries):
+    search_after(demo.load(**event(page.restore, ["query", "mode", "k", "rerank"]), api_visibility="private"))
+    search_after(c.again.click(inputs=named["selected"], **event(page.search_selected, ["query"]),
+                               api_visibility="private"))
+    chosen = event(page.explain, ["why", "why_shown"])
+    for position, place in enumerate(views.LISTS):
         # one at a time with the follow-ups: a selection and a search's follow-up never interleave
-        component.select(page.select(position), result_state, [c.details, selected, c.again],
-                         api_visibility="private", concurrency_id="selection").then(
-            page.explain, [result_state, selected], [c.why, why_shown], api_visibility="private")
+        named[place].select(inputs=named["result"], **event(page.select(position), ["details", "selected", "again"]),
+                            api_visibility="private", concurrency_id="selection").then(
+            inputs=[named["result"], named["selected"]], **chosen, api_visibility="private")
     return search_after

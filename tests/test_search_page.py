@@ -1,0 +1,61 @@
+"""The Search tab's handlers on a real engine, with no page: each returns its values by component name,
+and keyed() puts them in the order of an event's outputs, leaving out names as they are."""
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import gradio as gr
+
+from searchcore.files.shown import ShownFiles
+from searchcore.retrieval.fusion import FUSED
+from searchcore.retrieval.lists import OnlyIn
+from searchcore.web import views
+from searchcore.web.search_tab import SearchPage, keyed
+
+
+def page_over(engine, photos: Path, tmp_path: Path) -> SearchPage:
+    engine.index([photos])
+    shown = ShownFiles(tmp_path / "shown", [photos], engine.settings.max_pixels, engine.thumbnails)
+    return SearchPage(engine, shown, [photos])
+
+
+def test_a_search_returns_each_list_by_its_place_and_the_rest_by_name(engine, photo_dir, tmp_path):
+    page = page_over(engine, photo_dir, tmp_path)
+    query = next(photo_dir.glob("*.jpg"))
+    values = page.search(str(query), views.SIDE_BY_SIDE, 3)
+    result, images, lists, token = values["result"]
+    assert set(values) == {*views.LISTS, "agreement", "details", "as_json", "status", "result"}
+    for model in engine.models:
+        assert values[model] == views.gallery(result, model, images) and len(values[model]) == 3
+        assert values[model][0][1].startswith("#1 ") and values[model][0][1].endswith(query.name)  # itself first
+        assert values[OnlyIn(model)] == views.gallery(result, OnlyIn(model), images)
+    assert values[FUSED] and values["as_json"]["query"] == str(query)
+
+    rrf = page.search(str(query), views.FUSED_RRF_MODE, 3)
+    assert rrf[FUSED] == views.gallery(rrf["result"][0], views.RRF, rrf["result"][1])  # the RRF list, in the fused place
+
+    refused = page.search(str(query), "Nearest", 3)
+    assert refused["result"] is None and "mode must be one of" in refused["status"]
+    assert all(refused[place] == [] for place in views.LISTS)
+
+
+def test_after_a_search_an_older_selection_is_forgotten_and_a_current_one_kept(engine, photo_dir, tmp_path):
+    page = page_over(engine, photo_dir, tmp_path)
+    state = page.search(str(next(photo_dir.glob("*.jpg"))), views.SIDE_BY_SIDE, 3)["result"]
+    older = views.Selection(1, "/x.jpg", "0" * 64, "", made_on="an older search")
+    forgotten = page.after_search(state, views.SIDE_BY_SIDE, older, alone_was=False, why_was=True)
+    assert forgotten["selected"] is None and forgotten["why_shown"] is False and "again" in forgotten
+    assert all(place in forgotten for place in views.LISTS)
+    current = views.Selection(1, "/x.jpg", "0" * 64, "", made_on=state[3])
+    kept = page.after_search(state, views.SIDE_BY_SIDE, current, alone_was=False, why_was=True)
+    assert "selected" not in kept and "why" not in kept and "why_shown" not in kept
+
+
+def test_keyed_orders_values_by_the_outputs_and_skips_the_names_left_out():
+    def handler(a: int, evt: gr.SelectData) -> dict:
+        return {"b": a, FUSED: a + 1}
+    run = keyed(handler, ["a", FUSED, "b"])
+    assert run(1, None) == (gr.skip(), 2, 1)
+    assert keyed(lambda: {"q": 5}, ["q"])() == 5  # one output: the value itself
+    assert "evt" in inspect.signature(run).parameters  # Gradio still sees SelectData
