@@ -15,6 +15,7 @@ import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageEnhance
@@ -98,9 +99,10 @@ def quantize(fp32_dir: Path, out: Path) -> ModelManifest:
     return int8
 
 
-def median_cosine(fp32: Encoder, int8: Encoder) -> float:
-    """Median cosine between the two builds' vectors of the sample photos as they are (not edited)."""
-    pixels = np.stack([resize(decode(read_raw(p), 10**9), fp32.resize_key) for p in sample_files()])
+def median_cosine(fp32: Encoder, int8: Encoder, files: Sequence[Path] | None = None) -> float:
+    """Median cosine between the two builds' vectors of these photos (default: the sample photos as they
+    are, not edited): the build's check, and the benchmark's figure."""
+    pixels = np.stack([resize(decode(read_raw(p), 10**9), fp32.resize_key) for p in files or sample_files()])
     return float(np.median(np.sum(fp32.encode(pixels) * int8.encode(pixels), axis=1)))
 
 

@@ -23,6 +23,7 @@ import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from models.quantize import median_cosine  # noqa: E402
 from searchcore import MODEL_NAMES, Engine, Settings  # noqa: E402
 from searchcore.config import PRECISIONS, model_path  # noqa: E402
 from searchcore.encoding.encoder import Encoder  # noqa: E402
@@ -75,11 +76,6 @@ def session_per_image(directory: Path, encoder: Encoder, files: list[Path]) -> f
         x = to_input(resize(decode(read_raw(f), 10**9), encoder.resize_key)[None], encoder.manifest.preprocessing)
         session.run(None, {encoder.manifest.input_name: x})
     return len(files) / (time.perf_counter() - start)
-
-
-def median_cosine(fp32: Encoder, int8: Encoder, files: list[Path]) -> float:
-    pixels = np.stack([resize(decode(read_raw(f), 10**9), fp32.resize_key) for f in files])
-    return float(np.median(np.sum(fp32.encode(pixels) * int8.encode(pixels), axis=1)))
 
 
 def main() -> None:

@@ -99,7 +99,7 @@ def print_result(result: QueryResult) -> None:
             print(f"    {rank:>3}  {h.id:>19}  {l2}cos {h.cosine:.4f}  {h.path}{mark}")
     for pair, a in result.agreement.items():
         tau = "n/a" if a.kendall_tau is None else f"{a.kendall_tau:.2f}"
-        print(f"  agreement {pair}: overlap@{a.k} {a.overlap_at_k:.2f}, Jaccard {a.jaccard:.2f}, "
+        print(f"  agreement {'~'.join(pair)}: overlap@{a.k} {a.overlap_at_k:.2f}, Jaccard {a.jaccard:.2f}, "
               f"Kendall tau {tau} on {a.shared} shared")
 
 

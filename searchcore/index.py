@@ -14,7 +14,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 from tqdm.auto import tqdm
 
 from .encoding.embed import Embedded, Embedder
-from .files.decode import IMAGE_SUFFIXES, Failure, RawImage, batched, read_many
+from .batching import batched
+from .files.decode import IMAGE_SUFFIXES, Failure, RawImage, read_many
 from .storage.regions import row_id
 from .storage.store import VectorStore
 from .timing import StageTimes

@@ -20,7 +20,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..encoding.embed import Embedder
-from ..files.decode import IMAGE_SUFFIXES, Failure, batched, read_many
+from ..batching import batched, spans
+from ..files.decode import IMAGE_SUFFIXES, Failure, read_many
 from ..retrieval.fusion import FUSED, FUSION_POOL, RRF, fused_order, rrf_order
 from ..retrieval.lists import Ranking
 from ..retrieval.options import Rerank
@@ -218,8 +219,8 @@ def score(vectors: Mapping[str, np.ndarray], labels: Sequence[str], chunk: int =
     augmented = {m: dba(vectors[m]) for m in names} if any(Rerank(r).augmented for r in reranks) else {}
     databases = {r: augmented if Rerank(r).augmented else vectors for r in reranks}
     parts: dict[Ranking, list[tuple[np.ndarray, np.ndarray]]] = {}
-    for start in range(0, n, chunk):
-        queries = np.arange(start, min(start + chunk, n))
+    for part in spans(n, chunk):
+        queries = np.arange(n)[part]
         for rerank in reranks:
             similarities = [_similarity(vectors[m][queries], databases[rerank][m], queries, Rerank(rerank).expands)
                             for m in names]

@@ -7,7 +7,6 @@ import os
 import re
 import stat
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence, TypeVar
 
@@ -18,7 +17,6 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".
 BACKGROUND = (255, 255, 255)
 MAX_FILE_BYTES = 100 * 1024 * 1024
 P = TypeVar("P", Path, str)
-T = TypeVar("T")
 
 
 class DecodeError(ValueError):
@@ -114,13 +112,6 @@ def read_many(paths: Iterable[P], failures: list[Failure], roots: Sequence[Path]
             failures.append(outcome)
         else:
             yield path, outcome
-
-
-def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Lists of `size` items (the last one shorter): the one batcher of index and eval."""
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
 
 
 def safe_file_name(name: str, limit: int = 100) -> str:

@@ -13,15 +13,21 @@ import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Protocol, Sequence
 
 from PIL import Image
 
-from ..retrieval.fusion import FusedHit
-from ..storage.store import Hit
 from .decode import DecodeError, RawImage, decode, is_under, read_raw, safe_file_name
 
 THUMBNAIL_PX = 256
+
+
+class IndexedImage(Protocol):
+    """What a hit of any list names: the image's id, its path and the SHA-256 it was indexed with."""
+
+    id: int
+    path: str
+    sha256: str
 
 
 class Thumbnails:
@@ -56,7 +62,7 @@ class ShownFiles:
         (folder / "thumbs").mkdir(parents=True, exist_ok=True)
         (folder / "full").mkdir(parents=True, exist_ok=True)  # full/<sha256>/<name>
 
-    def thumbnails(self, hits: Iterable[Hit | FusedHit]) -> dict[int, Path]:
+    def thumbnails(self, hits: Iterable[IndexedImage]) -> dict[int, Path]:
         """id -> thumbnail for the hits that can be shown (each image made once, new ones in parallel)."""
         unique = list({h.id: h for h in hits}.values())
         made = self._pool.map(lambda h: self.thumbnail(h.path, h.sha256), unique)

@@ -7,6 +7,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ..batching import batched
 from ..storage.store import VectorStore
 from .rerank import DBA_K, weighted_mean
 
@@ -14,9 +15,8 @@ from .rerank import DBA_K, weighted_mean
 def neighbours(store: VectorStore, ids: Iterable[int], chunk: int = 64) -> set[int]:
     """The DBA_K nearest indexed images of each of these images (themselves included)."""
     found: set[int] = set()
-    ids = sorted(ids)
-    for start in range(0, len(ids), chunk):
-        stored = store.vectors(ids[start:start + chunk])
+    for part in batched(sorted(ids), chunk):
+        stored = store.vectors(part)
         if stored:
             for hits in store.search(np.stack(list(stored.values())), DBA_K + 1):
                 found.update(h.id for h in hits)
@@ -26,9 +26,9 @@ def neighbours(store: VectorStore, ids: Iterable[int], chunk: int = 64) -> set[i
 def augment(store: VectorStore, dba: VectorStore, ids: set[int], chunk: int = 64) -> set[int]:
     """The DBA vectors of these images, written. Returns their neighbours' ids (the images whose
     neighbourhoods these images may have entered)."""
-    ids_sorted, found = sorted(ids), set()
-    for start in range(0, len(ids_sorted), chunk):
-        rows = store.rows(ids_sorted[start:start + chunk], with_vectors=True)
+    found: set[int] = set()
+    for part in batched(sorted(ids), chunk):
+        rows = store.rows(part, with_vectors=True)
         if not rows:
             continue
         own = np.stack([np.asarray(r["vector"], np.float32) for r in rows.values()])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..batching import spans
 from ..similarity import l2_normalise
 from .options import Rerank
 
@@ -27,8 +28,8 @@ def weighted_mean(own: np.ndarray, neighbours: np.ndarray, cosines: np.ndarray, 
 def dba(vectors: np.ndarray, k: int = DBA_K, alpha: float = ALPHA, chunk: int = 1024) -> np.ndarray:
     """Every vector replaced by the weighted mean of itself and its k nearest others, in chunks."""
     out = np.empty_like(vectors)
-    for start in range(0, len(vectors), chunk):
-        rows = np.arange(start, min(start + chunk, len(vectors)))
+    for part in spans(len(vectors), chunk):
+        rows = np.arange(len(vectors))[part]
         similarity = vectors[rows] @ vectors.T
         similarity[np.arange(len(rows)), rows] = -np.inf
         nearest = top_k(similarity, k)

@@ -23,7 +23,7 @@ class QueryResult:
     query: str
     id: int
     hits: dict[str, list[Hit]]
-    agreement: dict[str, Agreement] = field(default_factory=dict)
+    agreement: dict[tuple[str, str], Agreement] = field(default_factory=dict)  # per pair of models
     fused: list[FusedHit] = field(default_factory=list)
     rrf: list[FusedHit] = field(default_factory=list)
     error: str | None = None
@@ -63,7 +63,7 @@ class QueryResult:
         return {"query": self.query, "id": self.id, "error": self.error, "rerank": self.rerank, "robust": self.robust,
                 "regions": self.regions,
                 "hits": {m: hits_json(h) for m, h in self.hits.items()},
-                "agreement": {pair: asdict(a) for pair, a in self.agreement.items()},
+                "agreement": {"~".join(pair): asdict(a) for pair, a in self.agreement.items()},
                 "fused": hits_json(self.fused), "rrf": hits_json(self.rrf)}
 
 
@@ -110,7 +110,7 @@ def _result(query: Query, pools: dict[str, list[Hit]], searched: dict[str, np.nd
     hits = {name: pool[:k] for name, pool in pools.items()}
     result = QueryResult(query=query.source, id=query.id, hits=hits, vectors=searched, rerank=rerank)
     for a, b in combinations(hits, 2):
-        result.agreement[f"{a}~{b}"] = agreement([h.id for h in hits[a]], [h.id for h in hits[b]], k)
+        result.agreement[a, b] = agreement([h.id for h in hits[a]], [h.id for h in hits[b]], k)
     result.fused, result.rrf = fused
     return result
 

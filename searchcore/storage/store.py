@@ -13,6 +13,7 @@ import numpy as np
 from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
+from ..batching import spans
 from ..config import check_hnsw
 from ..similarity import cosine_from_squared_l2, l2_from_cosine
 
@@ -166,8 +167,8 @@ class VectorStore:
     def _get(self, ids: Iterable[int], fields: list[str], chunk: int = GET_CHUNK) -> dict[int, dict]:
         """Stored rows by id (absent ids are left out), with the given fields, `chunk` ids per request."""
         ids, rows = list(ids), []
-        for start in range(0, len(ids), chunk):
-            rows += self.client.get(self.name, ids=ids[start:start + chunk], output_fields=fields,
+        for part in spans(len(ids), chunk):
+            rows += self.client.get(self.name, ids=ids[part], output_fields=fields,
                                     timeout=self.timeout, consistency_level="Strong")
         return {int(r["id"]): r for r in rows}
 
@@ -179,16 +180,16 @@ class VectorStore:
     def upsert(self, rows: list[dict], chunk: int = 128) -> None:
         """Write rows, `chunk` at a time: a region collection gets 30 rows per image, and one request of
         16 images' regions (480 x 2048 floats) outlasted the timeout of a busy Milvus Lite."""
-        for start in range(0, len(rows), chunk):
-            self.client.upsert(self.name, rows[start:start + chunk], timeout=self.timeout)
+        for part in spans(len(rows), chunk):
+            self.client.upsert(self.name, rows[part], timeout=self.timeout)
 
     @guarded
     def search(self, vectors: np.ndarray, k: int, chunk: int = SEARCH_CHUNK) -> list[list[Hit]]:
         """The k nearest rows of each query row, `chunk` query rows per request."""
         vectors = np.asarray(vectors, np.float32)
         results = []
-        for start in range(0, len(vectors), chunk):
-            results += self.client.search(self.name, data=vectors[start:start + chunk].tolist(), limit=k,
+        for part in spans(len(vectors), chunk):
+            results += self.client.search(self.name, data=vectors[part].tolist(), limit=k,
                                           output_fields=["path", "sha256"], timeout=self.timeout,
                                           search_params={"metric_type": "L2", "params": {"ef": max(64, k)}},
                                           consistency_level="Session")

@@ -123,7 +123,7 @@ def agreement_text(result: QueryResult) -> str:
         return ""
     pair, a = next(iter(result.agreement.items()))
     tau = "n/a" if a.kendall_tau is None else f"{a.kendall_tau:.2f}"
-    first, second = (LABELS[m] for m in pair.split("~"))
+    first, second = (LABELS[m] for m in pair)
     return (f"Agreement of {first} and {second} in the top {a.k}: **{a.shared} shared hits** (marked ①, ②, … in "
             f"both lists) · overlap@{a.k} {a.overlap_at_k:.2f} · Jaccard {a.jaccard:.2f} · Kendall τ {tau} on the "
             f"shared hits")
