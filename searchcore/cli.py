@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from .config import MODEL_NAMES, PRECISIONS, Settings, configure_logging
+from .config import MODEL_NAMES, PRECISIONS, Settings, check_models, configure_logging
 from .retrieval.options import SearchOptions
 from .retrieval.rerank import RERANKS
 from .retrieval.search import QueryResult
@@ -18,11 +18,10 @@ if TYPE_CHECKING:
 
 
 def _models(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    bad = [n for n in names if n not in MODEL_NAMES]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(f"models must be among {','.join(MODEL_NAMES)}")
-    return names
+    try:
+        return check_models([n.strip() for n in text.split(",") if n.strip()])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _top_k(text: str) -> int:

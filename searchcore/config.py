@@ -5,6 +5,7 @@ import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Sequence
 
 
 
@@ -22,6 +23,17 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (ModelSpec("resnet50", "ResNet50", "ResNet5
                                       ModelSpec("vgg16", "VGG16", "VGG16"))
 MODEL_NAMES: tuple[str, ...] = tuple(spec.name for spec in MODEL_SPECS)
 SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in MODEL_SPECS}
+
+
+def check_models(names: Sequence[str]) -> tuple[str, ...]:
+    """The names, if they are one or more known models; otherwise a ValueError that names the choices."""
+    unknown = [n for n in names if n not in SPECS]
+    if unknown or not names:
+        raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODEL_NAMES)}" if unknown
+                         else f"no model named; choose from {', '.join(MODEL_NAMES)}")
+    return tuple(names)
+
+
 # fp32: the exported model; int8: statically quantized from it (models/quantize.py), about 3x faster on CPU.
 PRECISIONS: tuple[str, ...] = ("fp32", "int8")
 

@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 
 from PIL import Image
 
-from .config import MODEL_NAMES, SPECS, Settings
+from .config import MODEL_NAMES, SPECS, Settings, check_models
 from .encoding.cache import EmbeddingCache
 from .encoding.embed import Embedder
 from .evaluation.evaluate import EmbeddingsFile, EvalReport, evaluate
@@ -37,9 +37,7 @@ class Engine:
 
     def __init__(self, settings: Settings | None = None, models: Sequence[str] = MODEL_NAMES) -> None:
         self.settings = s = settings or Settings.from_env()
-        unknown = set(models) - set(MODEL_NAMES)
-        if unknown:
-            raise ValueError(f"unknown model(s) {sorted(unknown)}; choose from {MODEL_NAMES}")
+        check_models(models)
         self.cache = EmbeddingCache(s.redis_url, s.redis_prefix, s.cache_ttl_seconds)
         self.client = store.connect(s.milvus_uri, s.milvus_token, s.milvus_timeout)
         try:

@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from searchcore.config import check_models
 from searchcore.retrieval.options import MAX_TOP_K, Rerank, SearchOptions
 
 
@@ -20,3 +21,11 @@ def test_options_are_typed_and_checked_when_made():
     with pytest.raises(ValueError, match="choose no re-ranking with it"):
         SearchOptions(regions=True, rerank=Rerank.QE)
     assert SearchOptions(regions=True, robust=True).rerank is Rerank.NONE
+
+
+@pytest.mark.parametrize("names, message", [(["resnet50", "clip"], "unknown model(s) ['clip']"),
+                                            ([], "no model named")])
+def test_model_names_are_checked_in_one_place_for_the_engine_and_the_cli(names, message):
+    with pytest.raises(ValueError, match=re.escape(message) + ".*choose from resnet50, vgg16"):
+        check_models(names)
+    assert check_models(["vgg16"]) == ("vgg16",)
