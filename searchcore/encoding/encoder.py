@@ -27,8 +27,7 @@ class Encoder:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # no spin-waiting between runs: the two models' thread pools (and, in the app, the web server)
-        # took turns on the same 2 cores, and the spinning pool of one slowed the other (a search's
-        # median fell from 252 to 186 ms with it off, scripts/bench_app.py)
+        # take turns on the same cores, and the spinning pool of one slows the other (docs/benchmarks.md)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(directory / ONNX_NAME), options,
                                             providers=["CPUExecutionProvider"])

@@ -48,7 +48,7 @@ class Thumbnails:
 
 def save_thumbnail(image: Image.Image, handle) -> None:
     image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.LANCZOS)
-    image.save(handle, "WEBP", quality=80, method=0)  # method 0: 2.4x faster than 4, 20% larger
+    image.save(handle, "WEBP", quality=80, method=0)  # method 0: faster than the default, a little larger
 
 
 class ShownFiles:

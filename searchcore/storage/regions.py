@@ -2,10 +2,9 @@
 map over one square window of the model's last conv grid (7 x 7 here). A crop of a photo looks like a
 region of it, so a crop's plain vector is searched against these and each image keeps its best region.
 
-Measured before shipping (100 Corel crops among 300 images, 30 windows of 7, 6, 5 and 4 cells):
-quarter-area crops R@1 ResNet50 0.88 -> 0.97, VGG16 0.79 -> 0.87; R-MAC sums of the same regions
-gained less (0.94, 0.81), so it is not offered. They cost 30 vectors per image, so they are an option
-(SEARCHCORE_REGIONS=1) that takes effect for images indexed while it is on.
+Regions lift the recall of small crops (docs/benchmarks.md) but cost a row per window and image, so
+they are an option (SEARCHCORE_REGIONS=1) that takes effect for images indexed while it is on. R-MAC
+sums of the same regions gained less, so they are not offered.
 
 GroupedSearch searches any collection of several rows per image like an image collection: the regions,
 or the turned copies of SEARCHCORE_TURNS (embed.TURNS).

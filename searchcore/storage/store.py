@@ -218,8 +218,8 @@ class VectorStore:
 
     @guarded
     def flush(self) -> None:
-        """Seal what was written, so that searches use the index (Milvus Lite searches unsealed rows one
-        by one: a region collection of 6,000 rows took 650 ms a search before and 40 ms after)."""
+        """Seal what was written, so that searches use the index (Milvus Lite searches unsealed rows one by
+        one, which is slow for region collections; docs/benchmarks.md)."""
         self.client.flush(self.name, timeout=self.timeout)
 
     @guarded
