@@ -110,7 +110,7 @@ def test_browser_evaluate_tab_shows_the_table_the_plots_and_the_disagreements(se
 
 @needs_chromium
 def test_browser_map_hover_shows_the_image_and_a_click_searches_with_it(served, pages):
-    url, _, _ = served
+    url, labelled, _ = served
     page = pages(url)
     page.get_by_role("tab", name="Map").click()
     points = page.locator("#map-vgg16 circle")
@@ -120,15 +120,17 @@ def test_browser_map_hover_shows_the_image_and_a_click_searches_with_it(served, 
     point.hover(force=True)
     # the point under the pointer (near-duplicate images overlap on the map: not always the 8th drawn)
     box = point.bounding_box()
-    path = page.evaluate("([x, y]) => document.elementFromPoint(x, y).dataset.p",
+    name = page.evaluate("([x, y]) => document.elementFromPoint(x, y).dataset.n",
                          [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2])
+    drawn = page.locator("#map-vgg16").inner_html()
+    assert "data-s=" not in drawn and str(labelled) not in drawn  # no SHA-256, no server path
     preview = page.locator("#map-vgg16 .map-tip img[src]")
     preview.wait_for(timeout=30_000)
     page.wait_for_function("() => document.querySelector('#map-vgg16 .map-tip img').naturalWidth > 0")
-    assert page.locator("#map-vgg16 .map-tip div").inner_text() == path
+    assert page.locator("#map-vgg16 .map-tip div").inner_text() == name  # folder/file, no path
     page.screenshot(path=str(OUTPUT / "app-map.png"), full_page=True)
     point.click(force=True)
-    page.locator("#status").get_by_text(Path(path).name).wait_for(timeout=60_000)
+    page.locator("#status").get_by_text(name.split("/")[-1]).wait_for(timeout=60_000)
     page.locator("#gallery-vgg16 .caption-label").first.get_by_text("#1 ① L2 0.000").wait_for(timeout=60_000)
 
 

@@ -10,7 +10,10 @@ is the app's one allowed path, so it holds nothing but images that decoded.
 from __future__ import annotations
 
 import os
+import re
+import stat
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Protocol, Sequence
@@ -20,6 +23,7 @@ from PIL import Image
 from .decode import DecodeError, RawImage, decode, is_under, read_raw, safe_file_name
 
 THUMBNAIL_PX = 256
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class IndexedImage(Protocol):
@@ -58,6 +62,8 @@ class ShownFiles:
         self.roots = list(roots)
         self.max_pixels = max_pixels
         self.made = made
+        self._verified: set[tuple[str, str, int, int]] = set()  # (real path, sha256, size, mtime) hashed once
+        self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="thumbnails")
         (folder / "thumbs").mkdir(parents=True, exist_ok=True)
         (folder / "full").mkdir(parents=True, exist_ok=True)  # full/<sha256>/<name>
@@ -76,10 +82,12 @@ class ShownFiles:
 
     def thumbnail(self, path: str, sha256: str) -> Path | None:
         """A WebP thumbnail of the indexed image, or None when its file is gone, changed or not allowed:
-        the one indexing made, if the file is under a root, else one made from the unchanged file."""
+        the one indexing made, if the file under a root still has these bytes, else one made from it."""
+        if not self.holds(path, sha256):
+            return None
         target = self.folder / "thumbs" / f"{sha256}.webp"
         made = self.made.path(sha256) if self.made else None
-        if not target.is_file() and made and made.is_file() and self._allowed(path):
+        if not target.is_file() and made and made.is_file():
             try:
                 os.link(made, target)
             except FileExistsError:
@@ -97,7 +105,7 @@ class ShownFiles:
     def _made(self, target: Path, path: str, sha256: str, save) -> Path | None:
         """target, made once by save(raw, decoded image, handle) from the file at path, if it may be shown."""
         if target.is_file():
-            return target if self._allowed(path) else None
+            return target if self.holds(path, sha256) else None
         raw = self._read(path, sha256)
         if raw is None:
             return None
@@ -109,10 +117,34 @@ class ShownFiles:
         write_atomically(target, lambda handle: save(raw, image, handle))
         return target
 
-    def _allowed(self, path: str) -> bool:
+    def holds(self, path: str, sha256: str) -> bool:
+        """The file at path is a regular file under a root whose bytes have this SHA-256: read and hashed
+        once per file version (path, size, mtime), so a path and a SHA-256 of two different images never
+        pass together."""
+        if not isinstance(sha256, str) or not SHA256.fullmatch(sha256):
+            return False
         try:
             real = Path(path).resolve()
-        except (OSError, RuntimeError):
+            status = real.stat()
+        except (OSError, RuntimeError, ValueError, TypeError):
+            return False
+        if not stat.S_ISREG(status.st_mode) or not is_under(real, self.roots):
+            return False
+        key = (str(real), sha256, status.st_size, status.st_mtime_ns)
+        with self._lock:
+            if key in self._verified:
+                return True
+        if self._read(path, sha256) is None:
+            return False
+        with self._lock:
+            self._verified.add(key)
+        return True
+
+    def allows(self, path: str) -> bool:
+        """The path is a regular file under a root (its bytes not checked)."""
+        try:
+            real = Path(path).resolve()
+        except (OSError, RuntimeError, ValueError):
             return False
         return real.is_file() and is_under(real, self.roots)
 

@@ -10,7 +10,7 @@ import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -32,6 +32,13 @@ class MapPoints:
     groups: list[str]
     xy: np.ndarray
     total: int  # images indexed; more than len(ids) when sampled
+
+    def only(self, keep: Callable[[str], bool]) -> "MapPoints":
+        """The points whose path `keep` accepts (the page shows only images under its roots)."""
+        kept = [n for n, path in enumerate(self.paths) if keep(path)]
+        return MapPoints(self.model, self.method, [self.ids[n] for n in kept], [self.paths[n] for n in kept],
+                         [self.sha256s[n] for n in kept], [self.groups[n] for n in kept],
+                         np.asarray(self.xy).reshape(-1, 2)[kept], self.total)
 
 
 def sample_ids(ids: Sequence[int], cap: int = MAX_POINTS, seed: int = 0) -> list[int]:

@@ -43,8 +43,9 @@ CSS = """
 """
 
 
-# The map's hover preview and click: a thumbnail (made on demand by the server, only for indexed files
-# under the roots) and the path follow the pointer; a click selects the point, and the app searches with it.
+# The map's hover preview and click: a thumbnail (made on demand by the server for the point's id, only
+# for indexed files under the roots) and the file's name follow the pointer; a click selects the point,
+# and the app searches with it.
 MAP_JS = """
 const tipOf = () => element.querySelector('.map-tip') || (() => {
   const tip = document.createElement('div'); tip.className = 'map-tip';
@@ -53,11 +54,11 @@ const tipOf = () => element.querySelector('.map-tip') || (() => {
 element.addEventListener('mouseover', async (event) => {
   const point = event.target.closest('circle'); if (!point) return;
   const tip = tipOf(), box = element.getBoundingClientRect(), [img, caption] = tip.children;
-  caption.textContent = point.dataset.p; img.removeAttribute('src'); tip.style.display = 'block';
+  caption.textContent = point.dataset.n; img.removeAttribute('src'); tip.style.display = 'block';
   tip.style.left = Math.min(event.clientX - box.left + 12, box.width - 180) + 'px';
   tip.style.top = (event.clientY - box.top + 12) + 'px';
-  const url = await server.thumbnail(point.dataset.p, point.dataset.s);
-  if (url && caption.textContent === point.dataset.p) img.src = url;
+  const url = await server.thumbnail(point.dataset.id);
+  if (url && caption.textContent === point.dataset.n) img.src = url;
 });
 element.addEventListener('mouseout', (event) => {
   if (event.target.closest('circle')) tipOf().style.display = 'none'; });

@@ -14,23 +14,44 @@ from .upload import QueryImage
 from . import views
 
 
+MAX_ID_DIGITS = 19  # ids are 63-bit
+
+
+def indexed_row(engine: Engine, value: object) -> dict | None:
+    """The indexed row a point's id names (a decimal string or a list holding one, as Gradio hands a
+    server function its JS arguments), or None for anything else."""
+    if isinstance(value, (list, tuple)):
+        value = value[0] if len(value) == 1 else None
+    text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    if not (0 < len(text) <= MAX_ID_DIGITS and text.isascii() and text.isdigit()) or int(text) >= 2**63:
+        return None
+    return engine.row(int(text))
+
+
+def hover_thumbnail(engine: Engine, shown: ShownFiles, point: object) -> str:
+    """The thumbnail URL of the point's indexed image, from the path and SHA-256 the index holds (none
+    of the client's): "" unless that file is under a root and unchanged."""
+    row = indexed_row(engine, point)
+    made = row and shown.thumbnail(row["path"], row["sha256"])
+    return f"gradio_api/file={made}" if made else ""
+
+
 def map_tab(engine: Engine, shown: ShownFiles, query: QueryImage, search_after: Callable, tabs: gr.Tabs,
             page: gr.Tab) -> None:
-    """Each model's indexed images in 2-D, side by side; hover for the image, click to search with it."""
+    """Each model's indexed images in 2-D, side by side; hover for the image, click to search with it.
+    Only images under the roots are drawn."""
     def thumbnail(point) -> str:
-        """The hovered point's thumbnail URL; Gradio hands a server function the JS arguments as one list."""
-        path, sha256 = (list(point) + ["", ""])[:2] if isinstance(point, (list, tuple)) else ("", "")
-        made = shown.thumbnail(str(path), str(sha256))
-        return f"gradio_api/file={made}" if made else ""
+        return hover_thumbnail(engine, shown, point)
 
     def draw(method: str):
         try:
-            return [views.map_svg(engine.map_points(name, method), m.label) for name, m in engine.models.items()]
+            return [views.map_svg(engine.map_points(name, method).only(shown.allows), m.label)
+                    for name, m in engine.models.items()]
         except (ValueError, StoreUnavailableError) as exc:
             return [views.error_text(str(exc))] * len(engine.models)
 
     def pick(evt: gr.SelectData):
-        row = engine.row(int(evt.value)) if str(evt.value).isdigit() else None
+        row = indexed_row(engine, evt.value)
         copy = row and shown.original(row["path"], row["sha256"])
         return (str(copy), gr.Tabs(selected="search")) if copy else (gr.skip(), gr.skip())
 

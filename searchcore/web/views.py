@@ -228,8 +228,8 @@ MAP_PX = 420
 
 
 def map_svg(points: MapPoints, label: str) -> str:
-    """One model's map as an SVG of points coloured by top-level folder, each carrying its path and
-    SHA-256 for the hover preview and its id for a click; a legend below."""
+    """One model's map as an SVG of points coloured by top-level folder, each carrying its id (for the
+    hover preview and a click) and its folder and file name; no path or SHA-256 reaches the page."""
     groups = list(dict.fromkeys(sorted(points.groups)))
     colour = {g: MAP_COLOURS[n % len(MAP_COLOURS)] for n, g in enumerate(groups)}
     xy = np.asarray(points.xy, float).reshape(-1, 2)
@@ -237,8 +237,8 @@ def map_svg(points: MapPoints, label: str) -> str:
     scaled = 8 + (xy - low) / np.where(span > 0, span, 1) * (MAP_PX - 16)
     circles = "".join(
         f'<circle cx="{x:.1f}" cy="{MAP_PX - y:.1f}" r="3.5" fill="{colour[g]}" data-id="{i}" '
-        f'data-p="{html.escape(p, quote=True)}" data-s="{sha}"></circle>'
-        for (x, y), g, i, p, sha in zip(scaled, points.groups, points.ids, points.paths, points.sha256s))
+        f'data-n="{html.escape(plain(Path(p).parent.name + "/" + Path(p).name), quote=True)}"></circle>'
+        for (x, y), g, i, p in zip(scaled, points.groups, points.ids, points.paths))
     sampled = f" (a sample of {len(points.ids):,} of {points.total:,})" if points.total > len(points.ids) else ""
     legend = "".join(f'<span class="map-key"><i style="background:{colour[g]}"></i>{html.escape(plain(g))}</span>'
                      for g in groups)

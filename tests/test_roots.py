@@ -1,0 +1,42 @@
+"""Nothing outside the allowed roots is read, indexed, thumbnailed or served, by any path (issue 19)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from searchcore.files.decode import read_raw
+from searchcore.files.shown import ShownFiles
+from searchcore.web import views
+from searchcore.web.map_tab import hover_thumbnail
+from tests.conftest import SAMPLES
+
+
+def photo(folder: Path, sample: str, name: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.open(SAMPLES / sample).convert("RGB").save(folder / name, quality=90)
+    return folder / name
+
+
+def test_the_map_serves_thumbnails_by_indexed_id_only_for_images_under_the_roots(engine, tmp_path):
+    allowed = photo(tmp_path / "allowed", "coffee.png", "coffee.jpg")
+    secret = photo(tmp_path / "private", "chelsea.png", "secret.jpg")
+    engine.index([allowed.parent, secret.parent])  # as the CLI may: outside the app's roots
+    shown = ShownFiles(tmp_path / "shown", [allowed.parent], engine.settings.max_pixels, engine.thumbnails)
+    mine, theirs = read_raw(allowed), read_raw(secret)
+    # before: an allowed path with the private image's SHA-256 linked the private thumbnail in
+    assert shown.thumbnail(str(allowed), theirs.sha256) is None
+    assert not any((tmp_path / "shown").rglob(f"{theirs.sha256}*"))
+    assert hover_thumbnail(engine, shown, [str(theirs.id)]) == ""
+    url = hover_thumbnail(engine, shown, [str(mine.id)])
+    assert Path(url.removeprefix("gradio_api/file=")) == tmp_path / "shown" / "thumbs" / f"{mine.sha256}.webp"
+    for hostile in ([str(allowed), theirs.sha256], ["../../etc/passwd"], ["9" * 300], ["²"], [str(2**63)],
+                    [True], None, {"id": mine.id}, [str(mine.id), "x"]):
+        assert hover_thumbnail(engine, shown, hostile) == "", hostile
+    for sha in ("../" * 4 + "etc/passwd", "f" * 300, mine.sha256.upper()):
+        assert shown.thumbnail(str(allowed), sha) is None
+    points = engine.map_points("resnet50").only(shown.allows)
+    assert points.ids == [mine.id] and points.total == 2
+    drawn = views.map_svg(points, "ResNet50")
+    assert 'data-n="allowed/coffee.jpg"' in drawn
+    assert mine.sha256 not in drawn and str(tmp_path) not in drawn and "secret" not in drawn
