@@ -33,8 +33,8 @@ def main() -> None:
     build_models(settings.model_dir, MODEL_NAMES, precisions=(settings.precision,))
     images = args.images.expanduser().resolve() if args.images else None
     engine = Engine(settings)
-    startup = StartupIndexing(engine, images)
     roots = index_roots(settings, images)
+    startup = StartupIndexing(engine, images, roots)
     demo, shown = build_ui(engine, roots, startup)
     startup.start()  # after build_ui: Gradio patches tqdm there, and a bar made before the patch breaks under it
     demo.queue(max_size=64, default_concurrency_limit=1)

@@ -9,6 +9,7 @@ from searchcore.files.decode import read_raw
 from searchcore.files.shown import ShownFiles
 from searchcore.web import views
 from searchcore.web.map_tab import hover_thumbnail
+from searchcore.web.startup import StartupIndexing, index_roots
 from tests.conftest import SAMPLES
 
 
@@ -40,3 +41,16 @@ def test_the_map_serves_thumbnails_by_indexed_id_only_for_images_under_the_roots
     drawn = views.map_svg(points, "ResNet50")
     assert 'data-n="allowed/coffee.jpg"' in drawn
     assert mine.sha256 not in drawn and str(tmp_path) not in drawn and "secret" not in drawn
+
+
+def test_start_up_indexing_reads_nothing_a_link_in_the_folder_points_out_to(engine, tmp_path):
+    folder = photo(tmp_path / "photos", "coffee.png", "coffee.jpg").parent
+    outside = photo(tmp_path / "elsewhere", "chelsea.png", "cat.jpg")
+    (folder / "cat.jpg").symlink_to(outside)
+    (folder / "passwd.jpg").symlink_to("/etc/passwd")
+    startup = StartupIndexing(engine, folder, index_roots(engine.settings, folder)).start()
+    assert startup.finished.wait(timeout=300) and startup.failure is None
+    # before: the photo behind the link was read and indexed (and then served through the map)
+    assert engine.row(read_raw(outside).id) is None
+    assert engine.row(read_raw(folder / "coffee.jpg").id) is not None
+    assert [s["rows"] for s in engine.stats()["models"].values()] == [1, 1]

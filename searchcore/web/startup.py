@@ -26,10 +26,11 @@ def index_roots(settings: Settings, images: Path | None) -> list[Path]:
 
 class StartupIndexing:
     """The operator's folder (or, for an empty index, the sample photos) indexed in a thread while the
-    page is already served: searches cover what is indexed so far, and the page says how far it is."""
+    page is already served: searches cover what is indexed so far, and the page says how far it is.
+    Only files whose real path is under the roots are read (a link out of the folder is refused)."""
 
-    def __init__(self, engine: Engine, images: Path | None) -> None:
-        self.engine, self.images = engine, images
+    def __init__(self, engine: Engine, images: Path | None, roots: list[Path]) -> None:
+        self.engine, self.images, self.roots = engine, images, roots
         self.done = self.total = 0
         self.failure: str | None = None
         self.finished = threading.Event()
@@ -41,11 +42,11 @@ class StartupIndexing:
     def _run(self) -> None:
         try:
             if self.images:
-                log.info("indexing %s: %s", self.images, self.engine.index([self.images], on_progress=self._progress)
-                         .summary())
+                report = self.engine.index([self.images], roots=self.roots, on_progress=self._progress)
+                log.info("indexing %s: %s", self.images, report.summary())
             elif self.engine.is_empty():
-                log.info("indexing the sample photos: %s",
-                         self.engine.index(sample_files(), on_progress=self._progress).summary())
+                report = self.engine.index(sample_files(), roots=self.roots, on_progress=self._progress)
+                log.info("indexing the sample photos: %s", report.summary())
         except Exception as exc:  # noqa: BLE001 - shown in the page instead of killing a thread silently
             log.exception("indexing at start-up failed")
             self.failure = str(exc)
