@@ -104,10 +104,13 @@ def print_result(result: QueryResult) -> None:
 
 def write_plots(engine: "Engine", report, folder: Path) -> list[Path]:
     """The evaluation's plots and disagreement mosaic, as PNG files."""
+    import tempfile
+
     from .evaluation import plots
     from .files.shown import ShownFiles
-    shown = ShownFiles(engine.settings.home / "shown", [Path(report.root)], engine.settings.max_pixels)
-    return plots.write_all(report, shown.thumbnails_by_path(report.shown_files()), report.labels(), folder)
+    with tempfile.TemporaryDirectory(prefix="searchcore-plots-") as scratch:  # never the app's served folder
+        shown = ShownFiles(Path(scratch), [Path(report.root)], engine.settings.max_pixels)
+        return plots.write_all(report, shown.thumbnails_by_path(report.shown_files()), report.labels(), folder)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

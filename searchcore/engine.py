@@ -204,10 +204,12 @@ class Engine:
     def is_empty(self) -> bool:
         return all(m.store.count() == 0 for m in self.models.values())
 
-    def evaluate(self, root: Path | str, models: Sequence[str] | None = None) -> EvalReport:
-        """Scores of every ranking on a labelled folder; its vectors are kept for the next evaluation."""
+    def evaluate(self, root: Path | str, models: Sequence[str] | None = None,
+                 roots: Sequence[Path] | None = None) -> EvalReport:
+        """Scores of every ranking on a labelled folder; its vectors are kept for the next evaluation.
+        With `roots`, nothing whose real path is outside them is read."""
         return evaluate(Path(root).resolve(), self.embedder, list(self._chosen(models)),
-                        EmbeddingsFile(self.settings.evaluations_dir))
+                        EmbeddingsFile(self.settings.evaluations_dir), roots)
 
     def stats(self) -> dict:
         return {"milvus_uri": self.settings.milvus_uri, "redis_cache": self.cache.available,

@@ -53,6 +53,8 @@ def test_evaluate_api_gives_the_clis_figures_and_reuses_the_embeddings(served, t
         assert all(0.0 <= v <= 1.0 for v in scores.values()) and scores["P@1"] >= scores["P@20"] - 1e-9, mode
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
         "ap-per-class.png", "disagreements.png", "jaccard-at-10.png", "precision-at-k.png"]
+    # its thumbnails were made in a scratch folder: none in the folder an app of this home serves
+    assert not [p for p in (tmp_path / "shown").rglob("*") if p.is_file()]
     # the table shows the same figures, rounded
     rows = {row[0]: row[1:] for row in table["data"]}
     assert rows["Fused"][-1] == round(report["scores"]["fused"]["mAP"], 3)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from searchcore.files.decode import read_raw
@@ -54,3 +55,22 @@ def test_start_up_indexing_reads_nothing_a_link_in_the_folder_points_out_to(engi
     assert engine.row(read_raw(outside).id) is None
     assert engine.row(read_raw(folder / "coffee.jpg").id) is not None
     assert [s["rows"] for s in engine.stats()["models"].values()] == [1, 1]
+
+
+def test_evaluate_reads_only_under_the_roots_survives_bad_links_and_bounds_its_walk(engine, tmp_path, monkeypatch):
+    root = tmp_path / "labelled"
+    for label, samples in (("cats", ("chelsea.png", "astronaut.png")), ("cups", ("coffee.png", "rocket.jpg"))):
+        for n, sample in enumerate(samples):
+            photo(root / label, sample, f"{n}.jpg")
+    outside = photo(tmp_path / "private", "camera.png", "secret.jpg").parent
+    (root / "linked-out").symlink_to(outside)  # a class folder that points out of the roots
+    (root / "everything").symlink_to("/")  # walked 117,723 folders before
+    (root / "cats" / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")  # failed the whole evaluation before
+    (root / "cups" / "out.jpg").symlink_to(outside / "secret.jpg")
+    report = engine.evaluate(root, roots=[root])
+    assert (report.images, report.classes) == (4, ["cats", "cups"])
+    assert sorted(Path(f.source).name for f in report.failed) == ["gone.jpg", "out.jpg"]
+    assert all(str(outside) not in f.reason for f in report.failed)
+    monkeypatch.setattr("searchcore.evaluation.evaluate.MAX_FOLDERS", 1)
+    with pytest.raises(ValueError, match=r"labelled holds more than 1 folders; evaluate a smaller folder"):
+        engine.evaluate(root, roots=[root])

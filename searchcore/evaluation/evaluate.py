@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ..encoding.embed import Embedder
 from ..batching import batched, spans
-from ..files.decode import IMAGE_SUFFIXES, Failure, read_many
+from ..files.decode import IMAGE_SUFFIXES, Failure, is_under, read_many
 from ..retrieval.fusion import FUSED, FUSION_POOL, RRF, fused_order, rrf_order
 from ..retrieval.lists import Ranking
 from ..retrieval.options import Rerank
@@ -35,6 +35,9 @@ CURVE_DEPTH = 50
 JACCARD_K = 10
 TOP_SHOWN = 5
 TOP_KEPT = max(JACCARD_K, TOP_SHOWN)
+MAX_FOLDERS = 10_000  # bounds of a labelled folder's walk
+MAX_IMAGES = 200_000
+MAX_WALK_SECONDS = 60
 DISAGREEMENTS = 3  # per direction: where the first model wins most, and where the second does
 
 
@@ -131,9 +134,40 @@ class EvalReport:
             (hit.file, hit.sha256) for d in self.disagreements for hits in d.top.values() for hit in hits]
 
 
-def labelled_images(root: Path) -> list[tuple[Path, str]]:
-    return [(p, folder.name) for folder in sorted(root.iterdir()) if folder.is_dir()
-            for p in sorted(folder.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
+def labelled_images(root: Path, roots: Sequence[Path] | None = None) -> list[tuple[Path, str]]:
+    """(image file, class) for the files below each class folder of root, in path order. A class folder
+    whose real path is outside `roots` is left out, links to folders below it are not followed, and the
+    walk ends with a ValueError past MAX_FOLDERS folders, MAX_IMAGES images or MAX_WALK_SECONDS."""
+    found: list[tuple[Path, str]] = []
+    walk = Walk(root)
+    for folder in sorted(root.iterdir()):
+        if folder.is_dir() and (roots is None or is_under(folder.resolve(), roots)):
+            found += sorted((path, folder.name) for path in walk.images(folder))
+    return found
+
+
+class Walk:
+    """A bounded walk: it counts folders and images over its calls and says which bound ended it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.folders, self.seen, self.started = root, 0, 0, time.monotonic()
+
+    def images(self, top: Path) -> list[Path]:
+        found: list[Path] = []
+        for folder, _, names in os.walk(top):  # links to folders are listed, never entered
+            files = [Path(folder) / n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES]
+            self.folders, self.seen = self.folders + 1, self.seen + len(files)
+            self._check()
+            found += files
+        return found
+
+    def _check(self) -> None:
+        for over, what in ((self.folders > MAX_FOLDERS, f"more than {MAX_FOLDERS:,} folders"),
+                           (self.seen > MAX_IMAGES, f"more than {MAX_IMAGES:,} images"),
+                           (time.monotonic() - self.started > MAX_WALK_SECONDS,
+                            f"more files than can be listed in {MAX_WALK_SECONDS} s")):
+            if over:
+                raise ValueError(f"{self.root.name} holds {what}; evaluate a smaller folder")
 
 
 class EmbeddingsFile:
@@ -145,8 +179,12 @@ class EmbeddingsFile:
     def path(self, files: Sequence[tuple[Path, str]], model_keys: Sequence[str]) -> Path:
         digest = hashlib.sha256(json.dumps(list(model_keys)).encode())
         for path, label in files:
-            st = os.stat(path)
-            digest.update(f"{path}\0{label}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            try:
+                st = os.stat(path)
+                version = f"{st.st_size}\0{st.st_mtime_ns}"
+            except OSError:  # a dangling link, a file gone meanwhile: reading it gives its failure
+                version = "unreadable"
+            digest.update(f"{path}\0{label}\0{version}\n".encode())
         return self.folder / f"{digest.hexdigest()[:32]}.npz"
 
     def load(self, path: Path, models: Sequence[str]) -> Embeddings | None:
@@ -169,9 +207,10 @@ class EmbeddingsFile:
 
 
 def embed_folder(root: Path, embedder: Embedder, models: Sequence[str], saved: EmbeddingsFile | None = None,
-                 batch_size: int = 32) -> Embeddings:
-    """Every labelled image's vectors per model (or its failure), from the saved file when it matches."""
-    files = labelled_images(root)
+                 batch_size: int = 32, roots: Sequence[Path] | None = None) -> Embeddings:
+    """Every labelled image's vectors per model (or its failure), from the saved file when it matches.
+    With `roots`, nothing whose real path is outside them is read."""
+    files = labelled_images(root, roots)
     file = saved.path(files, [embedder.encoders[m].cache_key for m in models]) if saved else None
     if file and (found := saved.load(file, models)):
         return found
@@ -184,7 +223,7 @@ def embed_folder(root: Path, embedder: Embedder, models: Sequence[str], saved: E
     def batches():
         for chunk in batched([path for path, _ in files], batch_size):
             with out.stages.stage("read"):
-                batch = [(raw, wanted) for _, raw in read_many(chunk, out.failed)]
+                batch = [(raw, wanted) for _, raw in read_many(chunk, out.failed, roots)]
             bar.update(len(chunk) - len(batch))
             yield batch
 
@@ -297,10 +336,10 @@ def disagreements(embeddings: Embeddings, scores: Scores, pair: Sequence[str]) -
             for q in picked]
 
 
-def evaluate(root: Path, embedder: Embedder, models: Sequence[str], saved: EmbeddingsFile | None = None
-             ) -> EvalReport:
+def evaluate(root: Path, embedder: Embedder, models: Sequence[str], saved: EmbeddingsFile | None = None,
+             roots: Sequence[Path] | None = None) -> EvalReport:
     started = time.perf_counter()
-    embeddings = embed_folder(root, embedder, models, saved)
+    embeddings = embed_folder(root, embedder, models, saved, roots=roots)
     with embeddings.stages.stage("scoring"):
         scores = score(embeddings.vectors, embeddings.labels)
     return report(root, embeddings, scores, time.perf_counter() - started)

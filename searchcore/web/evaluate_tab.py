@@ -16,7 +16,7 @@ def evaluate_tab(engine: Engine, roots: list[Path], shown: ShownFiles) -> None:
     the queries where the models disagree most."""
     def evaluate(folder: str | None, progress=gr.Progress(track_tqdm=True)):
         try:
-            report = engine.evaluate(views.under_roots((folder or "").strip(), roots))
+            report = engine.evaluate(views.under_roots((folder or "").strip(), roots), roots=roots)
         except ValueError as exc:
             return views.error_text(str(exc)), None, None, None, None, None, {}
         labels = report.labels()
