@@ -3,10 +3,12 @@ and keyed() puts them in the order of an event's outputs, leaving out names as t
 from __future__ import annotations
 
 import inspect
+from types import SimpleNamespace
 from pathlib import Path
 
 import gradio as gr
 
+from searchcore.files.decode import read_raw
 from searchcore.files.shown import ShownFiles
 from searchcore.retrieval.fusion import FUSED
 from searchcore.retrieval.lists import OnlyIn
@@ -59,3 +61,28 @@ def test_keyed_orders_values_by_the_outputs_and_skips_the_names_left_out():
     assert run(1, None) == (gr.skip(), 2, 1)
     assert keyed(lambda: {"q": 5}, ["q"])() == 5  # one output: the value itself
     assert "evt" in inspect.signature(run).parameters  # Gradio still sees SelectData
+
+
+def test_a_query_set_by_code_is_searched_only_when_it_is_new(engine, photo_dir, tmp_path):
+    """A page loaded without a link chains a search after its restore step; under load that search came
+    after the user's first upload had been searched, searched with no query and wiped the results (a
+    browser test saw the preview of a selected hit close)."""
+    page = page_over(engine, photo_dir, tmp_path)
+    first, second = sorted(photo_dir.glob("*.jpg"))[:2]
+    shown = page.search(str(first), views.SIDE_BY_SIDE, 3)["result"]
+    assert page.search_new(shown, str(first), views.SIDE_BY_SIDE, 3) == {}  # already shown: nothing changes
+    assert page.search_new(None, None, views.SIDE_BY_SIDE, 3) == {}  # nothing set, nothing shown
+    again = page.search_new(shown, str(second), views.SIDE_BY_SIDE, 3)
+    assert again["result"][0].query == str(second) and again["resnet50"]
+
+
+def test_a_link_with_an_odd_k_keeps_the_rest_of_the_link(engine, photo_dir, tmp_path):
+    page = page_over(engine, photo_dir, tmp_path)
+    photo = sorted(photo_dir.glob("*.jpg"))[0]
+    named = read_raw(photo).sha256[:16]
+    for odd in ("²", "0", "51", "-3", "８", ""):  # before: int("²") raised, and the whole link was lost
+        link = SimpleNamespace(query_params={"q": named, "k": odd, "mode": views.FUSED_MODE, "r": "dba"})
+        values = page.restore(link)
+        assert "k" not in values and values["mode"] == views.FUSED_MODE and values["rerank"] == "dba", odd
+        assert Path(values["query"]).read_bytes() == photo.read_bytes()
+    assert page.restore(SimpleNamespace(query_params={"k": "12"})) == {"k": 12}

@@ -63,6 +63,14 @@ class SearchPage:
                 "agreement": views.agreement_text(result), "details": NO_SELECTION, "as_json": result.to_json(),
                 "status": views.status_text(result, images), "result": (result, images, lists, uuid.uuid4().hex)}
 
+    def search_new(self, state, image: str | None, *options) -> Values:
+        """The search of a query set by code (a link, an example, a selected hit, a map point): nothing
+        when that query is the one already shown. A page loaded without a link would otherwise search
+        with no query after its user's own first search had come, and wipe it."""
+        if (state[0].query if state else None) == (image or None):
+            return {}
+        return self.search(image, *options)
+
     @staticmethod
     def empty_results(status: str) -> Values:
         return {**{place: [] for place in views.LISTS}, "agreement": "", "details": NO_SELECTION, "as_json": {},
@@ -133,8 +141,9 @@ class SearchPage:
         values: Values = {"query": str(path)} if path else {}
         if params.get("mode") in views.MODES:
             values["mode"] = params["mode"]
-        if params.get("k", "").isdigit() and 1 <= int(params["k"]) <= 50:
-            values["k"] = int(params["k"])
+        k = params.get("k", "")
+        if k.isascii() and k.isdigit() and 1 <= int(k) <= 50:  # "²" is a digit to isdigit, not to int
+            values["k"] = int(k)
         if params.get("r") in RERANKS:
             values["rerank"] = params["r"]
         return values
@@ -278,7 +287,8 @@ def wire(demo: gr.Blocks, page: SearchPage, c: SearchComponents) -> Callable:
         """The fn and outputs of an event whose handler returns values by name."""
         return {"fn": keyed(handler, names), "outputs": [named[n] for n in names]}
 
-    found = event(page.search, [*views.LISTS, "agreement", "details", "as_json", "status", "result"])
+    shown = [*views.LISTS, "agreement", "details", "as_json", "status", "result"]
+    found = event(page.search, shown)
     inputs = [c.query, c.mode, c.k, c.rerank, c.robust, c.regions]
     each = {"concurrency_id": "search", "show_progress_on": [c.status], "show_progress": "minimal"}
     private = {"api_visibility": "private", **each}
@@ -298,8 +308,8 @@ def wire(demo: gr.Blocks, page: SearchPage, c: SearchComponents) -> Callable:
             None, [c.query, named["own_id"], c.mode, c.k, c.rerank], None, js=KEEP_IN_URL)
 
     def search_after(event_done):
-        """A search (and its follow-ups) once an event that sets the query is done."""
-        follow_up(event_done.then(inputs=inputs, **found, **private))
+        """A search (and its follow-ups) once an event that sets the query is done, if it set a new one."""
+        follow_up(event_done.then(inputs=[named["result"], *inputs], **event(page.search_new, shown), **private))
 
     for done in searches:
         follow_up(done)
