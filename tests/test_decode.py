@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -214,3 +216,30 @@ def test_content_id_is_stable_and_positive():
     raw = raw_from_bytes(b"same bytes", "a")
     assert raw.id == raw_from_bytes(b"same bytes", "b").id == content_id(raw.sha256)
     assert 0 <= raw.id < 2**63
+
+
+PEAK_RSS = ("import resource, sys\nfrom searchcore.files.decode import decode, read_raw\nraw = read_raw(sys.argv[1])\n"
+            "image = decode(raw, 10**9) if sys.argv[2] == 'decode' else None\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+
+
+def peak_rss_kib(path: Path, step: str) -> int:
+    """The peak RSS of a fresh process that reads the file and, with step "decode", decodes it."""
+    out = subprocess.run([sys.executable, "-c", PEAK_RSS, str(path), step], capture_output=True, text=True,
+                         cwd=Path(__file__).parent.parent, check=True)
+    return int(out.stdout)
+
+
+@pytest.mark.parametrize("fmt, pixels", [("PNG", lambda g: g.astype(np.uint16)),  # I;16
+                                         ("TIFF", lambda g: (g / 65535.0).astype(np.float32))])  # F
+def test_high_bit_depth_images_decode_within_twice_the_memory_of_an_8_bit_one(tmp_path, fmt, pixels):
+    """A 16-bit photo took 7 times the memory of an 8-bit one of the same size (a float64 copy and its
+    temporaries); each process here measures one decode, so the comparison holds on any machine."""
+    gradient = np.add.outer(np.arange(3000), np.arange(4000)) * 5 % 65536
+    eight, deep = tmp_path / "eight.png", tmp_path / f"deep.{fmt.lower()}"
+    Image.fromarray(np.stack([(gradient >> 8).astype(np.uint8)] * 3, -1)).save(eight)
+    Image.fromarray(pixels(gradient)).save(deep, fmt)
+    cost_eight = peak_rss_kib(eight, "decode") - peak_rss_kib(eight, "read")
+    cost_deep = peak_rss_kib(deep, "decode") - peak_rss_kib(deep, "read")
+    assert cost_deep <= 2 * cost_eight, (cost_deep, cost_eight)
+    assert decode(read_raw(deep), 10**9).getpixel((3999, 2999)) == decode(read_raw(eight), 10**9).getpixel((3999, 2999))

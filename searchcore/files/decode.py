@@ -13,9 +13,12 @@ from typing import Iterable, Iterator, Sequence, TypeVar
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..batching import spans
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 BACKGROUND = (255, 255, 255)
 MAX_FILE_BYTES = 100 * 1024 * 1024
+STRIP_ROWS = 512  # rows of a high-bit-depth image scaled to 8 bits at a time
 P = TypeVar("P", Path, str)
 
 
@@ -158,7 +161,7 @@ def decode(raw: RawImage, max_pixels: int, draft_size: tuple[int, int] | None = 
             image.draft("RGB", draft_size)
         image.seek(0)
         image.load()
-        image = ImageOps.exif_transpose(image)
+        ImageOps.exif_transpose(image, in_place=True)  # not a copy of the whole image
         return to_rgb(image)
     except DecodeError:
         raise
@@ -191,9 +194,16 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def _high_bit_depth_to_l(image: Image.Image) -> Image.Image:
-    """16-bit and 32-bit grayscale scaled to 0..255 (Pillow's own convert would clip at 255)."""
-    pixels = np.asarray(image, dtype=np.float64)
-    top = 65535.0 if image.mode.startswith("I;16") or pixels.max() > 255 else 255.0
-    if image.mode == "F" and pixels.max() <= 1.0:
+    """16-bit and 32-bit grayscale scaled to 0..255 (Pillow's own convert would clip at 255), a strip of
+    rows at a time: a float copy of the whole image took several times the memory of the image itself."""
+    width, height = image.size
+    strips = [(0, rows.start, width, rows.stop) for rows in spans(height, STRIP_ROWS)]
+    peak = max((float(np.nanmax(np.asarray(image.crop(box)), initial=0)) for box in strips), default=0.0)
+    top = 65535.0 if image.mode.startswith("I;16") or peak > 255 else 255.0
+    if image.mode == "F" and peak <= 1.0:
         top = 1.0
-    return Image.fromarray(np.clip(pixels / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    out = Image.new("L", image.size)
+    for box in strips:
+        pixels = np.nan_to_num(np.asarray(image.crop(box), dtype=np.float32))
+        out.paste(Image.fromarray(np.clip(pixels / top * 255.0 + 0.5, 0, 255).astype(np.uint8)), box[:2])
+    return out
