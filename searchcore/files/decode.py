@@ -17,8 +17,9 @@ from ..batching import spans
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 BACKGROUND = (255, 255, 255)
+HIGH_BIT_DEPTH = frozenset({"I;16", "I;16B", "I;16L", "I", "F"})  # grayscale modes of more than 8 bits
 MAX_FILE_BYTES = 100 * 1024 * 1024
-STRIP_ROWS = 512  # rows of a high-bit-depth image scaled to 8 bits at a time
+STRIP_ROWS = 128  # rows of a high-bit-depth image scaled to 8 bits at a time
 P = TypeVar("P", Path, str)
 
 
@@ -162,6 +163,8 @@ def decode(raw: RawImage, max_pixels: int, draft_size: tuple[int, int] | None = 
         image.seek(0)
         image.load()
         ImageOps.exif_transpose(image, in_place=True)  # not a copy of the whole image
+        if image.mode in HIGH_BIT_DEPTH:
+            image = _high_bit_depth_to_l(image)  # and the deep image is let go before the RGB one is made
         return to_rgb(image)
     except DecodeError:
         raise
@@ -180,7 +183,7 @@ def decode(raw: RawImage, max_pixels: int, draft_size: tuple[int, int] | None = 
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """Any Pillow mode to 8-bit RGB; transparency is composited on a fixed white background."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+    if image.mode in HIGH_BIT_DEPTH:
         image = _high_bit_depth_to_l(image)
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
@@ -204,6 +207,8 @@ def _high_bit_depth_to_l(image: Image.Image) -> Image.Image:
         top = 1.0
     out = Image.new("L", image.size)
     for box in strips:
-        pixels = np.nan_to_num(np.asarray(image.crop(box), dtype=np.float32))
-        out.paste(Image.fromarray(np.clip(pixels / top * 255.0 + 0.5, 0, 255).astype(np.uint8)), box[:2])
+        pixels = np.nan_to_num(np.array(image.crop(box), dtype=np.float32), copy=False)
+        pixels *= 255.0 / top
+        pixels += 0.5
+        out.paste(Image.fromarray(np.clip(pixels, 0, 255, out=pixels).astype(np.uint8)), box[:2])
     return out
