@@ -164,6 +164,34 @@ def test_data_urls_take_searchcores_decoder_and_the_upload_cap(served_app):
     assert kind == "complete" and "this very image is indexed" in outputs[STATUS], outputs
 
 
+def rss_kib_of_server(url: str) -> int:
+    """The resident memory of the app process that serves this URL (found by its --port argument)."""
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"app.py" in b" ".join(args) and port.encode() in args:
+            status = (proc / "status").read_text()
+            return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+    raise AssertionError(f"no app process on port {port}")
+
+
+def test_a_request_body_over_the_cap_is_refused_before_it_is_read(served_app):
+    """Gradio parsed a 200 MB JSON body whole before any check of ours, and kept about 600 MB after."""
+    url, photos, _ = served_app
+    before = rss_kib_of_server(url)
+    body = b'{"data": ["' + b"A" * (200 * 2**20) + b'"], "fn_index": 0, "session_hash": "x"}'
+    for endpoint in ("gradio_api/queue/join", "gradio_api/run/predict", "gradio_api/info"):
+        answer = requests.post(url + endpoint, data=body, headers={"content-type": "application/json"}, timeout=60)
+        assert answer.status_code == 413 and "request body over the limit of" in answer.text, endpoint
+    assert rss_kib_of_server(url) - before < 50 * 1024
+    kind, outputs = call(url, "search", [data_url((photos / "coffee.jpg").read_bytes()), "Side by side", 3, "none",
+                                         False, False])
+    assert kind == "complete" and "this very image is indexed" in outputs[STATUS], outputs
+
+
 def test_bad_arguments_get_a_clear_message(served_app, tmp_path):
     url, photos, _ = served_app
     client = Client(url, verbose=False)
