@@ -11,15 +11,23 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure  # figures made without pyplot: nothing kept in a global registry
 from PIL import Image, ImageDraw, ImageOps
 
+from ..retrieval.options import Rerank
 from .evaluate import EvalReport
 
 COLOURS = {"resnet50": "#1f77b4", "vgg16": "#ff7f0e", "fused": "#2ca02c", "rrf": "#9467bd"}
 RELEVANT, NOT_RELEVANT = (44, 160, 44), (214, 39, 40)
 CELL = 112
+MAX_CLASSES_SHOWN = 40  # the AP-per-class bars: more would not fit a picture (WebP stops at 16,383 px)
 
 
-def _colour(mode: str, n: int) -> str:
-    return COLOURS.get(mode, "#d62728" if "+" in mode else colormaps["tab10"](n % 10))
+def _text(text: str) -> str:
+    """A folder name as matplotlib's literal text: a `$` would start math mode (and fail to parse)."""
+    return str(text).replace("$", r"\$")
+
+
+def _colour(report: EvalReport, mode: str, n: int) -> str:
+    reranked = report.rankings[mode].rerank is not Rerank.NONE
+    return COLOURS.get(mode, "#d62728" if reranked else colormaps["tab10"](n % 10))
 
 
 def precision_curve(report: EvalReport, labels: Mapping[str, str]) -> Figure:
@@ -28,7 +36,7 @@ def precision_curve(report: EvalReport, labels: Mapping[str, str]) -> Figure:
     ax = fig.subplots()
     for n, mode in enumerate(report.headline_modes()):
         curve = report.curves[mode]
-        ax.plot(range(1, len(curve) + 1), curve, label=labels.get(mode, mode), color=_colour(mode, n),
+        ax.plot(range(1, len(curve) + 1), curve, label=_text(labels.get(mode, mode)), color=_colour(report, mode, n),
                 linestyle="-" if mode in COLOURS else "--")
     low = min((min(report.curves[m]) for m in report.headline_modes() if report.curves[m]), default=0.0)
     ax.set(xlabel="k", ylabel="mean P@k", title=f"{report.images:,} queries", ylim=(max(0.0, low - 0.05), 1.0))
@@ -37,18 +45,30 @@ def precision_curve(report: EvalReport, labels: Mapping[str, str]) -> Figure:
     return fig
 
 
+def shown_classes(report: EvalReport, modes: list[str]) -> list[str]:
+    """Every class, or with more than MAX_CLASSES_SHOWN the ones where the modes' APs differ most."""
+    if len(report.classes) <= MAX_CLASSES_SHOWN:
+        return report.classes
+    spread = {c: np.ptp([report.ap_per_class[m][c] for m in modes]) for c in report.classes}
+    kept = set(sorted(report.classes, key=lambda c: -spread[c])[:MAX_CLASSES_SHOWN])
+    return [c for c in report.classes if c in kept]
+
+
 def ap_per_class(report: EvalReport, labels: Mapping[str, str]) -> Figure:
     """Mean AP per class, as grouped bars (one bar per mode)."""
-    classes, modes = report.classes, report.headline_modes()
+    modes = report.headline_modes()
+    classes = shown_classes(report, modes)
     width = 0.8 / len(modes)
-    fig = Figure(figsize=(max(6.4, 0.3 * len(classes) * len(modes)), 3.8), layout="constrained")
+    fig = Figure(figsize=(min(24.0, max(6.4, 0.3 * len(classes) * len(modes))), 3.8), layout="constrained")
     ax = fig.subplots()
     x = np.arange(len(classes))
     for n, mode in enumerate(modes):
         ax.bar(x + (n - (len(modes) - 1) / 2) * width, [report.ap_per_class[mode][c] for c in classes], width,
-               label=labels.get(mode, mode), color=_colour(mode, n))
-    ax.set_xticks(x, classes, rotation=30, ha="right")
+               label=_text(labels.get(mode, mode)), color=_colour(report, mode, n))
+    ax.set_xticks(x, [_text(c) for c in classes], rotation=30, ha="right")
     ax.set(ylabel="mean AP", ylim=(0, 1.05))
+    if len(classes) < len(report.classes):
+        ax.set_title(f"the {len(classes)} of {len(report.classes)} classes where they differ most", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(ncols=len(modes), loc="lower center", bbox_to_anchor=(0.5, 1.08), frameon=False)
     return fig

@@ -19,7 +19,9 @@ APP_EDITS: dict[str, tuple[str, float, float, float] | None] = {
 def apply_edit(image: Image.Image, kind: str, rng: random.Random, amount: float | None = None) -> bytes:
     """The edited photo as JPEG bytes (quality 95, or the edit's own). `amount` overrides the seeded
     strength: degrees for a rotation, the kept share of the area for a crop, the JPEG quality, the
-    enhancement factor for brightness and colour."""
+    enhancement factor for brightness and colour; out of the edit's range (APP_EDITS) it is a ValueError."""
+    if amount is not None:
+        check_amount(kind, amount)
     quality = 95
     if kind.startswith("rotate"):
         angle = amount if amount is not None else float(kind.split()[1])
@@ -43,6 +45,16 @@ def apply_edit(image: Image.Image, kind: str, rng: random.Random, amount: float 
     out = io.BytesIO()
     image.convert("RGB").save(out, "JPEG", quality=quality)
     return out.getvalue()
+
+
+def check_amount(kind: str, amount: float) -> None:
+    """A ValueError naming the range, for an amount outside the edit's range (NaN included)."""
+    spec = APP_EDITS.get(kind) or APP_EDITS.get(kind.split()[0])
+    if spec is None:
+        raise ValueError(f"the edit {kind!r} takes no amount")
+    meaning, low, high, _ = spec
+    if not (isinstance(amount, (int, float)) and low <= amount <= high):
+        raise ValueError(f"{kind}: the {meaning} must be from {low} to {high}, not {amount!r}")
 
 
 def crop(image: Image.Image, share: float, rng: random.Random) -> Image.Image:

@@ -23,7 +23,8 @@ def robustness_tab(engine: Engine, query: QueryImage) -> None:
             return None, [], views.error_text("Search with a photo on the Search tab first: its edits are tried here.")
         try:
             original = read_raw(image)
-            edited_bytes = apply_edit(engine.decode(original), kind, random.Random(0), amount)
+            edited_bytes = apply_edit(engine.decode(original), kind, random.Random(0),
+                                      amount if APP_EDITS.get(kind) else None)  # a hidden slider keeps a value
             ranks = engine.where_it_lands(raw_from_bytes(edited_bytes, f"{kind} of {Path(image).name}"), original.id)
         except (ValueError, StoreUnavailableError) as exc:
             return None, [], views.error_text(str(exc))

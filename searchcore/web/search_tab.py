@@ -177,6 +177,18 @@ class SearchPage:
         return picked
 
 
+class Examples(gr.Dataset):
+    """The examples; a click's index that names no example (a crafted request) selects nothing."""
+
+    def get_block_name(self) -> str:
+        return "dataset"
+
+    def preprocess(self, payload: int | None):
+        if not isinstance(payload, int) or not 0 <= payload < len(self.raw_samples):
+            return None
+        return super().preprocess(payload)
+
+
 def gallery(label: str, elem_id: str, visible: bool = True) -> gr.Gallery:
     """A list of hits; columns stay as set (no fitting to fewer images), so that the same place is the same rank."""
     return gr.Gallery(label=label, columns=2, fit_columns=False, height="auto", object_fit="cover", preview=False,
@@ -254,11 +266,12 @@ def search_tab(demo: gr.Blocks, page: SearchPage, startup: StartupIndexing) -> t
     """The tab, wired. Returns the query component, and search_after(event), which searches once an event
     of another tab has set the query."""
     c = layout(page.engine)
-    examples = gr.Dataset(components=[c.query], samples=page.examples(), label="Examples from the index",
+    examples = Examples(components=[c.query], samples=page.examples(), label="Examples from the index",
                           samples_per_page=EXAMPLES, elem_id="examples", type="values")
     startup_progress(demo, startup, examples, page.examples)
     search_after = wire(demo, page, c)
-    search_after(examples.click(lambda sample: sample[0], examples, c.query, api_visibility="private"))
+    search_after(examples.click(lambda sample: sample[0] if sample else gr.skip(), examples, c.query,
+                                api_visibility="private"))
     return c.query, search_after
 
 
