@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -67,6 +67,36 @@ def find_images(paths: Iterable[Path | str], report: IndexReport) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
+@dataclass
+class Copies:
+    """The files of a run that have the same bytes as one read before them. Each is a duplicate, unless
+    the first of its bytes failed: then it is a failure of its own, for the same reason (5,000 empty
+    files were "duplicates 4999, failed 1")."""
+
+    pending: dict[str, list[str]] = field(default_factory=dict)  # sha256 -> the copies' paths, until known
+    failed: dict[str, Failure] = field(default_factory=dict)  # sha256 -> the first one's failure
+
+    def seen(self, raw: RawImage, report: IndexReport) -> bool:
+        """Whether these bytes were read before in this run; a copy is counted as it is known."""
+        if raw.sha256 in self.failed:
+            report.failed.append(replace(self.failed[raw.sha256], source=raw.source))
+        elif raw.sha256 in self.pending:
+            self.pending[raw.sha256].append(raw.source)
+            report.duplicates += 1
+        else:
+            self.pending[raw.sha256] = []
+            return False
+        return True
+
+    def settle(self, raw: RawImage, failure: Failure | None, report: IndexReport) -> None:
+        """The first of these bytes is done: its copies so far were duplicates, or fail with it."""
+        copies = self.pending.pop(raw.sha256, [])
+        if failure is not None:
+            self.failed[raw.sha256] = failure
+            report.duplicates -= len(copies)
+            report.failed += [replace(failure, source=copy) for copy in copies]
+
+
 class Indexer:
     """Writes the vectors of new images into one store per model."""
 
@@ -102,12 +132,12 @@ class Indexer:
             if self.on_progress:
                 self.on_progress(bar.n, len(items))
 
-        seen: set[str] = set()
-        plans = (self._plan(self._load(batch, report, advance), seen, report, advance)
+        copies = Copies()
+        plans = (self._plan(self._load(batch, report, advance), copies, report, advance)
                  for batch in batched(items, self.batch_size))
         for embedded in self.embedder.stream(plans, report.stages, indexing=True):
             with report.stages.stage("write"):
-                self._write(embedded, report)
+                self._write(embedded, copies, report)
             advance(len(embedded))
         bar.close()
         report.seconds = time.perf_counter() - started
@@ -124,16 +154,14 @@ class Indexer:
         advance(len(report.failed) - before)
         return raws
 
-    def _plan(self, loaded: list[RawImage], seen: set[str], report: IndexReport, advance: Callable[[int], None],
+    def _plan(self, loaded: list[RawImage], copies: Copies, report: IndexReport, advance: Callable[[int], None],
               ) -> list[tuple[RawImage, frozenset[str]]]:
         """Keep what some model still lacks; count the rest."""
         raws: list[RawImage] = []
         for raw in loaded:
-            if raw.sha256 in seen:
-                report.duplicates += 1
+            if copies.seen(raw, report):
                 advance(1)
                 continue
-            seen.add(raw.sha256)
             raws.append(raw)
         stored = {name: store.existing(r.id for r in raws) for name, store in self.stores.items()}
         plan = []
@@ -142,6 +170,7 @@ class Indexer:
             if needs:
                 plan.append((raw, needs))
                 continue
+            copies.settle(raw, None, report)
             paths = {stored[name][raw.id] for name in self.stores}
             if raw.source in paths:
                 report.already += 1
@@ -151,7 +180,7 @@ class Indexer:
             advance(1)
         return plan
 
-    def _write(self, embedded: list[Embedded], report: IndexReport) -> None:
+    def _write(self, embedded: list[Embedded], copies: Copies, report: IndexReport) -> None:
         for kind, stores in self.grouped_stores.items():  # these first: an image in `stores` has them all
             for name, store in stores.items():
                 store.upsert([{"id": row_id(e.raw.sha256, n), "vector": v, "path": e.raw.source, "sha256": e.raw.sha256}
@@ -160,9 +189,11 @@ class Indexer:
             store.upsert([{"id": e.raw.id, "vector": e.vectors[name], "path": e.raw.source,
                            "sha256": e.raw.sha256} for e in embedded if name in e.vectors])
         for e in embedded:
-            if e.error is not None:
-                report.failed.append(Failure.of(e.error))
+            failure = Failure.of(e.error) if e.error is not None else None
+            if failure:
+                report.failed.append(failure)
             else:
                 report.indexed += 1
                 report.stored.add(e.raw.source)
                 report.new_ids.add(e.raw.id)
+            copies.settle(e.raw, failure, report)

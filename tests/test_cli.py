@@ -190,3 +190,21 @@ def test_index_notes_links_that_lead_out_of_the_folder(engine, photo_dir, tmp_pa
     report = engine.index([photo_dir])
     assert (report.indexed, len(report.failed), report.links_out) == (9, 0, [str(photo_dir / "link.jpg")])
     assert "1 file(s) reached through links that lead outside the folder given" in report.summary()
+
+
+def test_copies_of_a_file_that_fails_are_failures_of_their_own(engine, photo_dir, tmp_path):
+    """5,000 empty files were reported as "duplicates 4999, failed 1", with one of them in the list."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for n in range(40):  # more than a batch: copies come before and after the first one's failure is known
+        (folder / f"empty-{n:02}.jpg").write_bytes(b"")
+    coffee = (photo_dir / "coffee.jpg").read_bytes()
+    for n in range(3):
+        (folder / f"cut-{n}.jpg").write_bytes(coffee[:300])
+    (folder / "coffee.jpg").write_bytes(coffee)
+    (folder / "coffee-again.jpg").write_bytes(coffee)
+    report = engine.index([folder])
+    assert (report.indexed, report.duplicates, len(report.failed)) == (1, 1, 43), report.summary()
+    assert sorted(Path(f.source).name for f in report.failed) == sorted(
+        [f"empty-{n:02}.jpg" for n in range(40)] + [f"cut-{n}.jpg" for n in range(3)])
+    assert {f.kind for f in report.failed if "empty-" in f.source} == {"empty file"}
