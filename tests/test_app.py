@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,7 @@ def test_bad_uploads_get_a_clear_message_and_the_app_keeps_serving(space_app, tm
         resnet, vgg, *_, status = client.predict(handle_file(str(path)), "Side by side", 3, api_name="/search")
         assert (resnet, vgg) == ([], [])
         assert path.name in status and reason in status, status
+        assert "/tmp" not in status and str(tmp_path) not in status, status  # no server path, the name only
     too_big = tmp_path / "big.jpg"
     too_big.write_bytes((photos / "coffee.jpg").read_bytes() + os.urandom(21 * 1024 * 1024))
     with pytest.raises(ValueError, match="big.jpg exceeds the maximum file size of 20971520 bytes"):
@@ -516,6 +518,7 @@ def test_robustness_api_says_where_the_original_lands_after_an_edit(served_app):
     url, photos, _ = served_app
     client = Client(url, verbose=False)
     query = handle_file(str(photos / "nested" / "chelsea.jpg"))
+    folders_before = sorted(Path(tempfile.gettempdir()).glob("edit-*"))
     edited, table, said = client.predict(query, "rotate", 90, api_name="/robustness")
     assert "Where the original lands after **rotate**" in said and "not indexed" not in said
     rows = {row[0]: row[1:] for row in table["data"]}
@@ -527,6 +530,9 @@ def test_robustness_api_says_where_the_original_lands_after_an_edit(served_app):
         assert image.size == (original.height, original.width)  # turned by 90 degrees
     _, table, said = client.predict(query, "crop", 0.5, api_name="/robustness")
     assert "after **crop**" in said and len(table["data"]) == 4
+    assert sorted(Path(tempfile.gettempdir()).glob("edit-*")) == folders_before  # before: a new folder per edit
+    _, table, said = client.predict(query, "crop", -180, api_name="/robustness")
+    assert "the share of the area kept must be from 0.1 to 1.0, not -180" in said and "/tmp" not in said
     _, table, said = client.predict(None, "mirror", 0, api_name="/robustness")
     assert "Search with a photo on the Search tab first" in said and table["data"] in ([], [[]], [["", "", "", ""]])
 

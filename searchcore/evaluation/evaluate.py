@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ from tqdm.auto import tqdm
 from ..encoding.embed import Embedder
 from ..batching import batched, spans
 from ..files.decode import IMAGE_SUFFIXES, Failure, is_under, read_many
+from ..files.pruning import prune
 from ..retrieval.fusion import FUSED, FUSION_POOL, RRF, fused_order, rrf_order
 from ..retrieval.lists import Ranking
 from ..retrieval.options import Rerank
@@ -38,6 +40,7 @@ TOP_KEPT = max(JACCARD_K, TOP_SHOWN)
 MAX_FOLDERS = 10_000  # bounds of a labelled folder's walk
 MAX_IMAGES = 200_000
 MAX_WALK_SECONDS = 60
+KEPT_EVALUATIONS = 16  # evaluations whose vectors are kept on disk, the most recently used
 DISAGREEMENTS = 3  # per direction: where the first model wins most, and where the second does
 
 
@@ -171,10 +174,11 @@ class Walk:
 
 
 class EmbeddingsFile:
-    """An evaluation's vectors on disk, named by the files (path, size, mtime) and the model builds."""
+    """An evaluation's vectors on disk, named by the files (path, size, mtime) and the model builds. The
+    folder keeps the `kept` most recently used evaluations."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self, folder: Path, kept: int = KEPT_EVALUATIONS) -> None:
+        self.folder, self.kept = folder, kept
 
     def path(self, files: Sequence[tuple[Path, str]], model_keys: Sequence[str]) -> Path:
         digest = hashlib.sha256(json.dumps(list(model_keys)).encode())
@@ -194,6 +198,8 @@ class EmbeddingsFile:
                 vectors = {m: data[f"vectors_{m}"] for m in models}
         except (OSError, KeyError, ValueError):
             return None
+        with contextlib.suppress(OSError):
+            path.touch()  # used now: the last to be pruned
         return Embeddings(meta["paths"], meta["sha256s"], meta["labels"], vectors,
                           [Failure(**f) for f in meta["failed"]], cached=True)
 
@@ -204,6 +210,7 @@ class EmbeddingsFile:
         partial = path.with_suffix(".partial.npz")
         np.savez(partial, meta=json.dumps(meta), **{f"vectors_{m}": v for m, v in embeddings.vectors.items()})
         partial.replace(path)
+        prune(self.folder, self.kept, "*.npz")
 
 
 def embed_folder(root: Path, embedder: Embedder, models: Sequence[str], saved: EmbeddingsFile | None = None,

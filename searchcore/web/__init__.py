@@ -27,7 +27,8 @@ def build_ui(engine: Engine, roots: list[Path], startup: StartupIndexing) -> tup
     # its files are content-addressed and never change: Gradio serves them as they are instead of
     # hashing and copying every gallery image into its cache on every search
     gr.set_static_paths([str(shown.folder)])
-    with gr.Blocks(title="Image search: ResNet50 vs VGG16") as demo:
+    # Gradio's copies of answer files (edited photos, failure lists) go after a day, looked for hourly
+    with gr.Blocks(title="Image search: ResNet50 vs VGG16", delete_cache=(3600, 86400)) as demo:
         gr.Markdown(INTRO + views.precision_text(engine.settings.precision,
                                                  {m.label: m.encoder.manifest for m in engine.models.values()}),
                     elem_id="intro")

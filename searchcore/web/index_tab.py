@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 
 import gradio as gr
@@ -12,8 +11,12 @@ from ..files.decode import IMAGE_SUFFIXES
 from ..files.samples import sample_folder
 from ..storage.store import StoreUnavailableError
 from . import views
+from .scratch import Scratch
 
 log = logging.getLogger("searchcore.app")
+
+
+FAILURE_LISTS = Scratch("index-failures")
 
 
 def index_tab(engine: Engine, roots: list[Path]) -> None:
@@ -36,7 +39,7 @@ def index_tab(engine: Engine, roots: list[Path]) -> None:
         for report in reports:
             messages.insert(0, views.index_summary(report, names))
         failed = "".join(views.failure_list(report, names) for report in reports)  # the folder's and the uploads'
-        full_list = Path(tempfile.mkdtemp(prefix="index-failures-")) / "index-failures.tsv" if failed else None
+        full_list = FAILURE_LISTS.new("index-failures.tsv") if failed else None
         if full_list:
             full_list.write_text(failed)
         if not messages:

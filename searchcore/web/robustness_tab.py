@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import random
-import tempfile
 from pathlib import Path
 
 import gradio as gr
@@ -11,8 +10,12 @@ from ..engine import Engine
 from ..files.decode import raw_from_bytes, read_raw
 from ..inspection.edits import APP_EDITS, apply_edit
 from ..storage.store import StoreUnavailableError
+from .scratch import Scratch
 from .upload import QueryImage
 from . import views
+
+
+EDITED_PHOTOS = Scratch("edited")
 
 
 def robustness_tab(engine: Engine, query: QueryImage) -> None:
@@ -27,8 +30,8 @@ def robustness_tab(engine: Engine, query: QueryImage) -> None:
                                       amount if APP_EDITS.get(kind) else None)  # a hidden slider keeps a value
             ranks = engine.where_it_lands(raw_from_bytes(edited_bytes, f"{kind} of {Path(image).name}"), original.id)
         except (ValueError, StoreUnavailableError) as exc:
-            return None, [], views.error_text(str(exc))
-        shown_edit = Path(tempfile.mkdtemp(prefix="edit-")) / "edited.jpg"
+            return None, [], views.error_text(views.named_only(str(exc), image))
+        shown_edit = EDITED_PHOTOS.new("edited.jpg")
         shown_edit.write_bytes(edited_bytes)
         indexed = engine.row(original.id) is not None
         note = "" if indexed else " The query itself is not indexed, so it cannot land anywhere: index it first."

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import gradio as gr
 
+from ..files.pruning import prune
+from .scratch import KEPT
+
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # 20 MiB, one limit for uploads (Gradio's) and data: URLs (ours)
 
 
@@ -42,6 +45,7 @@ def save_data_url(url: str, folder: Path) -> str:
     except (binascii.Error, ValueError):
         raise gr.Error("The data: URL is not valid base64.") from None
     folder.mkdir(parents=True, exist_ok=True)
+    prune(folder, KEPT - 1)
     path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}-pasted-image"
     path.write_bytes(data)
     return str(path)

@@ -129,9 +129,14 @@ def agreement_text(result: QueryResult) -> str:
             f"shared hits")
 
 
+def named_only(message: str, path: str) -> str:
+    """The message with the file's server path (an upload's temp path, say) cut down to its name."""
+    return message.replace(str(path), Path(path).name) if path else message
+
+
 def status_text(result: QueryResult, images: Mapping[int, Path]) -> str:
     if result.error:
-        return f"⚠️ {safe(result.error)}"
+        return f"⚠️ {safe(named_only(result.error, result.query))}"
     own = any(result.is_self(h) for hits in result.hits.values() for h in hits)
     text = f"Query {safe(Path(result.query).name)}" + (" — this very image is indexed (its own hit is shown)"
                                                         if own else "")

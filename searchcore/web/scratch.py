@@ -1,0 +1,28 @@
+"""Files the app writes for one answer (the list of an index run's failures, an edited photo, a pasted
+image), each kind in a folder of its own that keeps only its newest KEPT entries: they never grow with
+use. They live in the system's temp folder, from where Gradio copies an answer's files into its cache
+(which it prunes itself: build_ui's delete_cache)."""
+from __future__ import annotations
+
+import tempfile
+import uuid
+from pathlib import Path
+
+from ..files.pruning import prune
+
+KEPT = 64
+
+
+class Scratch:
+    """One kind of answer file: scratch.new(name) is a fresh path with that file name."""
+
+    def __init__(self, kind: str, root: Path | None = None, keep: int = KEPT) -> None:
+        self.folder = (root or Path(tempfile.gettempdir()) / "searchcore-scratch") / kind
+        self.keep = keep
+
+    def new(self, name: str) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        prune(self.folder, self.keep - 1)
+        own = self.folder / uuid.uuid4().hex
+        own.mkdir()
+        return own / name
