@@ -95,6 +95,7 @@ class Settings:
     turns: bool = False  # index each image also turned and mirrored: the robust option then runs one image
     precision: str = "fp32"
     evaluations: Path | None = None  # where evaluation vectors are kept; None: home/evaluations
+    milvus_patience: float = 300.0  # seconds an index run tries a failing Milvus call again
 
     @property
     def evaluations_dir(self) -> Path:
@@ -119,6 +120,7 @@ class Settings:
             milvus_uri=_env("MILVUS_URI", str(home / "milvus.db")),
             milvus_token=_env("MILVUS_TOKEN", ""),
             milvus_timeout=float(_env("MILVUS_TIMEOUT", "10")),
+            milvus_patience=float(_env("MILVUS_PATIENCE", "300")),
             collection_prefix=_env("COLLECTION_PREFIX", "images_"),
             redis_url=_env("REDIS_URL", "redis://127.0.0.1:6379/0"),
             redis_prefix=_env("REDIS_PREFIX", "searchcore:"),

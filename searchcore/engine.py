@@ -82,10 +82,11 @@ class Engine:
               ) -> IndexReport:
         """Index files and folders. With `roots`, files whose real path is outside them are refused;
         `on_progress(done, total)` follows the run. The DBA vectors follow (see `augment`)."""
-        report = self._indexer(models, roots, on_progress).run(paths)
-        with report.stages.stage("augment"):
-            self.augment(report.new_ids, models)
-        self._seal(report)
+        with self._patient():
+            report = self._indexer(models, roots, on_progress).run(paths)
+            with report.stages.stage("augment"):
+                self.augment(report.new_ids, models)
+            self._seal(report)
         return report
 
     def _seal(self, report: IndexReport) -> None:
@@ -107,10 +108,11 @@ class Engine:
             names[str(kept)] = Path(path).name
             raws.append(replace(raw, source=str(kept)))
         names.update({f.source: Path(f.source).name for f in failures})
-        report = self._indexer(None, None).run_raws(raws)
+        with self._patient():
+            report = self._indexer(None, None).run_raws(raws)
+            self.augment(report.new_ids)
+            self._seal(report)
         report.failed[:0] = failures
-        self.augment(report.new_ids)
-        self._seal(report)
         uploads.mkdir(parents=True, exist_ok=True)
         for raw in raws:
             kept = Path(raw.source)
@@ -218,19 +220,28 @@ class Engine:
     def remove(self, target: str | Path) -> int:
         """Remove a file's row, or every row under a folder, from every model's collection."""
         path = os.path.abspath(Path(target).expanduser())  # stored paths are absolute, links unresolved
-        return len(set().union(*(m.remove(m.store.ids_under(path)) for m in self.models.values())))
+        with self._patient():
+            return len(set().union(*(m.remove(m.store.ids_under(path)) for m in self.models.values())))
 
     def remove_ids(self, ids: Sequence[int]) -> int:
         """Remove these indexed images (by id) from every model's collection."""
-        return len(set().union(*(m.remove(list(ids)) for m in self.models.values())))
+        with self._patient():
+            return len(set().union(*(m.remove(list(ids)) for m in self.models.values())))
 
     def augment(self, ids: set[int], models: Sequence[str] | None = None) -> int:
         """The DBA vectors kept current after an index run (dba.catch_up), per model."""
-        return sum(dba.catch_up(m.store, m.dba, ids) for m in self._chosen(models).values())
+        with self._patient():
+            return sum(dba.catch_up(m.store, m.dba, ids) for m in self._chosen(models).values())
 
     def rebuild_dba(self, models: Sequence[str] | None = None) -> int:
         """Every DBA vector computed anew from the current index (exact)."""
-        return sum(dba.rebuild(m.store, m.dba) for m in self._chosen(models).values())
+        with self._patient():
+            return sum(dba.rebuild(m.store, m.dba) for m in self._chosen(models).values())
+
+    def _patient(self):
+        """Work on the index (index runs, removals, DBA upkeep) outlives a slow or paused Milvus: each
+        failing call is tried again for up to SEARCHCORE_MILVUS_PATIENCE seconds (store.patient)."""
+        return store.patient(self.settings.milvus_patience)
 
     def close(self) -> None:
         store.disconnect(self.client, self.settings.milvus_uri)

@@ -127,10 +127,14 @@ class Indexer:
         started = time.perf_counter()
         bar = tqdm(total=len(items), unit="img", desc="indexing", disable=None)
 
-        def advance(count: int) -> None:
+        done = 0
+
+        def advance(count: int) -> None:  # the bar's own count stays 0 when it is off (no terminal)
+            nonlocal done
+            done += count
             bar.update(count)
             if self.on_progress:
-                self.on_progress(bar.n, len(items))
+                self.on_progress(done, len(items))
 
         copies = Copies()
         plans = (self._plan(self._load(batch, report, advance), copies, report, advance)

@@ -208,3 +208,12 @@ def test_copies_of_a_file_that_fails_are_failures_of_their_own(engine, photo_dir
     assert sorted(Path(f.source).name for f in report.failed) == sorted(
         [f"empty-{n:02}.jpg" for n in range(40)] + [f"cut-{n}.jpg" for n in range(3)])
     assert {f.kind for f in report.failed if "empty-" in f.source} == {"empty file"}
+
+
+def test_progress_counts_the_files_done_without_a_terminal(engine, some_photos):
+    """Under an app or a Space (no terminal) tqdm's bar is off and its count stays 0: the page said
+    "Indexing the photos: 0 of 1,000 done" for the whole run."""
+    seen = []
+    engine.index([some_photos], on_progress=lambda done, total: seen.append((done, total)))
+    done = [d for d, _ in seen]
+    assert seen[-1] == (24, 24) and done == sorted(done) and 16 in done  # a batch at a time

@@ -5,6 +5,9 @@ mid-index)."""
 from __future__ import annotations
 
 import json
+import logging
+import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -105,24 +108,28 @@ def test_app_serves_searches_while_another_process_indexes(server_app, milvus_se
     assert found["hits"]["vgg16"][0]["self"] and found["hits"]["resnet50"][0]["file"] == str(query)
 
 
-def test_milvus_killed_mid_index_then_restarted(server_app, milvus_server):
+def test_milvus_killed_mid_index_then_restarted_and_the_run_goes_on(server_app, milvus_server, tmp_path):
+    """The index run tries a failing call again (SEARCHCORE_MILVUS_PATIENCE) while the server is down and
+    restarted, then finishes: nothing lost, nothing twice. The app's searches fail at once meanwhile,
+    with one clear line, and work again on the same process once the server is back."""
     url, env, root, photos, settings = server_app
     folder = crops_of_photos(root / "killed", 8, quality=85)
     ids = {read_raw(p).id for p in folder.iterdir()}
     before = counts(settings)
-    env = {**env, "SEARCHCORE_BATCH_SIZE": "4", "SEARCHCORE_REDIS_URL": ""}
-    indexer = subprocess.Popen([*INDEXER, str(folder)], env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    env = {**env, "SEARCHCORE_BATCH_SIZE": "4", "SEARCHCORE_REDIS_URL": "", "SEARCHCORE_MILVUS_TIMEOUT": "3",
+           "SEARCHCORE_MILVUS_PATIENCE": "600"}
+    said = tmp_path / "indexer.err"
+    with said.open("w") as err:
+        indexer = subprocess.Popen([*INDEXER, str(folder)], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                                   stderr=err, text=True)
     deadline = time.monotonic() + 300
     while counts(settings)["vgg16"] == before["vgg16"] and time.monotonic() < deadline:
-        assert indexer.poll() is None, indexer.communicate()
+        assert indexer.poll() is None, said.read_text()
         time.sleep(0.2)
     milvus_server.kill()
-    out, err = indexer.communicate(timeout=300)
-    assert indexer.returncode == 3, (out, err)
-    assert "Traceback" not in err, err
-    errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and f"Milvus at {milvus_server.uri} did not answer" in errors[0], err
+    while "tried again in" not in said.read_text():  # the run waits for the server, it does not end
+        assert indexer.poll() is None and time.monotonic() < deadline, said.read_text()
+        time.sleep(0.2)
 
     client = Client(url, verbose=False)
     resnet, vgg, *_, status = client.predict(handle_file(str(photos / "coffee.jpg")), "Side by side", 3,
@@ -130,6 +137,11 @@ def test_milvus_killed_mid_index_then_restarted(server_app, milvus_server):
     assert (resnet, vgg) == ([], []) and f"Milvus at {milvus_server.uri} did not answer" in status, status
 
     milvus_server.start()
+    out, _ = indexer.communicate(timeout=600)
+    assert indexer.returncode == 0 and "Traceback" not in said.read_text(), (out, said.read_text())
+    assert out.startswith(f"indexed {len(ids)}, already there 0, duplicates 0, failed 0"), out
+    assert counts(settings) == {m: n + len(ids) for m, n in before.items()}  # 0 lost, 0 twice
+    assert stored_ids(settings, ids) == {"resnet50": ids, "vgg16": ids}
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # the same app process, not restarted
         resnet, vgg, *_, status = client.predict(handle_file(str(photos / "coffee.jpg")), "Side by side", 3,
@@ -139,12 +151,40 @@ def test_milvus_killed_mid_index_then_restarted(server_app, milvus_server):
         time.sleep(0.25)
     assert len(resnet) == len(vgg) == 3 and "this very image is indexed" in status, status
 
-    rerun = run_cli(env, "index", str(folder))
-    assert rerun.returncode == 0, rerun.stderr
-    indexed, already = (int(part.split()[-1]) for part in rerun.stdout.split(",")[:2])
-    assert already > 0 and indexed + already == len(ids), rerun.stdout
-    assert counts(settings) == {m: n + len(ids) for m, n in before.items()}  # 0 lost, 0 twice
-    assert stored_ids(settings, ids) == {"resnet50": ids, "vgg16": ids}
+
+def test_an_index_run_outlives_a_paused_milvus(tmp_path, model_dir, milvus_uri, milvus_server, many_photos):
+    """SIGSTOP the server once the first batch is written: the next call passes its deadline, the run
+    says it tries again, the server goes on (SIGCONT) at that word, and the run ends whole."""
+    settings = settings_in(tmp_path / "home", model_dir, milvus_uri=milvus_uri, milvus_timeout=2.0,
+                           milvus_patience=300.0, collection_prefix=f"paused_{os.getpid()}_")
+    paused, resumed = [], []
+
+    class ResumeOnRetry(logging.Handler):
+        def emit(self, record):
+            if "tried again in" in record.getMessage() and paused and not resumed:
+                for pid in milvus_server.pids():
+                    os.kill(pid, signal.SIGCONT)
+                resumed.append(record.getMessage())
+
+    def pause_after_the_first_batch(done: int, total: int) -> None:
+        if done >= 16 and not paused:
+            for pid in milvus_server.pids():
+                os.kill(pid, signal.SIGSTOP)
+            paused.append(done)
+
+    handler = ResumeOnRetry()
+    logging.getLogger("searchcore").addHandler(handler)
+    try:
+        with Engine(settings) as engine:
+            report = engine.index([many_photos], on_progress=pause_after_the_first_batch)
+            rows = {name: (m.store.count(), m.dba.count()) for name, m in engine.models.items()}
+    finally:
+        logging.getLogger("searchcore").removeHandler(handler)
+        for pid in milvus_server.pids():
+            os.kill(pid, signal.SIGCONT)
+    assert paused and resumed, (paused, resumed)
+    assert (report.indexed, report.failed) == (48, []), report.summary()
+    assert rows == {"resnet50": (48, 48), "vgg16": (48, 48)}  # nothing lost, nothing twice
 
 
 @pytest.fixture

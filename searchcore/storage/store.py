@@ -1,9 +1,12 @@
 """Milvus: one collection per model, id = content hash, HNSW over L2 on unit vectors."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
+import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Protocol
@@ -23,6 +26,22 @@ MODEL_PROPERTY = "searchcore.onnx_sha256"
 # images, outlasted the timeout of Milvus Lite in a robustness run.
 SEARCH_CHUNK = 64  # query rows per search request
 GET_CHUNK = 256  # ids per fetch
+WRITE_FLOATS = 64 * 1024  # floats per write request: 32 rows of 2048, 128 of 512 (regions come 30 an image)
+MAX_RETRY_WAIT = 15.0  # seconds between two tries of a patient call, at most
+log = logging.getLogger("searchcore")
+_PATIENCE: ContextVar[float] = ContextVar("milvus_patience", default=0.0)
+
+
+@contextlib.contextmanager
+def patient(seconds: float):
+    """Inside it, a Milvus call that fails is tried again, with a doubling wait, for up to `seconds`:
+    an index run outlives a slow or paused server (its writes are idempotent upserts), where a search
+    outside it fails at once."""
+    token = _PATIENCE.set(seconds)
+    try:
+        yield
+    finally:
+        _PATIENCE.reset(token)
 
 
 @dataclass(frozen=True)
@@ -108,21 +127,33 @@ def _short(exc: Exception) -> str:
 
 
 def guarded(method):
-    """Turn any failure of the Milvus client inside a VectorStore method into StoreUnavailableError.
-    A collection that a restarted server has not loaded again yet is loaded, and the call tried once more."""
+    """Turn any failure of the Milvus client inside a VectorStore method into StoreUnavailableError,
+    after trying again while a `patient` block allows. A collection that a restarted server has not
+    loaded again yet is loaded, and the call tried once more."""
     @functools.wraps(method)
     def wrapper(self: "VectorStore", *args, **kwargs):
-        try:
+        deadline, wait = time.monotonic() + _PATIENCE.get(), 0.5
+        while True:
             try:
-                return method(self, *args, **kwargs)
-            except MilvusException as exc:
-                if "not loaded" not in str(exc):
-                    raise
-                self.client.load_collection(self.name, timeout=self.timeout)
-                return method(self, *args, **kwargs)
-        except (MilvusException, grpc.RpcError) as exc:
-            raise StoreUnavailableError(f"Milvus at {self.uri} did not answer ({_short(exc)})") from exc
+                return _loaded(self, method, args, kwargs)
+            except (MilvusException, grpc.RpcError) as exc:
+                if time.monotonic() + wait > deadline:
+                    raise StoreUnavailableError(f"Milvus at {self.uri} did not answer ({_short(exc)})") from exc
+                log.warning("Milvus at %s did not answer (%s); %s tried again in %.1f s", self.uri, _short(exc),
+                            method.__name__, wait)
+                time.sleep(wait)
+                wait = min(2 * wait, MAX_RETRY_WAIT)
     return wrapper
+
+
+def _loaded(store: "VectorStore", method, args, kwargs):
+    try:
+        return method(store, *args, **kwargs)
+    except MilvusException as exc:
+        if "not loaded" not in str(exc):
+            raise
+        store.client.load_collection(store.name, timeout=store.timeout)
+        return method(store, *args, **kwargs)
 
 
 class VectorStore:
@@ -176,12 +207,15 @@ class VectorStore:
         """Which of these ids are stored, with their paths."""
         return {i: r["path"] for i, r in self._get(ids, ["path"]).items()}
 
+    def upsert(self, rows: list[dict]) -> None:
+        """Write rows, WRITE_FLOATS at a time (a region collection gets 30 rows per image), each request
+        guarded (and, in a patient block, tried again) on its own."""
+        for part in spans(len(rows), max(1, WRITE_FLOATS // self.dim)):
+            self._upsert(rows[part])
+
     @guarded
-    def upsert(self, rows: list[dict], chunk: int = 128) -> None:
-        """Write rows, `chunk` at a time: a region collection gets 30 rows per image, and one request of
-        16 images' regions (480 x 2048 floats) outlasted the timeout of a busy Milvus Lite."""
-        for part in spans(len(rows), chunk):
-            self.client.upsert(self.name, rows[part], timeout=self.timeout)
+    def _upsert(self, rows: list[dict]) -> None:
+        self.client.upsert(self.name, rows, timeout=self.timeout)
 
     @guarded
     def search(self, vectors: np.ndarray, k: int, chunk: int = SEARCH_CHUNK) -> list[list[Hit]]:
