@@ -6,6 +6,7 @@ The entry point (a Hugging Face Space runs `python app.py`); the page itself is 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from searchcore.web.assets import CSS, THEME  # noqa: E402
 from searchcore.web.limits import BodyLimit  # noqa: E402
 from searchcore.web.startup import StartupIndexing, index_roots  # noqa: E402
 from searchcore.web.upload import MAX_UPLOAD_BYTES  # noqa: E402
+from searchcore.web.waiting import Waiting, with_backoff  # noqa: E402
+
+log = logging.getLogger("searchcore.app")
 
 
 def main() -> None:
@@ -33,14 +37,21 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging()
     settings = Settings.from_env(**({"precision": args.precision} if args.precision else {}))
-    build_models(settings.model_dir, MODEL_NAMES, precisions=(settings.precision,))
+    waiting = Waiting()  # a page at once, that says what the app waits for
+    waiting.serve(server_name=args.host, server_port=args.port, share=False)
+    try:
+        build_models(settings.model_dir, MODEL_NAMES, precisions=(settings.precision,), say=waiting.say)
+        engine = with_backoff(lambda: Engine(settings), f"Milvus at {settings.milvus_uri}", waiting.say)
+    except Exception as exc:  # noqa: BLE001 - a build that failed, another build's index: said on the page
+        log.exception("the app cannot start")
+        waiting.fail(str(exc))
     images = args.images.expanduser().resolve() if args.images else None
-    engine = Engine(settings)
     roots = index_roots(settings, images)
     startup = StartupIndexing(engine, images, roots)
     demo, shown = build_ui(engine, roots, startup)
     startup.start()  # after build_ui: Gradio patches tqdm there, and a bar made before the patch breaks under it
     demo.queue(max_size=64, default_concurrency_limit=1)
+    waiting.close()
     # Only the folder of shown copies is served: never a root itself (it may hold other files).
     demo.launch(server_name=args.host, server_port=args.port, share=False, allowed_paths=[str(shown.folder)],
                 max_file_size=MAX_UPLOAD_BYTES, show_error=True, css=CSS, theme=THEME,

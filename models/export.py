@@ -22,7 +22,7 @@ from searchcore.encoding.manifest import ONNX_NAME, ModelManifest, Preprocessing
 from searchcore.encoding.preprocess import resize, resize_key, to_input
 from searchcore.files.decode import decode, read_raw
 
-from . import sources
+from . import canonical, sources
 
 log = logging.getLogger("models")
 
@@ -91,8 +91,8 @@ def export(name: str, weights: str, out: Path, cache: Path) -> ModelManifest:
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{name}-") as tmp:
         onnx_path = Path(tmp) / ONNX_NAME
         spec = (tf.TensorSpec((None, *prep.size[::-1], 3), tf.float32, name="input"),)
-        onnx_model, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=17,
-                                                   output_path=str(onnx_path))
+        tf2onnx.convert.from_keras(model, input_signature=spec, opset=17, output_path=str(onnx_path))
+        canonical.rewrite(onnx_path)  # the same weights give the same file, whatever tf2onnx's counters
         session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
         input_name = session.get_inputs()[0].name
         by_rank = {len(o.shape): o.name for o in session.get_outputs()}  # vector: rank 2, map: rank 4

@@ -26,6 +26,8 @@ from searchcore.encoding.preprocess import resize, resize_key, to_input
 from searchcore.files.decode import decode, read_raw
 from searchcore.files.samples import sample_files
 
+from . import canonical
+
 log = logging.getLogger("models")
 
 SEED = 0
@@ -81,6 +83,7 @@ def quantize(fp32_dir: Path, out: Path) -> ModelManifest:
                         quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=getattr(CalibrationMethod, METHOD))
         prepared.unlink()
+        canonical.rewrite(onnx_path)
         calibration = {"photos": len(sample_files()), "edits_per_photo": EDITS_PER_PHOTO,
                        "images": int(len(tensor)), "seed": SEED, "method": METHOD, "format": "QDQ",
                        "per_channel": True, "activations": "QUInt8", "weights": "QInt8"}

@@ -24,6 +24,7 @@ from PIL import Image
 from searchcore import MODEL_NAMES, Engine, Settings
 from searchcore.config import PRECISIONS
 from searchcore.encoding.build import build_models
+from searchcore.web.waiting import TITLE as WAITING_TITLE
 
 from tests.milvus_standalone import MilvusStandalone
 
@@ -178,8 +179,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 def start_app(env: dict[str, str], images: Path, log_path: Path, indexed: bool = True) -> tuple[subprocess.Popen, str]:
-    """`python app.py --images IMAGES` on a free port, once it answers (and, with `indexed`, once its
-    start-up indexing is over: the page is served while it runs); (process, url)."""
+    """`python app.py --images IMAGES` on a free port, once its own page answers (and, with `indexed`, once
+    its start-up indexing is over: the page is served while it runs); (process, url)."""
     port = free_port()
     log = log_path.open("w")
     proc = subprocess.Popen([sys.executable, "app.py", "--images", str(images), "--port", str(port)],
@@ -190,13 +191,33 @@ def start_app(env: dict[str, str], images: Path, log_path: Path, indexed: bool =
     while time.monotonic() < deadline:
         assert proc.poll() is None, log_path.read_text()
         try:
-            if requests.get(url, timeout=2).ok and (not indexed or f"indexing {images}:" in log_path.read_text()):
+            up = requests.get(f"{url}config", timeout=2)  # the app's own page, not the one that says it waits
+            if up.ok and up.json().get("title") != WAITING_TITLE and (
+                    not indexed or f"indexing {images}:" in log_path.read_text()):
                 return proc, url
         except requests.RequestException:
             pass
         time.sleep(0.1)
     proc.kill()
     pytest.fail("the app did not start: " + log_path.read_text())
+
+
+def any_page_of_app(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
+    """`python app.py` on a free port, once any page (the waiting one, say) answers there."""
+    port = free_port()
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    url, deadline = f"http://127.0.0.1:{port}/", time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()
+        try:
+            if requests.get(f"{url}config", timeout=2).ok:
+                return proc, url
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(log.read_text())
 
 
 def stop_app(proc: subprocess.Popen) -> None:

@@ -17,8 +17,8 @@ from PIL import Image
 
 from searchcore.files.decode import read_raw
 
-from tests.conftest import (CHROMIUM, PHOTOS, ROOT, needs, settings_env, settings_in, start_app, stop_app,
-                            write_photos)
+from tests.conftest import (CHROMIUM, PHOTOS, ROOT, any_page_of_app, needs, settings_env, settings_in, start_app,
+                            stop_app, write_photos)
 
 CAPTION = re.compile(r"^#\d+( [\u2460-\u2473])? L2 \d\.\d{3} · cos -?\d\.\d{3} · [^/]+/[^/]+$")
 OUTPUT = ROOT / "test-output"
@@ -554,3 +554,19 @@ def test_browser_robustness_tab_edits_the_query_and_ranks_the_original(served_ap
     assert words[words.index("ResNet50") + 1].startswith("#"), words
     page.locator("#edited img").wait_for(timeout=30_000)
     page.screenshot(path=str(OUTPUT / "app-robustness.png"), full_page=True)
+
+
+@needs_chromium
+def test_a_model_build_that_fails_is_said_on_the_page_with_its_reason(tmp_path, pages):
+    """The app exited when a build failed, and a Space showed no page at all."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("models cannot be built under a file")
+    settings = settings_in(tmp_path / "home", blocker / "models")
+    proc, url = any_page_of_app({**settings_env(settings), "SEARCHCORE_MODEL_DIR": str(blocker / "models")},
+                                tmp_path / "app.log")
+    try:
+        said = pages(url).locator("#waiting")
+        said.get_by_text("The app cannot start: resnet50: build failed").wait_for(timeout=120_000)
+        assert proc.poll() is None  # still serving the page that says why
+    finally:
+        stop_app(proc)

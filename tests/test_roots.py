@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from searchcore.files.decode import read_raw
+from searchcore.files.samples import sample_files
 from searchcore.files.shown import ShownFiles
 from searchcore.web import views
 from searchcore.web.map_tab import hover_thumbnail
@@ -74,3 +75,15 @@ def test_evaluate_reads_only_under_the_roots_survives_bad_links_and_bounds_its_w
     monkeypatch.setattr("searchcore.evaluation.evaluate.MAX_FOLDERS", 1)
     with pytest.raises(ValueError, match=r"labelled holds more than 1 folders; evaluate a smaller folder"):
         engine.evaluate(root, roots=[root])
+
+
+def test_an_empty_or_missing_photo_folder_gives_the_samples_and_the_page_says_why(engine, tmp_path):
+    """An empty or missing --images folder gave an app with 0 hits and no word why."""
+    (tmp_path / "empty" / "nested").mkdir(parents=True)
+    for folder in (tmp_path / "empty", tmp_path / "missing"):
+        startup = StartupIndexing(engine, folder, index_roots(engine.settings, folder)).start()
+        assert startup.finished.wait(timeout=300) and startup.failure is None
+        said = views.startup_text(startup.done, startup.total, True, startup.failure, startup.note)
+        assert said == f"ℹ️ {views.safe(str(folder))} holds no photos (or is missing): the app shows the bundled " \
+                       "sample photos instead."
+        assert [s["rows"] for s in engine.stats()["models"].values()] == [len(sample_files())] * 2

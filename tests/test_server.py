@@ -24,8 +24,8 @@ from searchcore.files.decode import read_raw
 from searchcore.storage import store
 from searchcore.storage.store import connect
 
-from tests.conftest import (REDIS_URL, ROOT, crops_of_photos, free_port, run_cli, settings_env, settings_in,
-                            start_app, stop_app, write_photos)
+from tests.conftest import (CHROMIUM, REDIS_URL, ROOT, any_page_of_app, crops_of_photos, free_port, needs, run_cli,
+                            settings_env, settings_in, start_app, stop_app, write_photos)
 from tests.test_store import check_roundtrip
 
 INDEXER = [sys.executable, "-m", "searchcore", "index"]
@@ -254,3 +254,21 @@ def test_server_uri_path_on_milvus_standalone(milvus_uri):
     finally:
         client.drop_collection(name)
         client.close()
+
+
+@needs(CHROMIUM.exists(), "needs Debian's chromium (.ci/run installs it)")
+def test_the_page_says_it_waits_for_milvus_and_turns_into_the_app_when_milvus_answers(
+        tmp_path, model_dir, milvus_server, pages):
+    """A Milvus that did not answer at start made the app exit at once, with no page."""
+    milvus_server.kill()
+    settings = settings_in(tmp_path / "home", model_dir, milvus_uri=milvus_server.uri,
+                           collection_prefix=f"w{uuid.uuid4().hex[:12]}_")
+    proc, url = any_page_of_app(settings_env(settings), tmp_path / "app.log")
+    try:
+        page = pages(url)
+        page.locator("#waiting").get_by_text(f"Waiting for Milvus at {milvus_server.uri}").wait_for(timeout=120_000)
+        milvus_server.start()
+        page.locator("#query").wait_for(timeout=240_000)  # the page loaded the app by itself
+        assert "Waiting for Milvus" in (tmp_path / "app.log").read_text()
+    finally:
+        stop_app(proc)

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .manifest import ONNX_NAME, ModelManifest, is_built
 from ..similarity import l2_normalise
+from .manifest import ONNX_NAME, ModelManifest, is_built
 from .preprocess import resize_key, to_input
 
 

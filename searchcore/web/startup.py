@@ -11,6 +11,7 @@ import gradio as gr
 
 from ..config import Settings
 from ..engine import Engine
+from ..files.decode import IMAGE_SUFFIXES
 from ..files.samples import sample_files, sample_folder
 from . import views
 
@@ -24,6 +25,11 @@ def index_roots(settings: Settings, images: Path | None) -> list[Path]:
     return list(dict.fromkeys(p.expanduser().resolve() for p in roots))
 
 
+def holds_images(folder: Path) -> bool:
+    """Whether there is at least one image file below the folder (the walk stops at the first)."""
+    return folder.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.rglob("*"))
+
+
 class StartupIndexing:
     """The operator's folder (or, for an empty index, the sample photos) indexed in a thread while the
     page is already served: searches cover what is indexed so far, and the page says how far it is.
@@ -33,6 +39,7 @@ class StartupIndexing:
         self.engine, self.images, self.roots = engine, images, roots
         self.done = self.total = 0
         self.failure: str | None = None
+        self.note: str | None = None  # said on the page after the run
         self.finished = threading.Event()
 
     def start(self) -> "StartupIndexing":
@@ -41,7 +48,11 @@ class StartupIndexing:
 
     def _run(self) -> None:
         try:
-            if self.images:
+            if self.images and not holds_images(self.images):
+                self.note = (f"{self.images} holds no photos (or is missing): the app shows the bundled sample "
+                             "photos instead.")
+                log.warning("%s", self.note)
+            if self.images and not self.note:
                 report = self.engine.index([self.images], roots=self.roots, on_progress=self._progress)
                 log.info("indexing %s: %s", self.images, report.summary())
             elif self.engine.is_empty():
@@ -60,13 +71,13 @@ class StartupIndexing:
 def startup_progress(demo: gr.Blocks, startup: StartupIndexing, examples: gr.Dataset, make_examples) -> None:
     """A line that follows the start-up indexing (a timer polls it, and every page load asks once) and,
     once it is over, new examples."""
-    banner = gr.Markdown(views.startup_text(startup.done, startup.total, startup.finished.is_set(), startup.failure),
-                         elem_id="startup")
+    banner = gr.Markdown(views.startup_text(startup.done, startup.total, startup.finished.is_set(), startup.failure,
+                                            startup.note), elem_id="startup")
     timer = gr.Timer(1.0, active=not startup.finished.is_set())
 
     def tick():
         finished = startup.finished.is_set()
-        text = views.startup_text(startup.done, startup.total, finished, startup.failure)
+        text = views.startup_text(startup.done, startup.total, finished, startup.failure, startup.note)
         return text, gr.Timer(active=not finished), gr.Dataset(samples=make_examples()) if finished else gr.skip()
 
     timer.tick(tick, None, [banner, timer, examples], api_visibility="private", show_progress="hidden")

@@ -151,12 +151,13 @@ def status_text(result: QueryResult, images: Mapping[int, Path]) -> str:
                    if hidden else "")
 
 
-def startup_text(done: int, total: int, finished: bool, failure: str | None = None) -> str:
-    """What the page says while the app indexes its folder at start-up (nothing once it is over)."""
+def startup_text(done: int, total: int, finished: bool, failure: str | None = None, note: str | None = None) -> str:
+    """What the page says while the app indexes its folder at start-up (once it is over, only a note such
+    as "that folder holds no photos")."""
     if failure:
         return f"⚠️ Indexing at start-up stopped: {safe(failure)}"
     if finished:
-        return ""
+        return f"ℹ️ {safe(note)}" if note else ""
     if not total:
         return "Indexing at start-up: looking for images…"
     return (f"Indexing the photos: {done:,} of {total:,} done. Searches already cover the ones indexed so far; "
