@@ -238,3 +238,16 @@ def test_two_exports_that_differ_in_names_only_are_one_build_and_serve_one_index
              for m in ("resnet50", "vgg16")]
         result = second.search_files([photo], SearchOptions(k=1))[0]
         assert [h[0].cosine for h in result.hits.values()] == pytest.approx([1.0, 1.0], abs=1e-5)
+
+
+def test_builds_are_written_with_canonical_names(model_dir: Path):
+    """The export and the quantization rename the graph canonically: the file is its own canonical form."""
+    import onnx
+
+    from models.canonical import canonical
+    from searchcore.encoding.manifest import ONNX_NAME
+
+    for name in ("resnet50", "vgg16"):
+        for precision in ("fp32", "int8"):
+            onnx_file = model_path(model_dir, name, precision) / ONNX_NAME
+            assert onnx_file.read_bytes() == canonical(onnx.load(str(onnx_file))).SerializeToString(deterministic=True)
