@@ -32,7 +32,8 @@ ENV SEARCHCORE_MODEL_DIR=/opt/searchcore/models \
 USER app
 VOLUME /data
 EXPOSE 7860
+# healthy once the app itself answers: not while its page says what it waits for, nor why it cannot start
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
-  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:7860/', timeout=4)"]
+  CMD ["python", "-c", "import json, urllib.request; c = json.load(urllib.request.urlopen('http://127.0.0.1:7860/config', timeout=4)); raise SystemExit(c.get('title') in (None, 'Image search: starting'))"]
 # Add a folder with `-v /my/photos:/photos -e SEARCHCORE_INDEX_ROOTS=/photos` and `--images /photos`.
 CMD ["python", "app.py"]

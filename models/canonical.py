@@ -12,10 +12,13 @@ import onnx
 
 
 def canonical(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of the model with canonical node, tensor and weight names (and no value_info)."""
+    """A copy of the model with canonical node, tensor and weight names, no unused weights and no
+    value_info. A graph with subgraphs (If, Loop, Scan) is refused: their names are not renamed here."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = out.graph
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in graph.node for a in n.attribute):
+        raise ValueError("a graph with subgraphs (If, Loop, Scan) cannot be renamed canonically here")
     kept = {v.name for v in graph.input} | {v.name for v in graph.output}
     renamed: dict[str, str] = {}
     weights = {init.name for init in graph.initializer}
@@ -31,9 +34,14 @@ def canonical(model: onnx.ModelProto) -> onnx.ModelProto:
     for node in graph.node:
         node.input[:] = [renamed.get(name, name) for name in node.input]
         node.output[:] = [renamed.get(name, name) for name in node.output]
+    used = [init for init in graph.initializer if init.name in renamed or init.name in kept]
+    del graph.initializer[:]
+    graph.initializer.extend(used)
     for init in graph.initializer:
         init.name = renamed.get(init.name, init.name)
     graph.initializer.sort(key=lambda init: (len(init.name), init.name))
+    for annotation in graph.quantization_annotation:
+        annotation.tensor_name = renamed.get(annotation.tensor_name, annotation.tensor_name)
     del graph.value_info[:]
     return out
 

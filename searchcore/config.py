@@ -34,6 +34,17 @@ def check_models(names: Sequence[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
+def check_patience(text: str) -> float:
+    """SEARCHCORE_MILVUS_PATIENCE: a finite number of seconds, 0 or more (nan would retry for ever)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 <= seconds < float("inf"):
+        raise ValueError(f"SEARCHCORE_MILVUS_PATIENCE must be a number of seconds, 0 or more, not {text!r}")
+    return seconds
+
+
 # fp32: the exported model; int8: statically quantized from it (models/quantize.py), about 3x faster on CPU.
 PRECISIONS: tuple[str, ...] = ("fp32", "int8")
 
@@ -120,7 +131,7 @@ class Settings:
             milvus_uri=_env("MILVUS_URI", str(home / "milvus.db")),
             milvus_token=_env("MILVUS_TOKEN", ""),
             milvus_timeout=float(_env("MILVUS_TIMEOUT", "10")),
-            milvus_patience=float(_env("MILVUS_PATIENCE", "300")),
+            milvus_patience=check_patience(_env("MILVUS_PATIENCE", "300")),
             collection_prefix=_env("COLLECTION_PREFIX", "images_"),
             redis_url=_env("REDIS_URL", "redis://127.0.0.1:6379/0"),
             redis_prefix=_env("REDIS_PREFIX", "searchcore:"),

@@ -72,6 +72,9 @@ def test_evaluate_reads_only_under_the_roots_survives_bad_links_and_bounds_its_w
     assert (report.images, report.classes) == (4, ["cats", "cups"])
     assert sorted(Path(f.source).name for f in report.failed) == ["gone.jpg", "out.jpg"]
     assert all(str(outside) not in f.reason for f in report.failed)
+    (tmp_path / "nothing" / "class").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"nothing holds 0 image\(s\) that could be read in class folders"):
+        engine.evaluate(tmp_path / "nothing", roots=[tmp_path])  # a KeyError before
     monkeypatch.setattr("searchcore.evaluation.evaluate.MAX_FOLDERS", 1)
     with pytest.raises(ValueError, match=r"labelled holds more than 1 folders; evaluate a smaller folder"):
         engine.evaluate(root, roots=[root])

@@ -36,3 +36,10 @@ def test_pasted_images_and_kept_evaluations_are_bounded(tmp_path):
         assert kept.load(first, ["resnet50"]) is not None  # used: the last to go
         kept.save(tmp_path / "evaluations" / f"{n}.npz", Embeddings(["b.jpg"], ["1" * 64], ["y"], vectors, []))
     assert sorted(p.name for p in (tmp_path / "evaluations").iterdir()) == ["3.npz", "4.npz", "5.npz", "first.npz"]
+
+
+def test_answer_files_live_in_a_private_folder_of_the_process():
+    """A fixed /tmp/searchcore-scratch could be made (or linked elsewhere) by another user first."""
+    folder = Scratch("edited").new("edited.jpg").parent.parent.parent
+    assert folder.name.startswith("searchcore-scratch-") and folder.stat().st_mode & 0o777 == 0o700
+    assert not folder.is_symlink() and folder.stat().st_uid == os.getuid()

@@ -120,3 +120,18 @@ def test_a_closed_engine_lets_go_of_its_milvus_lite_folder(settings):
     assert other.stdout.strip() == "1", other.stderr[-2000:]
     shutil.rmtree(settings.milvus_uri)
     assert not Path(settings.milvus_uri).exists()
+
+
+def test_patience_tries_again_only_what_trying_again_may_cure(tmp_path: Path, caplog):
+    """Inside `patient` every failure was tried again for minutes, also a request that can never work."""
+    from pymilvus.exceptions import MilvusException
+
+    assert store.transient(MilvusException(message="rpc deadline exceeded")) and \
+        store.transient(MilvusException(message="Fail connecting to server on localhost:19530, server unavailable"))
+    assert not store.transient(MilvusException(message="collection not found[collection=images_x]"))
+    client = store.connect(str(tmp_path / "m.db"))
+    vs = VectorStore(client, "gone", 8, "a" * 64)
+    client.drop_collection("gone")
+    with store.patient(600), pytest.raises(store.StoreUnavailableError):
+        vs.count()
+    assert "tried again" not in caplog.text

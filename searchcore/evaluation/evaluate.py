@@ -207,8 +207,9 @@ class EmbeddingsFile:
         self.folder.mkdir(parents=True, exist_ok=True)
         meta = {"paths": embeddings.paths, "sha256s": embeddings.sha256s, "labels": embeddings.labels,
                 "failed": [asdict(f) for f in embeddings.failed]}
-        partial = path.with_suffix(".partial.npz")
-        np.savez(partial, meta=json.dumps(meta), **{f"vectors_{m}": v for m, v in embeddings.vectors.items()})
+        partial = path.with_suffix(".partial")  # not *.npz: the pruning of another process leaves it alone
+        with partial.open("wb") as handle:
+            np.savez(handle, meta=json.dumps(meta), **{f"vectors_{m}": v for m, v in embeddings.vectors.items()})
         partial.replace(path)
         prune(self.folder, self.kept, "*.npz")
 
@@ -347,6 +348,9 @@ def evaluate(root: Path, embedder: Embedder, models: Sequence[str], saved: Embed
              roots: Sequence[Path] | None = None) -> EvalReport:
     started = time.perf_counter()
     embeddings = embed_folder(root, embedder, models, saved, roots=roots)
+    if len(embeddings.labels) < 2:
+        raise ValueError(f"{root.name} holds {len(embeddings.labels)} image(s) that could be read in class folders: "
+                         "an evaluation needs a subfolder per class and at least 2 images")
     with embeddings.stages.stage("scoring"):
         scores = score(embeddings.vectors, embeddings.labels)
     return report(root, embeddings, scores, time.perf_counter() - started)

@@ -182,9 +182,8 @@ def decode(raw: RawImage, max_pixels: int, draft_size: tuple[int, int] | None = 
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Any Pillow mode to 8-bit RGB; transparency is composited on a fixed white background."""
-    if image.mode in HIGH_BIT_DEPTH:
-        image = _high_bit_depth_to_l(image)
+    """Any Pillow mode of 8 bits (decode scales deeper ones first) to RGB; transparency is composited on a
+    fixed white background."""
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode in ("LA", "La", "PA", "RGBa"):

@@ -81,21 +81,24 @@ def top_level_groups(paths: Sequence[str]) -> list[str]:
 
 
 class MapCache:
-    """Maps kept per model build, indexed images and method: drawn once while the index stays the same."""
+    """The last map of each model and method, drawn again only when the build or the indexed images
+    change (one map each is kept: older states are let go)."""
 
     def __init__(self) -> None:
-        self._maps: dict[str, MapPoints] = {}
+        self._maps: dict[tuple[str, str], tuple[str, MapPoints]] = {}
 
     def points(self, model: str, rows: VectorStore, build_sha256: str, method: str) -> MapPoints:
         """The model's indexed vectors in 2-D (a seeded sample of at most MAX_POINTS)."""
         ids = rows.all_ids()
-        key = index_state(build_sha256, ids, method)
-        if key not in self._maps:
+        state = index_state(build_sha256, ids, method)
+        kept = self._maps.get((model, method))
+        if kept is None or kept[0] != state:
             sample = sample_ids(ids)
             found = rows.rows(sample, with_vectors=True)
             sample = [i for i in sample if i in found]  # removed meanwhile
             vectors = np.asarray([found[i]["vector"] for i in sample], np.float32).reshape(-1, rows.dim)
             paths = [found[i]["path"] for i in sample]
-            self._maps[key] = MapPoints(model, method, sample, paths, [found[i]["sha256"] for i in sample],
-                                        top_level_groups(paths), project(vectors, method), len(ids))
-        return self._maps[key]
+            points = MapPoints(model, method, sample, paths, [found[i]["sha256"] for i in sample],
+                               top_level_groups(paths), project(vectors, method), len(ids))
+            self._maps[model, method] = kept = (state, points)
+        return kept[1]

@@ -137,13 +137,26 @@ def guarded(method):
             try:
                 return _loaded(self, method, args, kwargs)
             except (MilvusException, grpc.RpcError) as exc:
-                if time.monotonic() + wait > deadline:
+                if not transient(exc) or time.monotonic() + wait > deadline:
                     raise StoreUnavailableError(f"Milvus at {self.uri} did not answer ({_short(exc)})") from exc
                 log.warning("Milvus at %s did not answer (%s); %s tried again in %.1f s", self.uri, _short(exc),
                             method.__name__, wait)
                 time.sleep(wait)
                 wait = min(2 * wait, MAX_RETRY_WAIT)
     return wrapper
+
+
+TRANSIENT_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED,
+                   grpc.StatusCode.RESOURCE_EXHAUSTED}
+TRANSIENT_WORDS = ("deadline", "unavailable", "timeout", "timed out", "connect", "not ready", "closed", "cancel")
+
+
+def transient(exc: Exception) -> bool:
+    """A failure that trying again may cure (the server slow, restarting or unreachable), not one of the
+    request itself (bad parameters, a dropped collection)."""
+    if isinstance(exc, grpc.RpcError) and callable(getattr(exc, "code", None)):
+        return exc.code() in TRANSIENT_CODES
+    return any(word in str(exc).lower() for word in TRANSIENT_WORDS)
 
 
 def _loaded(store: "VectorStore", method, args, kwargs):

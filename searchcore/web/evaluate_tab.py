@@ -8,6 +8,7 @@ import gradio as gr
 from ..engine import Engine
 from ..evaluation import plots
 from ..files.shown import ShownFiles
+from ..storage.store import StoreUnavailableError
 from . import views
 
 
@@ -17,7 +18,7 @@ def evaluate_tab(engine: Engine, roots: list[Path], shown: ShownFiles) -> None:
     def evaluate(folder: str | None, progress=gr.Progress(track_tqdm=True)):
         try:
             report = engine.evaluate(views.under_roots((folder or "").strip(), roots), roots=roots)
-        except ValueError as exc:
+        except (ValueError, OSError, StoreUnavailableError) as exc:  # OSError: a folder it may not read
             return views.error_text(str(exc)), None, None, None, None, None, {}
         labels = report.labels()
         rows = views.eval_table(report, labels)

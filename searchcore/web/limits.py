@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Awaitable, Callable
 
+from starlette.formparsers import MultiPartException
+
 from .upload import MAX_UPLOAD_BYTES
 
 # A JSON request carries at most one image as a data: URL (base64: 4/3 of the bytes) and some fields.
@@ -13,8 +15,12 @@ MAX_JSON_BYTES = MAX_UPLOAD_BYTES * 4 // 3 + 1024 * 1024
 MAX_UPLOAD_REQUEST_BYTES = 25 * MAX_UPLOAD_BYTES
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(MultiPartException):
+    """A multipart parse failure to Gradio's upload parser, so that it removes the part files it wrote
+    and answers 413 itself (its message says "maximum allowed size")."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"Request body exceeded maximum allowed size of {cap} bytes.")
 
 
 class BodyLimit:
@@ -35,7 +41,7 @@ class BodyLimit:
         if declared is not None and (not declared.isdigit() or int(declared) > cap):
             await refuse(send, cap)
             return
-        received = 0
+        received, started = 0, False
 
         async def counted() -> dict:
             nonlocal received
@@ -43,12 +49,18 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > cap:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(cap)
             return message
+
+        async def watched(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
         try:
-            await self.app(scope, counted, send)
+            await self.app(scope, counted, watched)
         except BodyTooLarge:
-            await refuse(send, cap)
+            if not started:  # else the app answered already (Gradio's upload route: 413 of its own)
+                await refuse(send, cap)
 
 
 async def refuse(send, cap: int) -> None:

@@ -31,7 +31,10 @@ def indexed_row(engine: Engine, value: object) -> dict | None:
 def hover_thumbnail(engine: Engine, shown: ShownFiles, point: object) -> str:
     """The thumbnail URL of the point's indexed image, from the path and SHA-256 the index holds (none
     of the client's): "" unless that file is under a root and unchanged."""
-    row = indexed_row(engine, point)
+    try:
+        row = indexed_row(engine, point)
+    except StoreUnavailableError:  # the map stays; its hover shows no picture while Milvus is away
+        return ""
     made = row and shown.thumbnail(row["path"], row["sha256"])
     return f"gradio_api/file={made}" if made else ""
 
@@ -51,7 +54,11 @@ def map_tab(engine: Engine, shown: ShownFiles, query: QueryImage, search_after: 
             return [views.error_text(str(exc))] * len(engine.models)
 
     def pick(evt: gr.SelectData):
-        row = indexed_row(engine, evt.value)
+        try:
+            row = indexed_row(engine, evt.value)
+        except StoreUnavailableError as exc:
+            gr.Warning(str(exc))
+            return gr.skip(), gr.skip()
         copy = row and shown.original(row["path"], row["sha256"])
         return (str(copy), gr.Tabs(selected="search")) if copy else (gr.skip(), gr.skip())
 

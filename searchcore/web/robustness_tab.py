@@ -29,11 +29,11 @@ def robustness_tab(engine: Engine, query: QueryImage) -> None:
             edited_bytes = apply_edit(engine.decode(original), kind, random.Random(0),
                                       amount if APP_EDITS.get(kind) else None)  # a hidden slider keeps a value
             ranks = engine.where_it_lands(raw_from_bytes(edited_bytes, f"{kind} of {Path(image).name}"), original.id)
+            indexed = engine.row(original.id) is not None
         except (ValueError, StoreUnavailableError) as exc:
             return None, [], views.error_text(views.named_only(str(exc), image))
         shown_edit = EDITED_PHOTOS.new("edited.jpg")
         shown_edit.write_bytes(edited_bytes)
-        indexed = engine.row(original.id) is not None
         note = "" if indexed else " The query itself is not indexed, so it cannot land anywhere: index it first."
         return (str(shown_edit), views.robustness_rows(ranks),
                 f"Where the original lands after **{views.safe(kind)}**.{note}")

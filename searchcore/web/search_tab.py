@@ -166,8 +166,13 @@ class SearchPage:
         return {"why": gr.Gallery(value=views.explanation_gallery(explained), visible=True), "why_shown": True}
 
     def examples(self) -> list[list[str]]:
-        """Up to EXAMPLES indexed images, one folder after another, so that they show the whole index."""
-        rows = self.engine.sample_rows(EXAMPLES * 50)
+        """Up to EXAMPLES indexed images, one folder after another, so that they show the whole index
+        (none while Milvus does not answer: the page still loads)."""
+        try:
+            rows = self.engine.sample_rows(EXAMPLES * 50)
+        except StoreUnavailableError as exc:
+            log.warning("%s", exc)
+            return []
         picked = []
         for row in views.round_robin(rows, key=lambda r: str(Path(r["path"]).parent)):
             if len(picked) == EXAMPLES:

@@ -9,8 +9,11 @@ import time
 from typing import Callable, TypeVar
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from ..storage.store import StoreUnavailableError
+from .limits import BodyLimit
+from .upload import MAX_UPLOAD_BYTES
 
 log = logging.getLogger("searchcore.app")
 TITLE = "Image search: starting"
@@ -37,12 +40,13 @@ class Waiting:
         log.info("%s", line)
 
     def serve(self, **launch: object) -> None:
-        with gr.Blocks(title=TITLE, head=RELOAD_WHEN_UP) as page:
+        with gr.Blocks(title=TITLE) as page:
             gr.Markdown("# Search images by image — ResNet50 and VGG16 side by side")
             shown = gr.Markdown(self.line, elem_id="waiting")
             gr.Timer(1.0).tick(lambda: self.line, None, shown, show_progress="hidden")
             page.load(lambda: self.line, None, shown, show_progress="hidden")
-        page.launch(prevent_thread_lock=True, quiet=True, **launch)
+        page.launch(prevent_thread_lock=True, quiet=True, head=RELOAD_WHEN_UP, max_file_size=MAX_UPLOAD_BYTES,
+                    app_kwargs={"middleware": [Middleware(BodyLimit)]}, **launch)
         self.page = page
 
     def fail(self, reason: str) -> None:
