@@ -41,7 +41,7 @@ def main() -> None:
     waiting.serve(server_name=args.host, server_port=args.port, share=False)
     try:
         build_models(settings.model_dir, MODEL_NAMES, precisions=(settings.precision,), say=waiting.say)
-        engine = with_backoff(lambda: Engine(settings), f"Milvus at {settings.milvus_uri}", waiting.say)
+        engine = with_backoff(lambda: Engine(settings), "Milvus", waiting.say)
     except Exception as exc:  # noqa: BLE001 - a build that failed, another build's index: said on the page
         log.exception("the app cannot start")
         waiting.fail(str(exc))

@@ -266,7 +266,8 @@ def test_the_page_says_it_waits_for_milvus_and_turns_into_the_app_when_milvus_an
     proc, url = any_page_of_app(settings_env(settings), tmp_path / "app.log")
     try:
         page = pages(url)
-        page.locator("#waiting").get_by_text(f"Waiting for Milvus at {milvus_server.uri}").wait_for(timeout=120_000)
+        said = page.locator("#waiting")
+        said.get_by_text(f"Waiting for Milvus: Milvus at {milvus_server.uri} did not answer").wait_for(timeout=120_000)
         milvus_server.start()
         page.locator("#query").wait_for(timeout=240_000)  # the page loaded the app by itself
         assert "Waiting for Milvus" in (tmp_path / "app.log").read_text()

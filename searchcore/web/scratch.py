@@ -1,7 +1,7 @@
-"""Files the app writes for one answer (the list of an index run's failures, an edited photo, a pasted
-image), each kind in a folder of its own that keeps only its newest KEPT entries: they never grow with
-use. They live in a private folder of the process in the system's temp folder, from where Gradio copies an answer's files into its cache
-(which it prunes itself: build_ui's delete_cache)."""
+"""Files the app writes for one answer (the list of an index run's failures, an edited photo), each kind
+in a folder of its own that keeps only its newest KEPT entries: they never grow with use. They live in
+a private folder of the process in the system's temp folder, from where Gradio copies an answer's files
+into its cache (which it prunes itself: build_ui's delete_cache)."""
 from __future__ import annotations
 
 import tempfile
