@@ -64,14 +64,16 @@ def test_keyed_orders_values_by_the_outputs_and_skips_the_names_left_out():
 
 
 def test_a_query_set_by_code_is_searched_only_when_it_is_new(engine, photo_dir, tmp_path):
-    """A page loaded without a link chains a search after its restore step; under load that search came
-    after the user's first upload had been searched, searched with no query and wiped the results (a
-    browser test saw the preview of a selected hit close)."""
+    """A page loaded without a link chained a search after its restore step; under load it came after the
+    user's first upload had been searched, searched again (or with no query, and wiped the result), and
+    replaced the result a hit had just been selected on: CI saw the selection's preview and heatmaps go."""
     page = page_over(engine, photo_dir, tmp_path)
     first, second = sorted(photo_dir.glob("*.jpg"))[:2]
     shown = page.search(str(first), views.SIDE_BY_SIDE, 3)["result"]
+    assert page.search_restored(False, str(first), views.SIDE_BY_SIDE, 3) == {}  # no link: nothing
+    assert page.search_restored(False, None, views.SIDE_BY_SIDE, 3) == {}
+    assert page.search_restored(True, str(second), views.SIDE_BY_SIDE, 3)["result"][0].query == str(second)
     assert page.search_new(shown, str(first), views.SIDE_BY_SIDE, 3) == {}  # already shown: nothing changes
-    assert page.search_new(None, None, views.SIDE_BY_SIDE, 3) == {}  # nothing set, nothing shown
     again = page.search_new(shown, str(second), views.SIDE_BY_SIDE, 3)
     assert again["result"][0].query == str(second) and again["resnet50"]
 
@@ -84,5 +86,6 @@ def test_a_link_with_an_odd_k_keeps_the_rest_of_the_link(engine, photo_dir, tmp_
         link = SimpleNamespace(query_params={"q": named, "k": odd, "mode": views.FUSED_MODE, "r": "dba"})
         values = page.restore(link)
         assert "k" not in values and values["mode"] == views.FUSED_MODE and values["rerank"] == "dba", odd
+        assert values["restored"]
         assert Path(values["query"]).read_bytes() == photo.read_bytes()
-    assert page.restore(SimpleNamespace(query_params={"k": "12"})) == {"k": 12}
+    assert page.restore(SimpleNamespace(query_params={"k": "12"})) == {"k": 12, "restored": False}

@@ -64,12 +64,17 @@ class SearchPage:
                 "status": views.status_text(result, images), "result": (result, images, lists, uuid.uuid4().hex)}
 
     def search_new(self, state, image: str | None, *options) -> Values:
-        """The search of a query set by code (a link, an example, a selected hit, a map point): nothing
-        when that query is the one already shown. A page loaded without a link would otherwise search
-        with no query after its user's own first search had come, and wipe it."""
+        """The search of a query set by code (an example, a selected hit, a map point): nothing when that
+        query is the one already shown."""
         if (state[0].query if state else None) == (image or None):
             return {}
         return self.search(image, *options)
+
+    def search_restored(self, restored: bool, image: str | None, *options) -> Values:
+        """The search of a link's query, once restore() has set it; nothing for a page loaded without
+        one. Under load that search came after the user's own first upload, searched again, and replaced
+        the result a hit had just been selected on (with no query at all, it wiped it)."""
+        return self.search(image, *options) if restored else {}
 
     @staticmethod
     def empty_results(status: str) -> Values:
@@ -138,7 +143,7 @@ class SearchPage:
                 log.warning("%s", exc)
                 row = None
             path = row and self.shown.original(row["path"], row["sha256"])
-        values: Values = {"query": str(path)} if path else {}
+        values: Values = {"query": str(path), "restored": True} if path else {"restored": False}
         if params.get("mode") in views.MODES:
             values["mode"] = params["mode"]
         k = params.get("k", "")
@@ -298,7 +303,7 @@ def wire(demo: gr.Blocks, page: SearchPage, c: SearchComponents) -> Callable:
     in the status line only: an animated overlay on every gallery kept the browser drawing frames while
     the models ran on the same cores."""
     named = {**c.named(), "result": gr.State(None), "selected": gr.State(None), "alone_shown": gr.State(False),
-             "why_shown": gr.State(False),
+             "why_shown": gr.State(False), "restored": gr.State(False),
              "own_id": gr.Textbox(visible=False)}  # the query's short id when it is indexed (for the link), else ""
 
     def event(handler: Callable[..., Values], names: Sequence) -> dict:
@@ -331,7 +336,8 @@ def wire(demo: gr.Blocks, page: SearchPage, c: SearchComponents) -> Callable:
 
     for done in searches:
         follow_up(done)
-    search_after(demo.load(**event(page.restore, ["query", "mode", "k", "rerank"]), api_visibility="private"))
+    restored = demo.load(**event(page.restore, ["query", "mode", "k", "rerank", "restored"]), api_visibility="private")
+    follow_up(restored.then(inputs=[named["restored"], *inputs], **event(page.search_restored, shown), **private))
     search_after(c.again.click(inputs=named["selected"], **event(page.search_selected, ["query"]),
                                api_visibility="private"))
     chosen = event(page.explain, ["why", "why_shown"])
