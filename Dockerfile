@@ -6,7 +6,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends npm && rm -rf /
 WORKDIR /app
 COPY requirements.txt ./
 COPY models/requirements.txt models/
-RUN pip install --no-cache-dir -r requirements.txt -r models/requirements.txt
+RUN pip install --no-cache-dir -r requirements.txt
 # only what the export reads: an edit elsewhere in searchcore/ does not export the models again
 COPY searchcore/__init__.py searchcore/config.py searchcore/similarity.py searchcore/batching.py searchcore/
 COPY searchcore/files/ searchcore/files/
@@ -20,7 +20,8 @@ FROM python:3.11-slim
 RUN useradd --create-home --uid 1000 app && mkdir -p /data && chown app /data
 WORKDIR /app
 COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
+# the runtime only: not the export-time packages that requirements.txt names for a Space
+RUN grep -v '^-r ' requirements.txt > /tmp/runtime.txt && pip install --no-cache-dir -r /tmp/runtime.txt
 COPY --from=models /opt/searchcore/models /opt/searchcore/models
 COPY searchcore/ searchcore/
 COPY app.py ./

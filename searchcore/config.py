@@ -76,6 +76,16 @@ def configure_logging() -> None:
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
 
 
+def default_home() -> Path:
+    """Where everything lives when SEARCHCORE_HOME is not set: under the persistent folder when it is
+    writable (a Space with persistent storage mounts /data; SEARCHCORE_PERSISTENT_DIR names another,
+    empty for none), so that a restart reuses the models, the index and the cache; else the user's cache."""
+    persistent = os.environ.get("SEARCHCORE_PERSISTENT_DIR", "/data")
+    if persistent and Path(persistent).is_dir() and os.access(persistent, os.W_OK):
+        return Path(persistent) / "searchcore"
+    return Path.home() / ".cache" / "searchcore"
+
+
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"SEARCHCORE_{name}", default)
 
@@ -107,6 +117,8 @@ class Settings:
     precision: str = "fp32"
     evaluations: Path | None = None  # where evaluation vectors are kept; None: home/evaluations
     milvus_patience: float = 300.0  # seconds an index run tries a failing Milvus call again
+    public: bool = False  # a public page (a Hugging Face Space): visitors change nothing, name no server path
+    eval_sets: tuple[Path, ...] = ()  # labelled folders the Evaluate tab offers (SEARCHCORE_EVAL_SETS)
 
     @property
     def evaluations_dir(self) -> Path:
@@ -124,7 +136,7 @@ class Settings:
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
         """Defaults, then SEARCHCORE_* variables, then explicit keyword overrides."""
-        home = Path(_env("HOME", str(Path.home() / ".cache" / "searchcore"))).expanduser()
+        home = Path(_env("HOME", str(default_home()))).expanduser()
         settings = cls(
             home=home,
             model_dir=Path(_env("MODEL_DIR", str(home / "models"))).expanduser(),
@@ -145,6 +157,8 @@ class Settings:
             turns=_flag("TURNS"),
             precision=_env("PRECISION", "fp32"),
             evaluations=Path(_env("EVAL_DIR", "")).expanduser() if _env("EVAL_DIR", "") else None,
+            public=_flag("PUBLIC") or bool(os.environ.get("SPACE_ID")),
+            eval_sets=tuple(Path(p).expanduser() for p in _env("EVAL_SETS", "").split(os.pathsep) if p),
         )
         settings = replace(settings, **overrides) if overrides else settings
         check_hnsw(settings.hnsw_m, settings.hnsw_ef_construction)

@@ -52,11 +52,12 @@ FIXTURE_PRECISION = "int8"
 
 @pytest.fixture(scope="session", autouse=True)
 def hermetic_environment():
-    """Every SEARCHCORE_* variable removed for the whole run (SEARCHCORE_PRECISION=int8, _REGIONS, _TURNS,
-    _MAX_PIXELS or _INDEX_ROOTS would change what the tests see)."""
+    """Every SEARCHCORE_* variable and SPACE_ID removed for the whole run (SEARCHCORE_PRECISION=int8,
+    _REGIONS, _TURNS, _MAX_PIXELS, _INDEX_ROOTS or a Space's id would change what the tests see)."""
     with pytest.MonkeyPatch.context() as patch:
-        for name in [n for n in os.environ if n.startswith("SEARCHCORE_")]:
+        for name in [n for n in os.environ if n.startswith("SEARCHCORE_") or n == "SPACE_ID"]:
             patch.delenv(name)
+        patch.setenv("SEARCHCORE_PERSISTENT_DIR", "")  # a /data on the machine is not the tests' home
         yield
 
 

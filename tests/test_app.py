@@ -17,8 +17,8 @@ from PIL import Image
 
 from searchcore.files.decode import read_raw
 
-from tests.conftest import (CHROMIUM, PHOTOS, ROOT, any_page_of_app, needs, settings_env, settings_in, start_app,
-                            stop_app, write_photos)
+from tests.conftest import (CHROMIUM, PHOTOS, ROOT, any_page_of_app, labelled_folder, needs, settings_env, settings_in,
+                            start_app, stop_app, write_photos)
 
 CAPTION = re.compile(r"^#\d+( [\u2460-\u2473])? L2 \d\.\d{3} · cos -?\d\.\d{3} · [^/]+/[^/]+$")
 OUTPUT = ROOT / "test-output"
@@ -571,3 +571,39 @@ def test_a_model_build_that_fails_is_said_on_the_page_with_its_reason(tmp_path, 
         assert proc.poll() is None  # still serving the page that says why
     finally:
         stop_app(proc)
+
+
+@pytest.fixture(scope="module")
+def public_app(tmp_path_factory, model_dir):
+    """The app as a public Space shows it (SEARCHCORE_PUBLIC=1, as SPACE_ID does): one configured
+    evaluation set; yields (url, photos, the set, the folder the set lies in)."""
+    folder = tmp_path_factory.mktemp("public")
+    settings = settings_in(folder / "home", model_dir)
+    photos = write_photos(folder / "photos")
+    labelled = labelled_folder(folder / "sets" / "little", classes=3, per_class=4)
+    env = {**settings_env(settings), "SEARCHCORE_PUBLIC": "1", "SEARCHCORE_EVAL_SETS": str(labelled)}
+    proc, url = start_app(env, photos, folder / "app.log")
+    yield url, photos, labelled, folder
+    stop_app(proc)
+
+
+def test_a_public_page_lets_no_visitor_index_or_name_a_server_path(public_app, tmp_path):
+    """On a public page any visitor could index server folders and uploads into the index every other
+    visitor sees, and evaluate any folder by typing its path; the JSON named every server path."""
+    url, photos, labelled, folder = public_app
+    client = Client(url, verbose=False)
+    with pytest.raises(ValueError, match="index"):
+        client.predict(str(photos), [], api_name="/index")  # no such endpoint on a public page
+    config = requests.get(f"{url}config", timeout=10).json()
+    assert not any(c["props"].get("label") == "Index" for c in config["components"])  # nor its tab
+    for typed in (str(labelled), str(photos), "/etc"):
+        with pytest.raises(Exception, match="not in the list of choices|choose one of the evaluation sets"):
+            client.predict(typed, api_name="/evaluate")
+    summary, *_, report = client.predict("little", api_name="/evaluate")
+    assert "**12 images in 3 classes** from little" in summary and report["images"] == 12
+    *_, as_json, status = client.predict(handle_file(str(photos / "coffee.jpg")), "Side by side", 3,
+                                         api_name="/search")
+    assert "this very image is indexed" in status
+    for shown in (json.dumps(as_json), json.dumps(report), summary):
+        assert str(folder) not in shown and "/tmp/" not in shown, shown[:300]
+    assert as_json["hits"]["resnet50"][0]["file"] == "photos/coffee.jpg"

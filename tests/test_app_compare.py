@@ -89,7 +89,8 @@ def test_browser_evaluate_tab_shows_the_table_the_plots_and_the_disagreements(se
     expected = evaluate_api(url, labelled)[-1]["scores"]
     page = pages(url, height=1400)
     page.get_by_role("tab", name="Evaluate").click()
-    page.locator("#eval-folder textarea").fill(str(labelled))
+    page.locator("#eval-folder input").fill(str(labelled))
+    page.locator("#eval-folder input").press("Enter")
     page.locator("#evaluate").click()
     page.locator("#eval-summary").get_by_text(f"{CLASSES * PER_CLASS} images in {CLASSES} classes").wait_for(
         timeout=120_000)

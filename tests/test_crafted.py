@@ -52,6 +52,6 @@ def test_an_edit_amount_out_of_its_range_is_named_with_the_range():
 def test_a_click_on_an_example_or_a_hit_that_is_not_there_selects_nothing():
     examples = Examples(components=[gr.Image()], samples=[["a.jpg"]], type="values")
     assert [examples.preprocess(i) for i in (10**6, -1, "0", 0)] == [None, None, None, ["a.jpg"]]
-    handler = SearchPage(None, None, []).select(0)
+    handler = SearchPage(SimpleNamespace(settings=SimpleNamespace(public=False)), None, []).select(0)
     state = (QueryResult(query="q.jpg", id=-1, hits={"resnet50": []}), {}, ["resnet50"], "token")
     assert handler(state, SimpleNamespace(index=10**6, value={"caption": "x"})) == {}

@@ -41,6 +41,7 @@ def build_ui(engine: Engine, roots: list[Path], startup: StartupIndexing) -> tup
                 map_tab(engine, shown, query, search_after, tabs, map_page)
             with gr.Tab("Robustness", id="robustness"):
                 robustness_tab(engine, query)
-            with gr.Tab("Index", id="index"):
-                index_tab(engine, roots)
+            if not engine.settings.public:  # a public page's visitors do not change the shared index
+                with gr.Tab("Index", id="index"):
+                    index_tab(engine, roots)
     return demo, shown

@@ -41,6 +41,7 @@ class SearchPage:
 
     def __init__(self, engine: Engine, shown: ShownFiles, roots: list[Path]) -> None:
         self.engine, self.shown, self.roots = engine, shown, roots
+        self.public = engine.settings.public
 
     def search(self, image: str | None, mode: str, k: int, rerank: str = "none", robust: bool = False,
                regions: bool = False) -> Values:
@@ -60,7 +61,8 @@ class SearchPage:
         images = self.shown.thumbnails([h for hits in result.hits.values() for h in hits] + result.fused + result.rrf)
         lists = views.shown_lists(mode)
         return {**{place: views.gallery(result, name, images) for place, name in zip(views.LISTS, lists)},
-                "agreement": views.agreement_text(result), "details": NO_SELECTION, "as_json": result.to_json(),
+                "agreement": views.agreement_text(result), "details": NO_SELECTION,
+                "as_json": views.for_public(result.to_json()) if self.public else result.to_json(),
                 "status": views.status_text(result, images), "result": (result, images, lists, uuid.uuid4().hex)}
 
     def search_new(self, state, image: str | None, *options) -> Values:
@@ -126,7 +128,8 @@ class SearchPage:
                 return {}  # a click on an older result's list: not this result's hit
             _, hit = views.shown_hits(result, lists[position], images)[evt.index]
             try:
-                chosen = views.hit_details(hit, self.engine.hit_scores(result, hit), made_on=token)
+                chosen = views.hit_details(hit, self.engine.hit_scores(result, hit), made_on=token,
+                                           public=self.public)
             except StoreUnavailableError as exc:
                 return {"details": views.error_text(str(exc)), "selected": None, "again": gr.Button(interactive=False)}
             return {"details": chosen.text, "selected": chosen, "again": gr.Button(interactive=True)}

@@ -19,9 +19,11 @@ log = logging.getLogger("searchcore.app")
 
 
 def index_roots(settings: Settings, images: Path | None) -> list[Path]:
-    """Folders the app may index and serve files from: configured roots, --images, samples, uploads."""
+    """Folders the app may index and serve files from: configured roots, --images, the evaluation sets,
+    samples, uploads."""
     configured = [Path(p) for p in os.environ.get("SEARCHCORE_INDEX_ROOTS", "").split(os.pathsep) if p]
-    roots = configured + ([images] if images else []) + [sample_folder(), settings.home / "uploads"]
+    roots = (configured + ([images] if images else []) + list(settings.eval_sets)
+             + [sample_folder(), settings.home / "uploads"])
     return list(dict.fromkeys(p.expanduser().resolve() for p in roots))
 
 

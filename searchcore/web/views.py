@@ -134,6 +134,24 @@ def named_only(message: str, path: str) -> str:
     return message.replace(str(path), Path(path).name) if path else message
 
 
+PATH_KEYS = frozenset({"file", "query", "root", "source", "path"})
+
+
+def short_path(path: str) -> str:
+    """A file's folder and name, the most a public page shows of a server path."""
+    where = Path(path)
+    return f"{where.parent.name}/{where.name}" if where.parent.name else where.name
+
+
+def for_public(value: object) -> object:
+    """JSON with every path (under "file", "query", "root", "source", "path") cut to its folder and name."""
+    if isinstance(value, dict):
+        return {k: short_path(v) if k in PATH_KEYS and isinstance(v, str) else for_public(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [for_public(v) for v in value]
+    return value
+
+
 def status_text(result: QueryResult, images: Mapping[int, Path]) -> str:
     if result.error:
         return f"⚠️ {safe(named_only(result.error, result.query))}"
@@ -177,9 +195,12 @@ class Selection:
     made_on: str = ""  # the search it was made on: a later search forgets it, that search's own follow-up not
 
 
-def hit_details(hit: Hit | FusedHit, scores: Mapping[str, HitScore], made_on: str = "") -> Selection:
-    """The selected hit: path, id, and its rank and exact distance under each model."""
-    lines = [f"**{safe(Path(hit.path).name)}**", f"- path: {safe(hit.path)}", f"- id: {hit.id}"]
+def hit_details(hit: Hit | FusedHit, scores: Mapping[str, HitScore], made_on: str = "", public: bool = False
+                ) -> Selection:
+    """The selected hit: path (folder and name on a public page), id, and its rank and exact distance
+    under each model."""
+    path = short_path(hit.path) if public else hit.path
+    lines = [f"**{safe(Path(hit.path).name)}**", f"- path: {safe(path)}", f"- id: {hit.id}"]
     for model, score in scores.items():
         if score.cosine is None:
             lines.append(f"- {LABELS[model]}: not indexed")
@@ -214,11 +235,12 @@ def eval_table(report: EvalReport, labels: Mapping[str, str]) -> list[list]:
             for mode, scores in report.scores.items()]
 
 
-def eval_summary(report: EvalReport) -> str:
-    """What was evaluated, how long it took and where the time went."""
+def eval_summary(report: EvalReport, public: bool = False) -> str:
+    """What was evaluated (a public page names the folder only), how long it took and where the time went."""
     reused = "embeddings reused from the last evaluation of these files" if report.cached else "embedded now"
     stages = " · ".join(f"{name} {seconds:.1f} s" for name, seconds in report.stages.items())
-    text = (f"**{report.images:,} images in {len(report.classes)} classes** from {safe(report.root)} — {reused}; "
+    text = (f"**{report.images:,} images in {len(report.classes)} classes** from "
+            f"{safe(Path(report.root).name if public else report.root)} — {reused}; "
             f"{report.seconds:.1f} s ({stages}). Each image queries all the others; R@k: a query with at least "
             f"one image of its class in the first k. Fused ranks the union of each model's top "
             f"{FUSION_POOL} by mean cosine, as the Search tab does.")
