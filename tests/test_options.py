@@ -29,3 +29,18 @@ def test_model_names_are_checked_in_one_place_for_the_engine_and_the_cli(names, 
     with pytest.raises(ValueError, match=re.escape(message) + ".*choose from resnet50, vgg16"):
         check_models(names)
     assert check_models(["vgg16"]) == ("vgg16",)
+
+
+def test_a_writable_persistent_folder_holds_everything_and_a_space_is_public(tmp_path, monkeypatch):
+    """A Space with persistent storage mounts /data: models, the index and the cache go there, so a
+    restart reuses them; a Space (SPACE_ID) is a public page."""
+    from searchcore.config import Settings
+
+    monkeypatch.setenv("SEARCHCORE_PERSISTENT_DIR", str(tmp_path))
+    settings = Settings.from_env()
+    assert settings.home == tmp_path / "searchcore" and settings.model_dir == tmp_path / "searchcore" / "models"
+    assert settings.milvus_uri == str(tmp_path / "searchcore" / "milvus.db") and not settings.public
+    monkeypatch.setenv("SEARCHCORE_PERSISTENT_DIR", str(tmp_path / "missing"))
+    monkeypatch.setenv("SPACE_ID", "someone/image-search")
+    settings = Settings.from_env()
+    assert settings.home.parts[-2:] == (".cache", "searchcore") and settings.public
