@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -15,16 +14,16 @@ from .config import MODEL_NAMES, SPECS, Settings, check_models
 from .encoding.cache import EmbeddingCache
 from .encoding.embed import Embedder
 from .evaluation.evaluate import EmbeddingsFile, EvalReport, evaluate
-from .files.decode import DecodeError, Failure, RawImage, read_each, read_many, read_raw, safe_file_name
+from .files.decode import DecodeError, RawImage, read_each, read_raw
 from .files.shown import Thumbnails
-from .index import Indexer, IndexReport
+from .index import Indexer, IndexReport, keep_uploads, read_uploads
 from .inspection import maps
+from .inspection.edits import where_it_lands
 from .inspection.explain import Explanation, explain
 from .model import Model, open_model, search_plan
 from .retrieval import dba
 from .retrieval.fusion import FusedHit
-from .retrieval.lists import rank_of
-from .retrieval.options import COMPARED_OPTIONS, Rerank, SearchOptions
+from .retrieval.options import Rerank, SearchOptions
 from .retrieval.search import HitScore, Query, QueryResult, hit_scores, search, search_many
 from .storage import store
 from .storage.store import Hit
@@ -100,24 +99,13 @@ class Engine:
         """Index uploaded files (temp paths) as `uploads/<sha12>-<name>`. A file is written there only once
         it decoded and its vectors are stored, so nothing else is ever kept or served from that folder.
         Returns the report and a map from every path the report may name to the upload's own name."""
-        failures: list[Failure] = []
-        names: dict[str, str] = {}
-        raws = []
-        for path, raw in read_many(files, failures):
-            kept = uploads / f"{raw.sha256[:12]}-{safe_file_name(Path(path).name)}"
-            names[str(kept)] = Path(path).name
-            raws.append(replace(raw, source=str(kept)))
-        names.update({f.source: Path(f.source).name for f in failures})
+        raws, failures, names = read_uploads(files, uploads)
         with self._patient():
             report = self._indexer(None, None).run_raws(raws)
             self.augment(report.new_ids)
             self._seal(report)
         report.failed[:0] = failures
-        uploads.mkdir(parents=True, exist_ok=True)
-        for raw in raws:
-            kept = Path(raw.source)
-            if raw.source in report.stored and not kept.exists():
-                kept.write_bytes(raw.data)
+        keep_uploads(raws, report)
         return report, names
 
     def search_raw(self, raws: Sequence[RawImage], options: SearchOptions = SearchOptions(),
@@ -164,15 +152,8 @@ class Engine:
         return search(image_id, path, vectors, stores, options.k, options.rerank.expands, options.rerank.value)
 
     def where_it_lands(self, edited: RawImage, original_id: int, k: int = 50) -> dict[str, dict[str, int | None]]:
-        """Search with an edited photo, plain, with the robust option and with DBA+alpha-QE, and give the
-        original's rank in each model's list and both fused lists (None: not in the first k)."""
-        ranks: dict[str, dict[str, int | None]] = {}
-        for option, compared in COMPARED_OPTIONS.items():
-            result = self.search_raw([edited], replace(compared, k=k))[0]
-            if result.error:
-                raise DecodeError(edited.source, result.error)
-            ranks[option] = {name: rank_of([h.id for h in hits], original_id) for name, hits in result.lists().items()}
-        return ranks
+        """The original's rank after an edit, per compared option and list (edits.where_it_lands)."""
+        return where_it_lands(self.search_raw, edited, original_id, k)
 
     def hit_scores(self, result: QueryResult, hit: Hit | FusedHit) -> dict[str, HitScore]:
         """One hit under every model of a result: its rank in each list and its exact cosine to the query."""

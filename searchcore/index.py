@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .encoding.embed import Embedded, Embedder
 from .batching import batched
-from .files.decode import IMAGE_SUFFIXES, Failure, RawImage, read_many
+from .files.decode import IMAGE_SUFFIXES, Failure, RawImage, read_many, safe_file_name
 from .storage.regions import row_id
 from .storage.store import VectorStore
 from .timing import StageTimes
@@ -201,3 +201,27 @@ class Indexer:
                 report.stored.add(e.raw.source)
                 report.new_ids.add(e.raw.id)
             copies.settle(e.raw, failure, report)
+
+
+def read_uploads(files: Sequence[Path | str], uploads: Path) -> tuple[list[RawImage], list[Failure], dict[str, str]]:
+    """Uploaded files (temp paths) read, each named `uploads/<sha12>-<name>` (not written yet), the
+    failures, and a map from every path a report may name to the upload's own name."""
+    failures: list[Failure] = []
+    names: dict[str, str] = {}
+    raws = []
+    for path, raw in read_many(files, failures):
+        kept = uploads / f"{raw.sha256[:12]}-{safe_file_name(Path(path).name)}"
+        names[str(kept)] = Path(path).name
+        raws.append(replace(raw, source=str(kept)))
+    names.update({f.source: Path(f.source).name for f in failures})
+    return raws, failures, names
+
+
+def keep_uploads(raws: Sequence[RawImage], report: IndexReport) -> None:
+    """Write each upload whose vectors are stored to its own name: nothing else is ever kept or served
+    from the uploads folder."""
+    for raw in raws:
+        kept = Path(raw.source)
+        if raw.source in report.stored and not kept.exists():
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            kept.write_bytes(raw.data)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import io
 import random
+from dataclasses import replace
 
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+
+from ..files.decode import DecodeError
+from ..retrieval.lists import rank_of
+from ..retrieval.options import COMPARED_OPTIONS
 
 EDITS = ("rotate 90", "rotate 180", "rotate 15", "mirror", "crop 50-90%", "jpeg q15", "brightness",
          "colour", "grayscale", "text overlay")
@@ -76,3 +81,16 @@ def overlay_text(image: Image.Image, text: str) -> Image.Image:
     size = max(10, int(h * 0.1))
     draw.text((w * 0.05, band[1] + (band[3] - band[1] - size) / 2), text, fill="white", font_size=size)
     return out
+
+
+def where_it_lands(search_raw, edited, original_id: int, k: int = 50) -> dict[str, dict[str, int | None]]:
+    """Search with an edited photo, plain, with the robust option and with DBA+alpha-QE (search_raw: the
+    engine's), and give the original's rank in each model's list and both fused lists (None: not in the
+    first k)."""
+    ranks: dict[str, dict[str, int | None]] = {}
+    for option, compared in COMPARED_OPTIONS.items():
+        result = search_raw([edited], replace(compared, k=k))[0]
+        if result.error:
+            raise DecodeError(edited.source, result.error)
+        ranks[option] = {name: rank_of([h.id for h in hits], original_id) for name, hits in result.lists().items()}
+    return ranks
