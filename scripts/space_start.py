@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -74,8 +75,9 @@ def main() -> None:
         client = Client(url, verbose=False)
         query = handle_file(str(sample_files()[1]))
         hits = own + until(lambda: client.predict(query, "Side by side", 3, api_name="/search")[0], 900)
-    finally:
-        app.terminate()
+    finally:  # stop the app itself: /usr/bin/time then writes its peak
+        for child in Path(f"/proc/{app.pid}/task/{app.pid}/children").read_text().split():
+            os.kill(int(child), signal.SIGTERM)
         app.wait(timeout=60)
     peak = int((work / "peak-kib").read_text().split()[-1]) / 1024 / 1024
     print(json.dumps({"pip_install_s": round(installed, 1), "first_http_200_s": round(served, 1),
