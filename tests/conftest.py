@@ -157,14 +157,17 @@ def chromium():
 @pytest.fixture
 def pages(chromium):
     """pages(url, width, height): a page in a fresh browser context (own history, storage and cache) at
-    that size, opened at url; every context this test opened is closed after it."""
+    that size, opened at url and, with `loaded`, once the app's first load is over (its link restored or
+    its first example searched: the page marks it); every context this test opened is closed after it."""
     contexts = []
 
-    def open_page(url: str, width: int = 1500, height: int = 1100):
+    def open_page(url: str, width: int = 1500, height: int = 1100, loaded: bool = True):
         context = chromium.new_context(viewport={"width": width, "height": height})
         contexts.append(context)
         page = context.new_page()
         page.goto(url)
+        if loaded:
+            page.wait_for_function("() => document.body.dataset.loaded === '1'", timeout=120_000)
         return page
     yield open_page
     for context in contexts:

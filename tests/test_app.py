@@ -406,9 +406,9 @@ def test_browser_phone_shows_results_after_the_query_rank_by_rank(served_app, pa
     query, button = page.locator("#query").bounding_box(), page.locator("#search").bounding_box()
     resnet = page.locator("#gallery-resnet50").bounding_box()
     vgg = page.locator("#gallery-vgg16").bounding_box()
-    examples = page.get_by_text("Examples from the index").bounding_box()
+    examples = page.locator("#examples").bounding_box()
     assert query["y"] < button["y"] < resnet["y"] < button["y"] + 200, (button, resnet)
-    assert examples["y"] > resnet["y"] + resnet["height"]  # the examples come after the results
+    assert query["y"] < examples["y"] < button["y"]  # the examples right under the upload box
     # the two lists stay side by side, so rank r of each is on the same row
     assert abs(resnet["y"] - vgg["y"]) < 2 and vgg["x"] > resnet["x"] + resnet["width"] - 2
     assert vgg["x"] + vgg["width"] <= 390
@@ -566,7 +566,7 @@ def test_a_model_build_that_fails_is_said_on_the_page_with_its_reason(tmp_path, 
     proc, url = any_page_of_app({**settings_env(settings), "SEARCHCORE_MODEL_DIR": str(blocker / "models")},
                                 tmp_path / "app.log")
     try:
-        said = pages(url).locator("#waiting")
+        said = pages(url, loaded=False).locator("#waiting")
         said.get_by_text("The app cannot start: resnet50: build failed").wait_for(timeout=120_000)
         assert proc.poll() is None  # still serving the page that says why
     finally:
@@ -607,3 +607,18 @@ def test_a_public_page_lets_no_visitor_index_or_name_a_server_path(public_app, t
     for shown in (json.dumps(as_json), json.dumps(report), summary):
         assert str(folder) not in shown and "/tmp/" not in shown, shown[:300]
     assert as_json["hits"]["resnet50"][0]["file"] == "photos/coffee.jpg"
+
+
+@needs_chromium
+def test_a_fresh_page_shows_a_comparison_without_a_click(served_app, pages):
+    """The first page showed two empty result boxes, with the examples below the fold."""
+    url, photos, _ = served_app
+    page = pages(url, 1366, 900)  # loaded: the first example searched and its follow-up done
+    for model in ("resnet50", "vgg16"):
+        assert page.locator(f"#gallery-{model} .caption-label").count() == 8
+    assert page.locator("#gallery-resnet50 .caption-label").first.inner_text().startswith("#1 ① L2 0.000")
+    first_row = page.locator("#gallery-vgg16 .thumbnail-item").nth(1).bounding_box()
+    examples = page.locator("#examples").bounding_box()
+    assert first_row["y"] + first_row["height"] < 900 and examples["y"] + 120 < 900  # above the fold
+    page.mouse.move(0, 0)
+    page.screenshot(path=str(OUTPUT / "app-first-screen.png"))  # the first screen only, as a visitor sees it

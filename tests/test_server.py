@@ -265,7 +265,7 @@ def test_the_page_says_it_waits_for_milvus_and_turns_into_the_app_when_milvus_an
                            collection_prefix=f"w{uuid.uuid4().hex[:12]}_")
     proc, url = any_page_of_app(settings_env(settings), tmp_path / "app.log")
     try:
-        page = pages(url)
+        page = pages(url, loaded=False)  # the page that says what the app waits for
         said = page.locator("#waiting")
         said.get_by_text(f"Waiting for Milvus: Milvus at {milvus_server.uri} did not answer").wait_for(timeout=120_000)
         milvus_server.start()

@@ -16,9 +16,10 @@ from .startup import StartupIndexing
 from . import views
 
 INTRO = ("# Search images by image — ResNet50 and VGG16 side by side\n"
-         "Drop a photo (or paste, or use the webcam). Each model's nearest images appear rank by rank: the same "
-         "row is the same rank. An image both models found carries the same mark (①, ②, …) in both lists. "
-         "L2 distance: lower is closer; cosine similarity: higher is closer. ")
+         "Drop a photo (or paste, or use the webcam), or pick one below it. Each model's nearest images appear "
+         "rank by rank: the same row is the same rank, and an image both models found carries the same mark "
+         "(①, ②, …) in both lists. The numbers say how alike a model finds the two pictures: cos 1.000 is the "
+         "same picture, and the higher, the closer (L2, the distance, says the same the other way round). ")
 
 
 def build_ui(engine: Engine, roots: list[Path], startup: StartupIndexing) -> tuple[gr.Blocks, ShownFiles]:

@@ -17,6 +17,10 @@ KEEP_IN_URL = """(query, own, mode, k, rerank) => {
   window.onpopstate = () => window.location.reload();
 }"""
 
+# The end of a page's first load (its link restored, or its first example searched, and the follow-up
+# done): a mark that a browser can wait for.
+MARK_LOADED = "() => { document.body.dataset.loaded = '1'; }"
+
 # The machine's own sans-serif fonts: the Source Sans Pro that Gradio serves offline has no bold capitals,
 # so a bold "Agreement" began with a thin "A" (capitals fell back to the regular face).
 THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"])

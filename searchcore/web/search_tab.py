@@ -22,7 +22,7 @@ from ..retrieval.lists import OnlyIn
 from ..retrieval.options import SearchOptions
 from ..retrieval.rerank import RERANKS
 from ..storage.store import StoreUnavailableError
-from .assets import KEEP_IN_URL
+from .assets import KEEP_IN_URL, MARK_LOADED
 from .startup import StartupIndexing, startup_progress
 from .upload import QueryImage
 from . import views
@@ -136,7 +136,8 @@ class SearchPage:
         return handler
 
     def restore(self, request: gr.Request) -> Values:
-        """The search a link names (?q=…&mode=…&k=…): Back, Reload and a shared link show it again."""
+        """The search a link names (?q=…&mode=…&k=…): Back, Reload and a shared link show it again. A page
+        opened with no link shows a first comparison at once: the first example's."""
         params = request.query_params if request else {}
         path, named = None, params.get("q", "")
         if len(named) == 16 and all(c in "0123456789abcdef" for c in named):
@@ -146,6 +147,9 @@ class SearchPage:
                 log.warning("%s", exc)
                 row = None
             path = row and self.shown.original(row["path"], row["sha256"])
+        if not path and "q" not in params:
+            examples = self.examples()
+            path = examples[0][0] if examples else None
         values: Values = {"query": str(path), "restored": True} if path else {"restored": False}
         if params.get("mode") in views.MODES:
             values["mode"] = params["mode"]
@@ -239,13 +243,18 @@ class SearchComponents:
         return {**dict(zip(views.LISTS, self.galleries)), **{name: getattr(self, name) for name in fields}}
 
 
-def layout(engine: Engine) -> SearchComponents:
-    """The query controls on the left; on the right the status, the lists, the agreement, the hits only one
-    model found, the selected hit's details and heatmaps, and the JSON."""
+def layout(engine: Engine, samples: list[list[str]], startup: StartupIndexing
+           ) -> tuple[SearchComponents, gr.Markdown, Examples]:
+    """The start-up line on top; the query and the examples beside it, then the controls, on the left; on
+    the right the status, the lists, the agreement, the hits only one model found, the selected hit's
+    details and heatmaps, and the JSON. Returns the components, the start-up line and the examples."""
+    banner = gr.Markdown(startup.line(), elem_id="startup")
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             query = QueryImage(type="filepath", label="Query image", sources=["upload", "clipboard", "webcam"],
-                               elem_id="query")
+                               elem_id="query", height=240)
+            examples = Examples(components=[query], samples=samples, label="Or one of these from the index",
+                                samples_per_page=EXAMPLES, elem_id="examples", type="values")
             mode = gr.Radio(list(views.MODES), value="Side by side", label="Models", elem_id="mode")
             k = gr.Slider(1, 50, value=8, step=1, label="Top k", elem_id="topk")
             rerank = gr.Radio(views.RERANK_CHOICES, value="none", label="Re-ranking", elem_id="rerank",
@@ -272,16 +281,14 @@ def layout(engine: Engine) -> SearchComponents:
             with gr.Accordion("JSON (ids, paths, L2, cosine)", open=False):
                 as_json = gr.JSON(open=True)
     return SearchComponents(query, mode, k, rerank, robust, regions, go, status, per_model, fused, agreement,
-                            only_row, alone, details, again, why, as_json)
+                            only_row, alone, details, again, why, as_json), banner, examples
 
 
 def search_tab(demo: gr.Blocks, page: SearchPage, startup: StartupIndexing) -> tuple[QueryImage, Callable]:
     """The tab, wired. Returns the query component, and search_after(event), which searches once an event
     of another tab has set the query."""
-    c = layout(page.engine)
-    examples = Examples(components=[c.query], samples=page.examples(), label="Examples from the index",
-                          samples_per_page=EXAMPLES, elem_id="examples", type="values")
-    startup_progress(demo, startup, examples, page.examples)
+    c, banner, examples = layout(page.engine, page.examples(), startup)
+    startup_progress(demo, startup, banner, examples, page.examples)
     search_after = wire(demo, page, c)
     search_after(examples.click(lambda sample: sample[0] if sample else gr.skip(), examples, c.query,
                                 api_visibility="private"))
@@ -329,8 +336,8 @@ def wire(demo: gr.Blocks, page: SearchPage, c: SearchComponents) -> Callable:
                                       "alone_shown", "own_id"])
 
     def follow_up(done):  # then the link: the JS gets the query's short id, not the whole result
-        done.then(inputs=[named[n] for n in ("result", "mode", "selected", "alone_shown", "why_shown")], **after,
-                  api_visibility="private", show_progress="hidden", concurrency_id="selection").then(
+        return done.then(inputs=[named[n] for n in ("result", "mode", "selected", "alone_shown", "why_shown")],
+                         **after, api_visibility="private", show_progress="hidden", concurrency_id="selection").then(
             None, [c.query, named["own_id"], c.mode, c.k, c.rerank], None, js=KEEP_IN_URL)
 
     def search_after(event_done):
@@ -340,7 +347,8 @@ def wire(demo: gr.Blocks, page: SearchPage, c: SearchComponents) -> Callable:
     for done in searches:
         follow_up(done)
     restored = demo.load(**event(page.restore, ["query", "mode", "k", "rerank", "restored"]), api_visibility="private")
-    follow_up(restored.then(inputs=[named["restored"], *inputs], **event(page.search_restored, shown), **private))
+    follow_up(restored.then(inputs=[named["restored"], *inputs], **event(page.search_restored, shown), **private)
+              ).then(None, None, None, js=MARK_LOADED)
     search_after(c.again.click(inputs=named["selected"], **event(page.search_selected, ["query"]),
                                api_visibility="private"))
     chosen = event(page.explain, ["why", "why_shown"])

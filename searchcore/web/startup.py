@@ -69,18 +69,21 @@ class StartupIndexing:
     def _progress(self, done: int, total: int) -> None:
         self.done, self.total = done, total
 
+    def line(self) -> str:
+        """What the page says of it now."""
+        return views.startup_text(self.done, self.total, self.finished.is_set(), self.failure, self.note)
 
-def startup_progress(demo: gr.Blocks, startup: StartupIndexing, examples: gr.Dataset, make_examples) -> None:
-    """A line that follows the start-up indexing (a timer polls it, and every page load asks once) and,
-    once it is over, new examples."""
-    banner = gr.Markdown(views.startup_text(startup.done, startup.total, startup.finished.is_set(), startup.failure,
-                                            startup.note), elem_id="startup")
+
+def startup_progress(demo: gr.Blocks, startup: StartupIndexing, banner: gr.Markdown, examples: gr.Dataset,
+                     make_examples) -> None:
+    """The line that follows the start-up indexing (a timer asks every second, and every page load asks
+    once) and, once it is over, new examples."""
     timer = gr.Timer(1.0, active=not startup.finished.is_set())
 
     def tick():
         finished = startup.finished.is_set()
-        text = views.startup_text(startup.done, startup.total, finished, startup.failure, startup.note)
-        return text, gr.Timer(active=not finished), gr.Dataset(samples=make_examples()) if finished else gr.skip()
+        return (startup.line(), gr.Timer(active=not finished),
+                gr.Dataset(samples=make_examples()) if finished else gr.skip())
 
     timer.tick(tick, None, [banner, timer, examples], api_visibility="private", show_progress="hidden")
     demo.load(tick, None, [banner, timer, examples], api_visibility="private", show_progress="hidden")
