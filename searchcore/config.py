@@ -11,16 +11,19 @@ from typing import Sequence
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What names a model everywhere: its id (files, collections, API), its label on the page, and the
-    Keras application it is exported from. A third model is one more line in MODEL_SPECS."""
+    """What names a model everywhere: its id (files, collections, API), its label on the page, the Keras
+    application it is exported from, and its close-match level: the cosine that best separates photo
+    pairs of one class from pairs of two (scripts/close_match.py; docs/benchmarks.md). A third model is
+    one more line in MODEL_SPECS."""
 
     name: str
     label: str
     keras_application: str
+    close_match: float = 0.5
 
 
-MODEL_SPECS: tuple[ModelSpec, ...] = (ModelSpec("resnet50", "ResNet50", "ResNet50"),
-                                      ModelSpec("vgg16", "VGG16", "VGG16"))
+MODEL_SPECS: tuple[ModelSpec, ...] = (ModelSpec("resnet50", "ResNet50", "ResNet50", close_match=0.55),
+                                      ModelSpec("vgg16", "VGG16", "VGG16", close_match=0.60))
 MODEL_NAMES: tuple[str, ...] = tuple(spec.name for spec in MODEL_SPECS)
 SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in MODEL_SPECS}
 

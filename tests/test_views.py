@@ -132,3 +132,18 @@ def test_map_groups_are_the_first_folder_below_the_shared_one_and_samples_are_se
     assert sample_ids(ids[:20], cap=50) == ids[:20]
     with pytest.raises(ValueError, match="method must be one of PCA, t-SNE"):
         project(np.eye(4, dtype=np.float32), "UMAP")
+
+
+def test_a_query_that_matches_nothing_says_so_with_the_calibrated_levels():
+    """A cat among food and flowers got hits at cos 0.61 shown exactly like real matches (about 0.8)."""
+    def result(resnet: float, vgg: float, **options) -> QueryResult:
+        def at(i: int, cosine: float) -> Hit:
+            return Hit(i, f"/i/{i}.jpg", "0" * 64, (2 - 2 * cosine) ** 0.5, cosine)
+        hits = {"resnet50": [at(7, 1.0), at(1, resnet)], "vgg16": [at(2, vgg)]}  # 7: the query itself
+        return QueryResult(query="/q/cat.jpg", id=7, hits=hits, **options)
+    images = {1: Path("/s/1.webp"), 2: Path("/s/2.webp"), 7: Path("/s/7.webp")}
+    said = views.status_text(result(0.52, 0.58), images)
+    assert "No close match in the index" in said and "cos 0.52 (ResNet50) and cos 0.58 (VGG16)" in said
+    assert "(ResNet50 0.55, VGG16 0.60)" in said  # the levels, from scripts/close_match.py on Corel-1k
+    assert "No close match" not in views.status_text(result(0.52, 0.81), images)  # one model found one
+    assert "No close match" not in views.status_text(result(0.52, 0.58, rerank="dba"), images)  # other vectors

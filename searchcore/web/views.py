@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from ..config import MODEL_NAMES, MODEL_SPECS
+from ..config import MODEL_NAMES, MODEL_SPECS, SPECS
 from ..encoding.manifest import ModelManifest
 from ..evaluation import plots
 from ..evaluation.evaluate import EvalReport
@@ -152,6 +152,18 @@ def for_public(value: object) -> object:
     return value
 
 
+def no_close_match(result: QueryResult) -> str:
+    """A notice when no model found a close match: each model's best hit (the query itself left out) is
+    below that model's close-match level; "" otherwise."""
+    best = {m: max((h.cosine for h in hits if not result.is_self(h)), default=None) for m, hits in result.hits.items()}
+    if not best or any(c is None or c >= SPECS[m].close_match for m, c in best.items()):
+        return ""
+    found = " and ".join(f"cos {c:.2f} ({LABELS[m]})" for m, c in best.items())
+    levels = ", ".join(f"{LABELS[m]} {SPECS[m].close_match:.2f}" for m in best)
+    return (f"\n\n**No close match in the index**: the best hits are at {found}, below the level where photos "
+            f"of one class and of two are told apart best on Corel-1k ({levels}). They are shown anyway.")
+
+
 def status_text(result: QueryResult, images: Mapping[int, Path]) -> str:
     if result.error:
         return f"⚠️ {safe(named_only(result.error, result.query))}"
@@ -165,8 +177,9 @@ def status_text(result: QueryResult, images: Mapping[int, Path]) -> str:
     if result.regions:
         text += " — on the indexed images' regions (each image's best region)"
     hidden = {h.id for hits in result.hits.values() for h in hits if h.id not in images}
-    return text + (f" — {len(hidden)} hit(s) not shown: file gone, changed, or outside the served folders"
-                   if hidden else "")
+    text += f" — {len(hidden)} hit(s) not shown: file gone, changed, or outside the served folders" if hidden else ""
+    plain_cosines = result.rerank == "none" and not result.regions  # the levels are those of the plain vectors
+    return text + (no_close_match(result) if plain_cosines else "")
 
 
 def startup_text(done: int, total: int, finished: bool, failure: str | None = None, note: str | None = None) -> str:
