@@ -88,4 +88,5 @@ def test_a_link_with_an_odd_k_keeps_the_rest_of_the_link(engine, photo_dir, tmp_
         assert "k" not in values and values["mode"] == views.FUSED_MODE and values["rerank"] == "dba", odd
         assert values["restored"]
         assert Path(values["query"]).read_bytes() == photo.read_bytes()
-    assert page.restore(SimpleNamespace(query_params={"k": "12"})) == {"k": 12, "restored": False}
+    opened = page.restore(SimpleNamespace(query_params={"k": "12"}))  # no link: the first example, searched
+    assert opened["k"] == 12 and opened["restored"] and opened["query"] == page.examples()[0][0]
