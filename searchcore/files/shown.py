@@ -26,6 +26,10 @@ THUMBNAIL_PX = 256
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
+def is_sha256(value: object) -> bool:
+    return isinstance(value, str) and SHA256.fullmatch(value) is not None
+
+
 class IndexedImage(Protocol):
     """What a hit of any list names: the image's id, its path and the SHA-256 it was indexed with."""
 
@@ -83,11 +87,11 @@ class ShownFiles:
     def thumbnail(self, path: str, sha256: str) -> Path | None:
         """A WebP thumbnail of the indexed image, or None when its file is gone, changed or not allowed:
         the one indexing made, if the file under a root still has these bytes, else one made from it."""
-        if not self.holds(path, sha256):
+        if not is_sha256(sha256):  # no path is built from anything else
             return None
         target = self.folder / "thumbs" / f"{sha256}.webp"
         made = self.made.path(sha256) if self.made else None
-        if not target.is_file() and made and made.is_file():
+        if not target.is_file() and made and made.is_file() and self.holds(path, sha256):
             try:
                 os.link(made, target)
             except FileExistsError:
@@ -121,7 +125,7 @@ class ShownFiles:
         """The file at path is a regular file under a root whose bytes have this SHA-256: read and hashed
         once per file version (path, size, mtime), so a path and a SHA-256 of two different images never
         pass together."""
-        if not isinstance(sha256, str) or not SHA256.fullmatch(sha256):
+        if not is_sha256(sha256):
             return False
         try:
             real = Path(path).resolve()

@@ -73,9 +73,9 @@ class SearchPage:
         return self.search(image, *options)
 
     def search_restored(self, restored: bool, image: str | None, *options) -> Values:
-        """The search of a link's query, once restore() has set it; nothing for a page loaded without
-        one. Under load that search came after the user's own first upload, searched again, and replaced
-        the result a hit had just been selected on (with no query at all, it wiped it)."""
+        """The search of what restore() set (a link's query, or the first example); nothing when it set
+        no query (an empty index). Under load a search with no query came after the user's own first
+        upload and wiped its result."""
         return self.search(image, *options) if restored else {}
 
     @staticmethod

@@ -107,9 +107,8 @@ def shared_marks(result: QueryResult) -> dict[int, str]:
 
 def caption(rank: int, hit: Hit | FusedHit, mark: str = "") -> str:
     """`#3 ② L2 0.412 · cos 0.915 · elephants/0516.jpg`: both metrics, three decimals, folder and name."""
-    where = Path(hit.path)
     return (f"#{rank}{' ' + mark if mark else ''} L2 {l2_from_cosine(hit.cosine):.3f} · cos {hit.cosine:.3f} · "
-            f"{plain(where.parent.name + '/' + where.name)}")
+            f"{plain(short_path(hit.path))}")
 
 
 def gallery(result: QueryResult, name: ListName, images: Mapping[int, Path]) -> list[tuple[str, str]]:
@@ -278,7 +277,7 @@ def map_svg(points: MapPoints, label: str) -> str:
     scaled = 8 + (xy - low) / np.where(span > 0, span, 1) * (MAP_PX - 16)
     circles = "".join(
         f'<circle cx="{x:.1f}" cy="{MAP_PX - y:.1f}" r="3.5" fill="{colour[g]}" data-id="{i}" '
-        f'data-n="{html.escape(plain(Path(p).parent.name + "/" + Path(p).name), quote=True)}"></circle>'
+        f'data-n="{html.escape(plain(short_path(p)), quote=True)}"></circle>'
         for (x, y), g, i, p in zip(scaled, points.groups, points.ids, points.paths))
     sampled = f" (a sample of {len(points.ids):,} of {points.total:,})" if points.total > len(points.ids) else ""
     legend = "".join(f'<span class="map-key"><i style="background:{colour[g]}"></i>{html.escape(plain(g))}</span>'
