@@ -5,7 +5,6 @@ import contextlib
 import functools
 import json
 import logging
-import time
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pymilvus.exceptions import MilvusException
 
 from ..batching import spans
 from ..config import check_hnsw
+from ..retrying import retried
 from ..similarity import cosine_from_squared_l2, l2_from_cosine
 
 MAX_PATH = 4096
@@ -132,17 +132,15 @@ def guarded(method):
     loaded again yet is loaded, and the call tried once more."""
     @functools.wraps(method)
     def wrapper(self: "VectorStore", *args, **kwargs):
-        deadline, wait = time.monotonic() + _PATIENCE.get(), 0.5
-        while True:
-            try:
-                return _loaded(self, method, args, kwargs)
-            except (MilvusException, grpc.RpcError) as exc:
-                if not transient(exc) or time.monotonic() + wait > deadline:
-                    raise StoreUnavailableError(f"Milvus at {self.uri} did not answer ({_short(exc)})") from exc
-                log.warning("Milvus at %s did not answer (%s); %s tried again in %.1f s", self.uri, _short(exc),
-                            method.__name__, wait)
-                time.sleep(wait)
-                wait = min(2 * wait, MAX_RETRY_WAIT)
+        def said(exc: Exception, wait: float, tries: int) -> None:
+            log.warning("Milvus at %s did not answer (%s); %s tried again in %.1f s", self.uri, _short(exc),
+                        method.__name__, wait)
+        try:
+            return retried(lambda: _loaded(self, method, args, kwargs),
+                           lambda exc: isinstance(exc, (MilvusException, grpc.RpcError)) and transient(exc),
+                           said, 0.5, MAX_RETRY_WAIT, _PATIENCE.get())
+        except (MilvusException, grpc.RpcError) as exc:
+            raise StoreUnavailableError(f"Milvus at {self.uri} did not answer ({_short(exc)})") from exc
     return wrapper
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Callable, TypeVar
 
 import gradio as gr
 from starlette.middleware import Middleware
 
+from ..retrying import retried
 from ..storage.store import StoreUnavailableError
 from .limits import BodyLimit
 from .upload import MAX_UPLOAD_BYTES
@@ -62,11 +62,6 @@ class Waiting:
 def with_backoff(attempt: Callable[[], T], what: str, say: Callable[[str], None]) -> T:
     """attempt() until it does not raise StoreUnavailableError, waiting twice as long each time (at most
     MAX_WAIT seconds), saying each time what it waits for."""
-    wait, tries = 1.0, 1
-    while True:
-        try:
-            return attempt()
-        except StoreUnavailableError as exc:
-            say(f"Waiting for {what}: {exc}. Trying again in {wait:.0f} s (try {tries}).")
-        time.sleep(wait)
-        wait, tries = min(2 * wait, MAX_WAIT), tries + 1
+    def said(exc: Exception, wait: float, tries: int) -> None:
+        say(f"Waiting for {what}: {exc}. Trying again in {wait:.0f} s (try {tries}).")
+    return retried(attempt, lambda exc: isinstance(exc, StoreUnavailableError), said, 1.0, MAX_WAIT)
