@@ -15,10 +15,11 @@ import requests
 from gradio_client import Client, handle_file
 from PIL import Image
 
+from searchcore.encoding.manifest import ModelManifest
 from searchcore.files.decode import read_raw
 
-from tests.conftest import (CHROMIUM, PHOTOS, ROOT, any_page_of_app, labelled_folder, needs, settings_env, settings_in,
-                            start_app, stop_app, write_photos)
+from tests.conftest import (CHROMIUM, MODEL_DIR, PHOTOS, ROOT, any_page_of_app, labelled_folder, needs, settings_env,
+                            settings_in, start_app, stop_app, write_photos)
 
 CAPTION = re.compile(r"^#\d+( [\u2460-\u2473])? L2 \d\.\d{3} · cos -?\d\.\d{3} · [^/]+/[^/]+$")
 OUTPUT = ROOT / "test-output"
@@ -213,7 +214,8 @@ def test_bad_arguments_get_a_clear_message(served_app, tmp_path):
 def test_an_int8_app_says_so_and_keeps_its_own_collections(served_app):
     url, photos, _ = served_app
     page = requests.get(url, timeout=10).text
-    assert "The models run **int8**" in page and "ResNet50 0.99" in page
+    resnet50 = ModelManifest.load(MODEL_DIR / "resnet50-int8").versions["int8_median_cosine_to_fp32"]
+    assert "The models run **int8**" in page and f"ResNet50 {resnet50:.3f}" in page  # the build's own figure
     client = Client(url, verbose=False)
     rows = client.predict(api_name="/stats")["data"]
     assert [(r[3], r[-1]) for r in rows] == [("int8", "images_resnet50_int8"), ("int8", "images_vgg16_int8")]
