@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
+from .files.demo import demo_folder
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,17 @@ class Settings:
     milvus_patience: float = 300.0  # seconds an index run tries a failing Milvus call again
     public: bool = False  # a public page (a Hugging Face Space): visitors change nothing, name no server path
     eval_sets: tuple[Path, ...] = ()  # labelled folders the Evaluate tab offers (SEARCHCORE_EVAL_SETS)
+    demo_url: str = ""  # a zip or tar of a labelled photo folder, fetched and indexed at start-up
+
+    @property
+    def demo_set(self) -> Path | None:
+        """Where the demo collection of SEARCHCORE_DEMO_URL is extracted; None without one."""
+        return demo_folder(self.home, self.demo_url) if self.demo_url else None
+
+    @property
+    def labelled_sets(self) -> tuple[Path, ...]:
+        """The labelled folders Evaluate offers by name: the demo collection first, then the configured sets."""
+        return (*([self.demo_set] if self.demo_set else []), *self.eval_sets)
 
     @property
     def evaluations_dir(self) -> Path:
@@ -162,6 +174,7 @@ class Settings:
             evaluations=Path(_env("EVAL_DIR", "")).expanduser() if _env("EVAL_DIR", "") else None,
             public=_flag("PUBLIC") or bool(os.environ.get("SPACE_ID")),
             eval_sets=tuple(Path(p).expanduser() for p in _env("EVAL_SETS", "").split(os.pathsep) if p),
+            demo_url=_env("DEMO_URL", ""),
         )
         settings = replace(settings, **overrides) if overrides else settings
         check_hnsw(settings.hnsw_m, settings.hnsw_ef_construction)

@@ -87,6 +87,6 @@ def test_an_empty_or_missing_photo_folder_gives_the_samples_and_the_page_says_wh
         startup = StartupIndexing(engine, folder, index_roots(engine.settings, folder)).start()
         assert startup.finished.wait(timeout=300) and startup.failure is None
         said = views.startup_text(startup.done, startup.total, True, startup.failure, startup.note)
-        assert said == f"ℹ️ {views.safe(str(folder))} holds no photos (or is missing): the app shows the bundled " \
+        assert said == f"ℹ️ {views.safe(str(folder))} holds no photos (or is missing). The app shows the bundled " \
                        "sample photos instead."
         assert [s["rows"] for s in engine.stats()["models"].values()] == [len(sample_files())] * 2

@@ -28,7 +28,7 @@ def evaluate_tab(engine: Engine, roots: list[Path], shown: ShownFiles) -> None:
     """A labelled folder (one subfolder per class): a configured set, or on a private page any under the
     roots. Every mode's scores, the plots, and the queries where the models disagree most."""
     public = engine.settings.public
-    sets = {folder.name: folder for folder in engine.settings.eval_sets}
+    sets = {folder.name: folder for folder in engine.settings.labelled_sets}
 
     def evaluate(choice: str | None, progress=gr.Progress(track_tqdm=True)):
         try:

@@ -12,6 +12,7 @@ import gradio as gr
 from ..config import Settings
 from ..engine import Engine
 from ..files.decode import IMAGE_SUFFIXES
+from ..files.demo import DemoError, ensure_demo
 from ..files.samples import sample_files, sample_folder
 from . import views
 
@@ -22,7 +23,7 @@ def index_roots(settings: Settings, images: Path | None) -> list[Path]:
     """Folders the app may index and serve files from: configured roots, --images, the evaluation sets,
     samples, uploads."""
     configured = [Path(p) for p in os.environ.get("SEARCHCORE_INDEX_ROOTS", "").split(os.pathsep) if p]
-    roots = (configured + ([images] if images else []) + list(settings.eval_sets)
+    roots = (configured + ([images] if images else []) + list(settings.labelled_sets)
              + [sample_folder(), settings.home / "uploads"])
     return list(dict.fromkeys(p.expanduser().resolve() for p in roots))
 
@@ -33,13 +34,14 @@ def holds_images(folder: Path) -> bool:
 
 
 class StartupIndexing:
-    """The operator's folder (or, for an empty index, the sample photos) indexed in a thread while the
-    page is already served: searches cover what is indexed so far, and the page says how far it is.
-    Only files whose real path is under the roots are read (a link out of the folder is refused)."""
+    """The operator's folder and the demo collection (or, for an empty index, the sample photos) indexed
+    in a thread while the page is already served: searches cover what is indexed so far, and the page
+    says how far it is. Only files whose real path is under the roots are read (a link out is refused)."""
 
     def __init__(self, engine: Engine, images: Path | None, roots: list[Path]) -> None:
         self.engine, self.images, self.roots = engine, images, roots
         self.done = self.total = 0
+        self.fetched: tuple[int, int] | None = None  # bytes of the demo archive fetched, and expected
         self.failure: str | None = None
         self.note: str | None = None  # said on the page after the run
         self.finished = threading.Event()
@@ -50,13 +52,9 @@ class StartupIndexing:
 
     def _run(self) -> None:
         try:
-            if self.images and not holds_images(self.images):
-                self.note = (f"{self.images} holds no photos (or is missing): the app shows the bundled sample "
-                             "photos instead.")
-                log.warning("%s", self.note)
-            if self.images and not self.note:
-                report = self.engine.index([self.images], roots=self.roots, on_progress=self._progress)
-                log.info("indexing %s: %s", self.images, report.summary())
+            if folders := self._folders():
+                report = self.engine.index(folders, roots=self.roots, on_progress=self._progress)
+                log.info("indexing %s: %s", ", ".join(map(str, folders)), report.summary())
             elif self.engine.is_empty():
                 report = self.engine.index(sample_files(), roots=self.roots, on_progress=self._progress)
                 log.info("indexing the sample photos: %s", report.summary())
@@ -66,11 +64,39 @@ class StartupIndexing:
         finally:
             self.finished.set()
 
+    def _folders(self) -> list[Path]:
+        """The folders to index: --images if it holds photos, and the demo collection once it is here.
+        What is missing is said in the note (the samples stand in when the index is empty)."""
+        folders, notes = [], []
+        if self.images and holds_images(self.images):
+            folders.append(self.images)
+        elif self.images:
+            notes.append(f"{self.images} holds no photos (or is missing).")
+        settings = self.engine.settings
+        if settings.demo_url:
+            try:
+                folders.append(ensure_demo(settings.demo_url, settings.demo_set, on_progress=self._fetching))
+            except DemoError as exc:
+                notes.append(f"The demo photos could not be had: {exc}.")
+            finally:
+                self.fetched = None
+        if notes and not folders:
+            notes.append("The app shows the bundled sample photos instead.")
+        self.note = " ".join(notes) or None
+        if self.note:
+            log.warning("%s", self.note)
+        return folders
+
+    def _fetching(self, fetched: int, expected: int) -> None:
+        self.fetched = fetched, expected
+
     def _progress(self, done: int, total: int) -> None:
         self.done, self.total = done, total
 
     def line(self) -> str:
         """What the page says of it now."""
+        if self.fetched:
+            return views.fetch_text(*self.fetched)
         return views.startup_text(self.done, self.total, self.finished.is_set(), self.failure, self.note)
 
 

@@ -194,6 +194,12 @@ def startup_text(done: int, total: int, finished: bool, failure: str | None = No
             f"the rest follow by themselves.")
 
 
+def fetch_text(fetched: int, expected: int) -> str:
+    """What the page says while the demo photos are fetched."""
+    of = f" of {expected / 1e6:,.1f}" if expected else ""
+    return f"Fetching the demo photos: {fetched / 1e6:,.1f}{of} MB…"
+
+
 def error_text(message: str) -> str:
     return f"⚠️ {safe(message)}"
 
