@@ -1,7 +1,8 @@
 """The README's screenshot: the app on the CC0 sample photos (scikit-image's) and an edited copy of each
-(a mirrored copy and a crop), searched with one of them in Chromium; saved as docs/screenshot.jpg.
+(a mirrored copy and a crop), searched with one of them in Chromium, on a desktop screen and on a phone's;
+saved as docs/screenshot.jpg and docs/screenshot-phone.jpg.
 
-    .venv/bin/python scripts/screenshot.py [--out docs/screenshot.jpg] [--query chelsea]
+    .venv/bin/python scripts/screenshot.py [--out-dir docs] [--query chelsea]
 
 Runs the int8 models in a temporary home (nothing of yours is indexed or changed); needs Debian's
 chromium and Playwright (tests/requirements.txt)."""
@@ -26,6 +27,9 @@ sys.path.insert(0, str(ROOT))
 from searchcore.files.samples import sample_files  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
+SCREENS = {"screenshot.jpg": {"viewport": {"width": 1366, "height": 900}},
+           "screenshot-phone.jpg": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True,
+                                    "device_scale_factor": 2}}
 
 
 def photos_with_copies(folder: Path) -> None:
@@ -47,7 +51,7 @@ def free_port() -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshot.jpg")
+    parser.add_argument("--out-dir", type=Path, default=ROOT / "docs")
     parser.add_argument("--query", default="chelsea", help="the sample photo searched with (file stem)")
     parser.add_argument("--k", type=int, default=6)
     args = parser.parse_args()
@@ -62,16 +66,16 @@ def main() -> None:
             app = subprocess.Popen([sys.executable, "app.py", "--images", str(photos), "--port", str(port),
                                     "--precision", "int8"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
-            shoot(f"http://127.0.0.1:{port}/", photos / f"{args.query}.jpg", args.k, args.out, app, log)
+            shoot(f"http://127.0.0.1:{port}/", photos / f"{args.query}.jpg", args.k, args.out_dir, app, log)
         finally:
             app.terminate()
             app.wait(timeout=60)
-    print(f"wrote {args.out}")
+    print(f"wrote {', '.join(str(args.out_dir / name) for name in SCREENS)}")
 
 
-def shoot(url: str, query: Path, k: int, out: Path, app: subprocess.Popen, log: Path) -> None:
+def shoot(url: str, query: Path, k: int, out_dir: Path, app: subprocess.Popen, log: Path) -> None:
     """Open the link of a search with the query once the app has indexed the photos, wait until both
-    galleries show k hits, and save the page's first screen."""
+    galleries show k hits, and save the page's first screen, at each size of SCREENS."""
     short = hashlib.sha256(query.read_bytes()).hexdigest()[:16]
     indexed = f"indexing {query.parent}:"  # the app's log line once its start-up indexing is over
     while indexed not in log.read_text():
@@ -80,14 +84,18 @@ def shoot(url: str, query: Path, k: int, out: Path, app: subprocess.Popen, log: 
         time.sleep(0.2)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1366, "height": 900})
-        page.goto(f"{url}?q={short}&k={k}")
-        for gallery in ("#gallery-resnet50", "#gallery-vgg16"):  # k thumbnails each, every one drawn
-            page.wait_for_function(f"""() => {{ const shown = [...document.querySelectorAll('{gallery} img')];
-                return shown.length >= {k} && shown.every(i => i.complete && i.naturalWidth > 0); }}""",
-                                   timeout=120_000)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(out), type="jpeg", quality=85)  # a JPEG well under 1 MB: a Space takes it without LFS
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, screen in SCREENS.items():
+            page = browser.new_page(**screen)
+            page.goto(f"{url}?q={short}&k={k}")
+            page.wait_for_function("() => document.body.dataset.loaded === '1'", timeout=120_000)
+            for gallery in ("#gallery-resnet50", "#gallery-vgg16"):  # the hits on screen drawn
+                page.wait_for_function(f"""() => [...document.querySelectorAll('{gallery} img')].every(
+                    i => i.getBoundingClientRect().top > innerHeight || (i.complete && i.naturalWidth > 0))""",
+                                       timeout=120_000)
+            # JPEGs well under 1 MB: a Space takes them without LFS
+            page.screenshot(path=str(out_dir / name), type="jpeg", quality=85)
+            page.close()
         browser.close()
 
 

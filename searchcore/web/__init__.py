@@ -16,10 +16,11 @@ from .startup import StartupIndexing
 from . import views
 
 INTRO = ("# Search images by image — ResNet50 and VGG16 side by side\n"
-         "Drop a photo (or paste, or use the webcam), or pick one below it. Each model's nearest images appear "
-         "rank by rank: the same row is the same rank, and an image both models found carries the same mark "
-         "(①, ②, …) in both lists. The numbers say how alike a model finds the two pictures: cos 1.000 is the "
-         "same picture, and the higher, the closer (L2, the distance, says the same the other way round). ")
+         "Drop a photo or pick one below it: each model's nearest images appear side by side, rank by rank. "
+         "cos 1.000 is the same picture; the higher, the closer.")
+# The rest of the explanation, left out on a phone so that the first screen shows a comparison.
+INTRO_MORE = ("The same row is the same rank, and an image both models found carries the same mark (①, ②, …) in "
+              "both lists. L2, the distance, says what cos says the other way round. ")
 
 
 def build_ui(engine: Engine, roots: list[Path], startup: StartupIndexing) -> tuple[gr.Blocks, ShownFiles]:
@@ -30,9 +31,10 @@ def build_ui(engine: Engine, roots: list[Path], startup: StartupIndexing) -> tup
     gr.set_static_paths([str(shown.folder)])
     # Gradio's copies of answer files (edited photos, failure lists) go after a day, looked for hourly
     with gr.Blocks(title="Image search: ResNet50 vs VGG16", delete_cache=(3600, 86400)) as demo:
-        gr.Markdown(INTRO + views.precision_text(engine.settings.precision,
-                                                 {m.label: m.encoder.manifest for m in engine.models.values()}),
-                    elem_id="intro")
+        gr.Markdown(INTRO, elem_id="intro")
+        gr.Markdown(INTRO_MORE + views.precision_text(engine.settings.precision,
+                                                      {m.label: m.encoder.manifest for m in engine.models.values()}),
+                    elem_id="intro-more")
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("Search", id="search"):
                 query, search_after = search_tab(demo, SearchPage(engine, shown, roots), startup)

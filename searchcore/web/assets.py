@@ -30,11 +30,19 @@ CSS = """
   min-height: 0 !important; overflow-y: visible !important; }
 .ranked .thumbnail-item { aspect-ratio: 4 / 3; }
 #details { overflow-wrap: anywhere; }
+#startup:has(span.md:empty) { display: none; }  /* no start-up line: no empty gap above the query */
 #why .grid-wrap, #why .gallery-container { max-height: none !important; height: auto !important; min-height: 0 !important; }  /* long paths wrap instead of being cut off */
 @media (max-width: 640px) {  /* a phone keeps the two lists side by side, one hit per row */
   .pair { flex-wrap: nowrap !important; gap: 6px !important; }
   .pair .ranked { min-width: 0 !important; }
   .ranked .grid-container { grid-template-columns: 1fr !important; }
+  /* its first screen: a short intro, the query, one row of examples, then the results; the controls below */
+  #intro h1 { font-size: 1.3em; margin-bottom: 4px; } #intro-more { display: none; }
+  #search-row { flex-direction: column !important; } #search-side { display: contents !important; }
+  #search-results { order: 1; } #search-controls { order: 2; }
+  #query { height: 170px !important; }
+  #examples .gallery { flex-wrap: nowrap !important; overflow-x: auto; }
+  #examples .gallery-item { flex: 0 0 auto; } #examples .gallery-item img { height: 56px !important; width: auto; }
 }
 .ranked .caption-label { white-space: normal; font-size: 0.8em; line-height: 1.25; max-width: 100%; }
 .map { position: relative; } .map svg { width: 100%; max-width: 520px; border: 1px solid #ddd; cursor: pointer; }

@@ -247,24 +247,27 @@ def layout(engine: Engine, samples: list[list[str]], startup: StartupIndexing
            ) -> tuple[SearchComponents, gr.Markdown, Examples]:
     """The start-up line on top; the query and the examples beside it, then the controls, on the left; on
     the right the status, the lists, the agreement, the hits only one model found, the selected hit's
-    details and heatmaps, and the JSON. Returns the components, the start-up line and the examples."""
+    details and heatmaps, and the JSON (on a phone: the query, the examples, the results, the controls).
+    Returns the components, the start-up line and the examples."""
     banner = gr.Markdown(startup.line(), elem_id="startup")
-    with gr.Row():
-        with gr.Column(scale=1, min_width=280):
+    with gr.Row(elem_id="search-row"):
+        with gr.Column(scale=1, min_width=280, elem_id="search-side"):
             query = QueryImage(type="filepath", label="Query image", sources=["upload", "clipboard", "webcam"],
                                elem_id="query", height=240)
             examples = Examples(components=[query], samples=samples, label="Or one of these from the index",
                                 samples_per_page=EXAMPLES, elem_id="examples", type="values")
-            mode = gr.Radio(list(views.MODES), value="Side by side", label="Models", elem_id="mode")
-            k = gr.Slider(1, 50, value=8, step=1, label="Top k", elem_id="topk")
-            rerank = gr.Radio(views.RERANK_CHOICES, value="none", label="Re-ranking", elem_id="rerank",
-                              info="αQE: the query expanded with its first 5 hits. DBA: each indexed image "
-                                   "blended with its 5 nearest. Both: the best on Corel-1k.")
-            robust = gr.Checkbox(False, label="Also search turned (90°, 180°, 270°) and mirrored", elem_id="robust")
-            regions = gr.Checkbox(False, label="Match crops: search the indexed images' regions", elem_id="regions",
-                                  visible=engine.settings.regions)
-            go = gr.Button("Search", variant="primary", elem_id="search")
-        with gr.Column(scale=3):
+            with gr.Column(elem_id="search-controls"):  # on a phone, below the results
+                mode = gr.Radio(list(views.MODES), value="Side by side", label="Models", elem_id="mode")
+                k = gr.Slider(1, 50, value=8, step=1, label="Top k", elem_id="topk")
+                rerank = gr.Radio(views.RERANK_CHOICES, value="none", label="Re-ranking", elem_id="rerank",
+                                  info="αQE: the query expanded with its first 5 hits. DBA: each indexed image "
+                                       "blended with its 5 nearest. Both: the best on Corel-1k.")
+                robust = gr.Checkbox(False, label="Also search turned (90°, 180°, 270°) and mirrored",
+                                     elem_id="robust")
+                regions = gr.Checkbox(False, label="Match crops: search the indexed images' regions",
+                                      elem_id="regions", visible=engine.settings.regions)
+                go = gr.Button("Search", variant="primary", elem_id="search")
+        with gr.Column(scale=3, elem_id="search-results"):
             status = gr.Markdown(elem_id="status")
             with gr.Row(equal_height=False, elem_classes=["pair"]):
                 per_model = [gallery(m.label, f"gallery-{m.name}") for m in engine.models.values()]
