@@ -189,10 +189,12 @@ class Engine:
 
     def evaluate(self, root: Path | str, models: Sequence[str] | None = None,
                  roots: Sequence[Path] | None = None) -> EvalReport:
-        """Scores of every ranking on a labelled folder; its vectors are kept for the next evaluation.
-        With `roots`, nothing whose real path is outside them is read."""
+        """Scores of every ranking on a labelled folder: the indexed images' vectors read from the index,
+        only the others embedded; its vectors are kept for the next evaluation. With `roots`, nothing
+        whose real path is outside them is read."""
         return evaluate(Path(root).resolve(), self.embedder, list(self._chosen(models)),
-                        EmbeddingsFile(self.settings.evaluations_dir), roots)
+                        EmbeddingsFile(self.settings.evaluations_dir), roots,
+                        stored=lambda name, images: self.models[name].store.vectors(images))
 
     def stats(self) -> dict:
         return {"milvus_uri": self.settings.milvus_uri, "redis_cache": self.cache.available,

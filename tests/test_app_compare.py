@@ -39,6 +39,8 @@ def test_evaluate_api_gives_the_clis_figures_and_reuses_the_embeddings(served, t
     url, labelled, settings = served
     summary, table, curve, per_class, jaccard, mosaic, report = evaluate_api(url, labelled)
     assert (report["images"], len(report["classes"]), report["failed"]) == (CLASSES * PER_CLASS, CLASSES, [])
+    # the app indexed this folder: every vector is read from the index, no model runs
+    assert report["from_index"] == CLASSES * PER_CLASS and "inference" not in report["stages"], report["stages"]
     plain = {"resnet50", "vgg16", "fused", "rrf"}
     assert set(report["scores"]) == plain | {f"{m}+{r}" for m in plain for r in ("qe", "dba", "dba+qe")}
     # the CLI, in a process and a home of its own (so it embeds anew), gives the very same figures
@@ -55,12 +57,23 @@ def test_evaluate_api_gives_the_clis_figures_and_reuses_the_embeddings(served, t
         "ap-per-class.png", "disagreements.png", "jaccard-at-10.png", "precision-at-k.png"]
     # its thumbnails were made in a scratch folder: none in the folder an app of this home serves
     assert not [p for p in (tmp_path / "shown").rglob("*") if p.is_file()]
-    # the table shows the same figures, rounded
-    rows = {row[0]: row[1:] for row in table["data"]}
-    assert rows["Fused"][-1] == round(report["scores"]["fused"]["mAP"], 3)
-    assert rows["ResNet50"][0] == round(report["scores"]["resnet50"]["P@1"], 3)
+    # the table shows the same figures with three decimals, the best of each column in bold
+    rows = {row[0]: [cell.strip("*") for cell in row[1:]] for row in table["data"]}
+    assert rows["Fused"][-1] == f'{report["scores"]["fused"]["mAP"]:.3f}'
+    assert rows["ResNet50"][0] == f'{report["scores"]["resnet50"]["P@1"]:.3f}'
+    best_map = max(round(s["mAP"], 3) for s in report["scores"].values())
+    assert [row[-1] for row in table["data"] if row[-1].startswith("**")][0] == f"**{best_map:.3f}**"
+    # the result opens with the verdict, as the CLI and the JSON give it
+    verdict = report["verdict"]
+    assert summary.startswith("**On these ") and "paired bootstrap over the queries, 1,000 resamples, seed 0" in summary
+    assert verdict["interval"][0] <= verdict["mAP"][0] - verdict["mAP"][1] <= verdict["interval"][1]
+    assert cli["verdict"]["models"] == verdict["models"] and cli["verdict"]["best"] == verdict["best"]
+    assert cli["verdict"]["interval"] == pytest.approx(verdict["interval"], abs=1e-9)
     assert len(report["curves"]["vgg16"]) == min(50, CLASSES * PER_CLASS - 1)
     assert len(report["jaccard"]) == CLASSES * PER_CLASS and report["disagreements"]
+    for row in report["disagreements"]:  # the pictures show a disagreement: the models' first 5 differ
+        first, second = (sum(hit["relevant"] for hit in row["top"][m]) for m in report["models"][:2])
+        assert first != second, row
     # a second evaluation of the same files reads their vectors back: no decoding, no inference
     again = evaluate_api(url, labelled)[-1]
     assert again["cached"] and "inference" not in again["stages"] and again["scores"] == report["scores"]

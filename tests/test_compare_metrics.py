@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from searchcore.evaluation.evaluate import score
-from searchcore.evaluation.metrics import average_precision, hit_rate_at, precision_at, precision_curve
+from searchcore.evaluation.metrics import average_precision, hit_rate_at, paired_bootstrap, precision_at, precision_curve
 from searchcore.retrieval.compare import agreement, kendall_tau
 from searchcore.retrieval.fusion import fused_order
 
@@ -78,3 +78,15 @@ def test_agreement_when_the_index_holds_fewer_than_k_images():
     a = agreement([1, 2, 3], [3, 2, 1], k=1000)
     assert (a.k, a.shared, a.overlap_at_k, a.jaccard) == (3, 3, 1.0, 1.0)
     assert agreement([], [], k=10).overlap_at_k == 0.0
+
+
+def test_the_paired_bootstrap_interval_is_seeded_and_holds_the_difference_it_measures():
+    rng = np.random.default_rng(3)
+    a = rng.uniform(0.5, 1.0, 400)
+    assert paired_bootstrap(a, a) == (0.0, 0.0)
+    better = np.clip(a + 0.05 + rng.normal(0, 0.02, 400), 0, 1)
+    low, high = paired_bootstrap(better, a)
+    assert 0 < low < float(np.mean(better - a)) < high  # a clear win: the interval leaves 0 out
+    noisy = a + rng.normal(0, 0.2, 400)
+    low, high = paired_bootstrap(noisy, a, resamples=250, chunk=64)  # chunks that don't divide the draws
+    assert low < 0 < high and (low, high) == paired_bootstrap(noisy, a, resamples=250, chunk=64)

@@ -15,21 +15,22 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from ..encoding.embed import Embedder
 from ..batching import batched, spans
-from ..files.decode import IMAGE_SUFFIXES, Failure, is_under, read_many
+from ..files.decode import IMAGE_SUFFIXES, Failure, RawImage, is_under, read_many
 from ..files.pruning import prune
 from ..retrieval.fusion import FUSED, FUSION_POOL, RRF, fused_order, rrf_order
 from ..retrieval.lists import Ranking
 from ..retrieval.options import Rerank
 from ..retrieval.rerank import QE_N, RERANKS, dba, top_k, weighted_mean
 from ..timing import StageTimes
-from .metrics import average_precision, hit_rate_at, jaccard_rows, precision_at, precision_curve
+from .metrics import (average_precision, hit_rate_at, jaccard_rows, paired_bootstrap, precision_at,
+                      precision_curve)
 
 PRECISION_KS = (1, 10, 20)
 RECALL_KS = (1, 5, 10)
@@ -42,6 +43,8 @@ MAX_IMAGES = 200_000
 MAX_WALK_SECONDS = 60
 KEPT_EVALUATIONS = 16  # evaluations whose vectors are kept on disk, the most recently used
 DISAGREEMENTS = 3  # per direction: where the first model wins most, and where the second does
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 0
 
 
 @dataclass
@@ -55,6 +58,7 @@ class Embeddings:
     failed: list[Failure] = field(default_factory=list)
     stages: StageTimes = field(default_factory=StageTimes)
     cached: bool = False
+    from_index: int = 0  # images whose vectors were read from the index, not embedded
 
 
 @dataclass
@@ -94,6 +98,38 @@ class Disagreement:
     top: dict[str, list[Shown]]
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """The evaluation in one sentence: the two models' mAP, the 95% interval of their difference (a paired
+    bootstrap over the queries, seeded, so the same data give the same interval), and the best mode."""
+
+    models: tuple[str, str]  # the higher mAP first
+    mAP: tuple[float, float]
+    interval: tuple[float, float]  # of mAP[0] - mAP[1]
+    resamples: int
+    seed: int
+    best: str  # the Ranking.key with the highest mAP of every mode
+    best_mAP: float
+
+    def sentence(self, images: int, labels: Mapping[str, str]) -> str:
+        first, second = (labels.get(m, m) for m in self.models)
+        low, high = self.interval
+        outcome = f"{first} and {second} tie" if low <= 0 else f"{first} beats {second}"
+        return (f"On these {images:,} photos {outcome} (mAP {self.mAP[0]:.3f} vs {self.mAP[1]:.3f}; 95% interval of "
+                f"the difference {low:+.3f}…{high:+.3f}, a paired bootstrap over the queries, {self.resamples:,} "
+                f"resamples, seed {self.seed}); {labels.get(self.best, self.best)} is best ({self.best_mAP:.3f}).")
+
+
+def verdict(scores: Scores, pair: Sequence[str]) -> Verdict:
+    ranked = sorted(pair, key=lambda m: -scores.modes[m].summary["mAP"])
+    a, b = (scores.modes[m] for m in ranked)
+    best = max(scores.modes, key=lambda m: scores.modes[m].summary["mAP"])
+    return Verdict(models=tuple(ranked), mAP=(a.summary["mAP"], b.summary["mAP"]),
+                   interval=paired_bootstrap(a.ap, b.ap, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED),
+                   resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED, best=best,
+                   best_mAP=scores.modes[best].summary["mAP"])
+
+
 @dataclass
 class EvalReport:
     root: str
@@ -110,10 +146,13 @@ class EvalReport:
     stages: dict[str, float]
     cached: bool
     seconds: float
+    from_index: int = 0  # images scored from the index's vectors (no model run for them)
+    verdict: Verdict | None = None  # with two or more models
 
     def table(self) -> str:
         columns = list(next(iter(self.scores.values())))
-        lines = [f"{self.images} images, {len(self.classes)} classes, {len(self.failed)} failed",
+        lines = [self.verdict.sentence(self.images, self.labels())] if self.verdict else []
+        lines += [f"{self.images} images, {len(self.classes)} classes, {len(self.failed)} failed",
                  f"{'mode':<16}" + "".join(f"{c:>8}" for c in columns)]
         lines += [f"{m:<16}" + "".join(f"{s[c]:>8.3f}" for c in columns) for m, s in self.scores.items()]
         return "\n".join(lines)
@@ -147,6 +186,39 @@ def labelled_images(root: Path, roots: Sequence[Path] | None = None) -> list[tup
         if folder.is_dir() and (roots is None or is_under(folder.resolve(), roots)):
             found += sorted((path, folder.name) for path in walk.images(folder))
     return found
+
+
+def labelled_folders(roots: Sequence[Path], depth: int = 2, limit: int = 50) -> list[Path]:
+    """Folders at most `depth` levels under the roots (the roots included) that look labelled: two or more
+    subfolders that hold image files themselves. A bounded look (`limit` folders found, MAX_FOLDERS
+    looked at), for the Evaluate tab's choices; links to folders are not followed."""
+    found: list[Path] = []
+    looked = 0
+    level = [root for root in roots if root.is_dir()]
+    for _ in range(depth + 1):
+        below: list[Path] = []
+        for folder in level:
+            subfolders = _subfolders(folder)
+            looked += 1 + len(subfolders)
+            if sum(map(_holds_images, subfolders)) >= 2:
+                found.append(folder)
+            below += subfolders
+            if len(found) >= limit or looked > MAX_FOLDERS:
+                return found
+        level = below
+    return found
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        return sorted(Path(e.path) for e in entries if e.is_dir(follow_symlinks=False))
+    return []
+
+
+def _holds_images(folder: Path) -> bool:
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        return any(Path(e.name).suffix.lower() in IMAGE_SUFFIXES for e in entries)
+    return False
 
 
 class Walk:
@@ -214,10 +286,16 @@ class EmbeddingsFile:
         prune(self.folder, self.kept, "*.npz")
 
 
+# A model's stored vectors of these images (id -> sha256), by id: how an evaluation reads what is indexed.
+Stored = Callable[[str, Mapping[int, str]], Mapping[int, np.ndarray]]
+
+
 def embed_folder(root: Path, embedder: Embedder, models: Sequence[str], saved: EmbeddingsFile | None = None,
-                 batch_size: int = 32, roots: Sequence[Path] | None = None) -> Embeddings:
+                 batch_size: int = 32, roots: Sequence[Path] | None = None, stored: Stored | None = None
+                 ) -> Embeddings:
     """Every labelled image's vectors per model (or its failure), from the saved file when it matches.
-    With `roots`, nothing whose real path is outside them is read."""
+    With `stored`, an image whose vectors the index holds (of the same builds) is not decoded nor run
+    through a model: only the others are embedded. With `roots`, nothing outside them is read."""
     files = labelled_images(root, roots)
     file = saved.path(files, [embedder.encoders[m].cache_key for m in models]) if saved else None
     if file and (found := saved.load(file, models)):
@@ -225,26 +303,38 @@ def embed_folder(root: Path, embedder: Embedder, models: Sequence[str], saved: E
     out = Embeddings([], [], [], {}, [])
     rows: dict[str, list[np.ndarray]] = {m: [] for m in models}
     label_of = {str(path): label for path, label in files}
-    wanted = frozenset(models)
     bar = tqdm(total=len(files), unit="img", desc="embedding", disable=None)
 
+    def add(raw: RawImage, vectors: Mapping[str, np.ndarray]) -> None:
+        out.paths.append(raw.source)
+        out.sha256s.append(raw.sha256)
+        out.labels.append(label_of[raw.source])
+        for m in models:
+            rows[m].append(vectors[m])
+
     def batches():
+        """What is left to embed, batch by batch, each image with the models its vectors are missing for."""
         for chunk in batched([path for path, _ in files], batch_size):
             with out.stages.stage("read"):
-                batch = [(raw, wanted) for _, raw in read_many(chunk, out.failed, roots)]
-            bar.update(len(chunk) - len(batch))
-            yield batch
+                raws = [raw for _, raw in read_many(chunk, out.failed, roots)]
+            with out.stages.stage("stored"):
+                known = _stored_vectors(raws, models, stored) if stored else {}
+            left = [(raw, frozenset(models) - known.get(raw.id, {}).keys()) for raw in raws]
+            for raw, missing in left:
+                if not missing:
+                    add(raw, known[raw.id])
+                    out.from_index += 1
+            bar.update(len(chunk) - sum(1 for _, missing in left if missing))
+            pending.update({raw.id: known.get(raw.id, {}) for raw, missing in left if missing})
+            yield [(raw, missing) for raw, missing in left if missing]
 
+    pending: dict[int, dict[str, np.ndarray]] = {}
     for embedded in embedder.stream(batches(), out.stages):
         for item in embedded:
             if item.error:
                 out.failed.append(Failure.of(item.error))
-                continue
-            out.paths.append(item.raw.source)
-            out.sha256s.append(item.raw.sha256)
-            out.labels.append(label_of[item.raw.source])
-            for m in models:
-                rows[m].append(item.vectors[m])
+            else:
+                add(item.raw, {**pending.pop(item.raw.id, {}), **item.vectors})
         bar.update(len(embedded))
     bar.close()
     out.vectors = {m: np.stack(v) if v else np.zeros((0, embedder.encoders[m].dim), np.float32)
@@ -252,6 +342,16 @@ def embed_folder(root: Path, embedder: Embedder, models: Sequence[str], saved: E
     if file:
         saved.save(file, out)
     return out
+
+
+def _stored_vectors(raws: Sequence[RawImage], models: Sequence[str], stored: Stored) -> dict[int, dict[str, np.ndarray]]:
+    """id -> model -> the index's vector, for the images the index holds."""
+    found: dict[int, dict[str, np.ndarray]] = {}
+    images = {raw.id: raw.sha256 for raw in raws}
+    for m in models:
+        for i, vector in stored(m, images).items():
+            found.setdefault(i, {})[m] = vector
+    return found
 
 
 def score(vectors: Mapping[str, np.ndarray], labels: Sequence[str], chunk: int = 256,
@@ -325,16 +425,22 @@ def report(root: Path, embeddings: Embeddings, scores: Scores, seconds: float) -
         jaccard=[] if scores.jaccard is None else [float(x) for x in scores.jaccard],
         disagreements=disagreements(embeddings, scores, names[:2]) if len(names) > 1 else [],
         failed=embeddings.failed, stages=dict(embeddings.stages.seconds), cached=embeddings.cached,
-        seconds=seconds)
+        seconds=seconds, from_index=embeddings.from_index,
+        verdict=verdict(scores, names[:2]) if len(names) > 1 else None)
 
 
 def disagreements(embeddings: Embeddings, scores: Scores, pair: Sequence[str]) -> list[Disagreement]:
-    """The queries where the first model's AP beats the second's by the most, then the reverse."""
+    """The queries whose first TOP_SHOWN hits differ most between the models (precision at TOP_SHOWN, ties
+    broken by AP), where the first model does better, then the reverse: rows whose pictures show it."""
     a, b = pair
-    gap = scores.modes[a].ap - scores.modes[b].ap
-    order = np.argsort(-gap, kind="stable")
-    picked = [int(i) for i in order[:DISAGREEMENTS] if gap[i] > 0]
-    picked += [int(i) for i in order[::-1][:DISAGREEMENTS] if gap[i] < 0]
+    labels_array = np.asarray(embeddings.labels)
+
+    def shown_precision(model: str) -> np.ndarray:
+        return np.mean(labels_array[scores.modes[model].top[:, :TOP_SHOWN]] == labels_array[:, None], axis=1)
+    shown_gap = shown_precision(a) - shown_precision(b)
+    order = np.lexsort((-(scores.modes[a].ap - scores.modes[b].ap), -shown_gap))
+    picked = [int(i) for i in order[:DISAGREEMENTS] if shown_gap[i] > 0]
+    picked += [int(i) for i in order[::-1][:DISAGREEMENTS] if shown_gap[i] < 0]
     paths, shas, labels = embeddings.paths, embeddings.sha256s, embeddings.labels
 
     def shown(q: int, model: str) -> list[Shown]:
@@ -345,12 +451,15 @@ def disagreements(embeddings: Embeddings, scores: Scores, pair: Sequence[str]) -
 
 
 def evaluate(root: Path, embedder: Embedder, models: Sequence[str], saved: EmbeddingsFile | None = None,
-             roots: Sequence[Path] | None = None) -> EvalReport:
+             roots: Sequence[Path] | None = None, stored: Stored | None = None) -> EvalReport:
     started = time.perf_counter()
-    embeddings = embed_folder(root, embedder, models, saved, roots=roots)
+    embeddings = embed_folder(root, embedder, models, saved, roots=roots, stored=stored)
     if len(embeddings.labels) < 2:
         raise ValueError(f"{root.name} holds {len(embeddings.labels)} image(s) that could be read in class folders: "
                          "an evaluation needs a subfolder per class and at least 2 images")
+    if len(classes := sorted(set(embeddings.labels))) < 2:
+        raise ValueError(f"{root.name} holds 1 class ({classes[0]}); an evaluation needs two or more class "
+                         "folders, or every hit would count as relevant")
     with embeddings.stages.stage("scoring"):
         scores = score(embeddings.vectors, embeddings.labels)
     return report(root, embeddings, scores, time.perf_counter() - started)

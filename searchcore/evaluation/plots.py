@@ -9,7 +9,7 @@ from typing import Mapping
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure  # figures made without pyplot: nothing kept in a global registry
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from ..retrieval.options import Rerank
 from .evaluate import EvalReport
@@ -17,6 +17,7 @@ from .evaluate import EvalReport
 COLOURS = {"resnet50": "#1f77b4", "vgg16": "#ff7f0e", "fused": "#2ca02c", "rrf": "#9467bd"}
 RELEVANT, NOT_RELEVANT = (44, 160, 44), (214, 39, 40)
 CELL = 112
+CAPTION_PX = 20  # the mosaic's captions: about 19 px on a desktop screen, where the page shrinks it a little
 MAX_CLASSES_SHOWN = 40  # the AP-per-class bars: more would not fit a picture (WebP stops at 16,383 px)
 
 
@@ -96,21 +97,23 @@ def disagreement_mosaic(report: EvalReport, thumbnails: Mapping[str, Path], labe
         return None
     models = list(report.disagreements[0].top)
     per_model = len(report.disagreements[0].top[models[0]])
-    header, gap, label_h = 34, 16, 18
+    header, gap, label_h = 32, 16, 30
     width = CELL * (1 + per_model * len(models)) + gap * len(models)
     height = header + len(report.disagreements) * (CELL + label_h)
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=CAPTION_PX)
     x = CELL + gap
-    draw.text((4, 16), "query", fill="black")
+    draw.text((4, 4), "query", fill="black", font=font)
     for model in models:
-        draw.text((x + 4, 16), f"{labels.get(model, model)}: first {per_model}", fill="black")
+        draw.text((x + 4, 4), f"{labels.get(model, model)}: first {per_model}", fill="black", font=font)
         x += CELL * per_model + gap
     for row, case in enumerate(report.disagreements):
-        y = header + row * (CELL + label_h)
-        _paste(canvas, thumbnails.get(case.file), 0, y, None)
+        y = header + row * (CELL + label_h)  # each row's caption above its pictures
         aps = " · ".join(f"{labels.get(m, m)} AP {ap:.2f}" for m, ap in case.ap.items())
-        draw.text((4, y + CELL + 2), f"{case.label}: {aps}", fill="black")
+        draw.text((4, y + 3), f"{case.label}: {aps}", fill="black", font=font)
+        y += label_h
+        _paste(canvas, thumbnails.get(case.file), 0, y, None)
         x = CELL + gap
         for model in models:
             for hit in case.top[model]:

@@ -30,7 +30,8 @@ CSS = """
   min-height: 0 !important; overflow-y: visible !important; }
 .ranked .thumbnail-item { aspect-ratio: 4 / 3; }
 #details { overflow-wrap: anywhere; }
-#startup:has(span.md:empty) { display: none; }  /* no start-up line: no empty gap above the query */
+#startup:has(span.md:empty) { display: none; }
+.labelled-plot { padding-top: 30px !important; }  /* a plot's box label sits above it, not over its top */  /* no start-up line: no empty gap above the query */
 #why .grid-wrap, #why .gallery-container { max-height: none !important; height: auto !important; min-height: 0 !important; }  /* long paths wrap instead of being cut off */
 @media (max-width: 640px) {  /* a phone keeps the two lists side by side, one hit per row */
   .pair { flex-wrap: nowrap !important; gap: 6px !important; }

@@ -7,6 +7,7 @@ import gradio as gr
 
 from ..engine import Engine
 from ..evaluation import plots
+from ..evaluation.evaluate import labelled_folders
 from ..files.shown import ShownFiles
 from ..storage.store import StoreUnavailableError
 from . import views
@@ -29,6 +30,8 @@ def evaluate_tab(engine: Engine, roots: list[Path], shown: ShownFiles) -> None:
     roots. Every mode's scores, the plots, and the queries where the models disagree most."""
     public = engine.settings.public
     sets = {folder.name: folder for folder in engine.settings.labelled_sets}
+    # a private page also offers the labelled folders it finds under the roots, by their path
+    found = [] if public else [str(f) for f in labelled_folders(roots) if f not in sets.values()]
 
     def evaluate(choice: str | None, progress=gr.Progress(track_tqdm=True)):
         try:
@@ -47,20 +50,23 @@ def evaluate_tab(engine: Engine, roots: list[Path], shown: ShownFiles) -> None:
                 "`…/corel1k/{africa,beach,…}`. Every image queries all the others; an image of the same class "
                 "counts as relevant. A second evaluation of the same files reuses their embeddings.")
     with gr.Row():
-        folder = gr.Dropdown(list(sets), value=next(iter(sets), None), allow_custom_value=not public, scale=4,
+        choices = [*sets, *found]
+        folder = gr.Dropdown(choices, value=next(iter(choices), None), allow_custom_value=not public, scale=4,
                              label="Labelled set" if public else "Labelled set, or a folder on the server",
                              elem_id="eval-folder")
         start = gr.Button("Evaluate", variant="primary", elem_id="evaluate", scale=1)
     summary = gr.Markdown(elem_id="eval-summary")
-    table = gr.Dataframe(headers=views.eval_table_headers(), interactive=False, label="Scores", elem_id="eval-table",
-                         max_height=720)
+    table = gr.Dataframe(headers=views.eval_table_headers(), interactive=False, label="Scores (best in bold)",
+                         elem_id="eval-table", max_height=720, datatype="markdown")
     with gr.Row():
-        curve = gr.Plot(label="Precision at k", elem_id="eval-curve")
-        jaccard = gr.Plot(label="Agreement per query", elem_id="eval-jaccard")
-    per_class = gr.Plot(label="AP per class", elem_id="eval-classes")
+        curve = gr.Plot(label="Precision at k", elem_id="eval-curve", elem_classes=["labelled-plot"])
+        jaccard = gr.Plot(label="Agreement per query", elem_id="eval-jaccard",
+                          elem_classes=["labelled-plot"])
+    per_class = gr.Plot(label="AP per class", elem_id="eval-classes", elem_classes=["labelled-plot"])
     mosaic = gr.Image(label="Where they disagree most: the query, then each model's first 5 (green: same class)",
-                      type="pil", interactive=False, elem_id="eval-disagreements")
+                      type="pil", interactive=False, elem_id="eval-disagreements",
+                      elem_classes=["labelled-plot"])
     with gr.Accordion("JSON (everything above, as the CLI's eval --json prints it)", open=False):
         as_json = gr.JSON()
     start.click(evaluate, folder, [summary, table, curve, per_class, jaccard, mosaic, as_json], api_name="evaluate",
-                concurrency_limit=1)
+                concurrency_limit=1, show_progress_on=[summary])  # one progress bar, not one per box

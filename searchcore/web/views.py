@@ -247,17 +247,22 @@ def eval_table_headers() -> list[str]:
     return ["mode", *EVAL_COLUMNS]
 
 
-def eval_table(report: EvalReport, labels: Mapping[str, str]) -> list[list]:
-    """One row per mode (see eval_table_headers), three decimals, as the CLI's table prints them."""
-    return [[labels.get(mode, mode), *(round(scores[c], 3) for c in EVAL_COLUMNS)]
+def eval_table(report: EvalReport, labels: Mapping[str, str]) -> list[list[str]]:
+    """One row per mode (see eval_table_headers), three decimals as the CLI prints them, the best value
+    of each column in bold (markdown cells)."""
+    best = {c: max(round(scores[c], 3) for scores in report.scores.values()) for c in EVAL_COLUMNS}
+    return [[labels.get(mode, mode), *(f"**{scores[c]:.3f}**" if round(scores[c], 3) == best[c] else f"{scores[c]:.3f}"
+                                       for c in EVAL_COLUMNS)]
             for mode, scores in report.scores.items()]
 
 
 def eval_summary(report: EvalReport, public: bool = False) -> str:
     """What was evaluated (a public page names the folder only), how long it took and where the time went."""
-    reused = "embeddings reused from the last evaluation of these files" if report.cached else "embedded now"
+    reused = ("embeddings reused from the last evaluation of these files" if report.cached else
+              f"{report.from_index:,} read from the index, {report.images - report.from_index:,} embedded now")
     stages = " · ".join(f"{name} {seconds:.1f} s" for name, seconds in report.stages.items())
-    text = (f"**{report.images:,} images in {len(report.classes)} classes** from "
+    verdict = f"**{safe(report.verdict.sentence(report.images, report.labels()))}**\n\n" if report.verdict else ""
+    text = verdict + (f"**{report.images:,} images in {len(report.classes)} classes** from "
             f"{safe(Path(report.root).name if public else report.root)} — {reused}; "
             f"{report.seconds:.1f} s ({stages}). Each image queries all the others; R@k: a query with at least "
             f"one image of its class in the first k. Fused ranks the union of each model's top "
