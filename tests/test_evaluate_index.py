@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from searchcore.evaluation.evaluate import labelled_folders
 from tests.conftest import labelled_folder
 
 
@@ -32,3 +33,15 @@ def test_a_folder_of_one_class_or_none_gets_a_clear_message(engine, tmp_path):
     shutil.copy(next(one.rglob("*.jpg")), tmp_path / "flat" / "a.jpg")
     with pytest.raises(ValueError, match=r"flat holds 0 image\(s\) that could be read in class folders"):
         engine.evaluate(tmp_path / "flat")
+
+
+def test_the_labelled_folders_under_the_roots_are_found_without_following_links(tmp_path):
+    labelled_folder(tmp_path / "root" / "sets" / "corel", classes=2, per_class=1)
+    labelled_folder(tmp_path / "outside" / "secret", classes=2, per_class=1)
+    flat = tmp_path / "root" / "flat"
+    flat.mkdir()
+    shutil.copy(next((tmp_path / "outside").rglob("*.jpg")), flat / "a.jpg")
+    (tmp_path / "root" / "link").symlink_to(tmp_path / "outside")
+    assert labelled_folders([tmp_path / "root"]) == [tmp_path / "root" / "sets" / "corel"]
+    assert labelled_folders([tmp_path / "root"], depth=1) == []  # two levels down: past a depth of one
+    assert labelled_folders([tmp_path / "missing"]) == []
