@@ -357,7 +357,9 @@ def wire(demo: gr.Blocks, page: SearchPage, c: SearchComponents) -> Callable:
     chosen = event(page.explain, ["why", "why_shown"])
     for position, place in enumerate(views.LISTS):
         # one at a time with the follow-ups: a selection and a search's follow-up never interleave
+        # the heatmaps too: a search's follow-up queued behind them hides heatmaps that came after it
         named[place].select(inputs=named["result"], **event(page.select(position), ["details", "selected", "again"]),
                             api_visibility="private", concurrency_id="selection").then(
-            inputs=[named["result"], named["selected"]], **chosen, api_visibility="private")
+            inputs=[named["result"], named["selected"]], **chosen, api_visibility="private",
+            concurrency_id="selection")
     return search_after
