@@ -387,11 +387,13 @@ def test_browser_selection_follows_the_search_and_k_searches_again(served_app, p
     page.locator("#gallery-vgg16 .preview").wait_for(state="detached", timeout=30_000)
     page.wait_for_function("() => document.querySelector('#again').disabled", timeout=30_000)  # nothing to search with
     # changing k searches again, and the agreement line follows
+    entries = page.evaluate("() => history.length")
     page.locator("#topk input[type=number]").fill("5")
     page.locator("#topk input[type=number]").press("Enter")
     page.locator("#agreement").get_by_text("in the top 5").wait_for(timeout=60_000)
     assert page.locator("#gallery-resnet50 .caption-label").count() == 5
     searched_link(page, photos / "nested" / "chelsea.jpg", k=5)  # the follow-up that closes previews has run
+    assert page.evaluate("() => history.length") == entries  # a new k replaces the entry; before: one more
     assert not page.locator("#why").is_visible()  # the old hit's heatmaps, even if they came late, are gone
     page.mouse.move(0, 0)  # the pointer still hovered the hit clicked before, which showed it framed
     page.screenshot(path=str(OUTPUT / "app-compare.png"), full_page=True)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-# After a search: the page's URL names it (the query's id when it is indexed, the mode and k), as a new
-# history entry, so that Back, Reload and a copied link bring it back; Back reloads the page to get there.
+# After a search: the page's URL names it (the query's id when it is indexed, the mode and k), so that
+# Back, Reload and a copied link bring it back; Back reloads the page to get there. Only a new query adds
+# a history entry: Back steps through queries, not through every k tried.
 # The query is named by the first 16 hex digits of its SHA-256 (its id is those 63 bits; a JSON number
 # that large loses digits in JavaScript).
 KEEP_IN_URL = """(query, own, mode, k, rerank) => {
@@ -13,7 +14,11 @@ KEEP_IN_URL = """(query, own, mode, k, rerank) => {
   if (own) { url.searchParams.set("q", own); } else { url.searchParams.delete("q"); }
   url.searchParams.set("mode", mode); url.searchParams.set("k", String(k));
   if (rerank && rerank !== "none") { url.searchParams.set("r", rerank); } else { url.searchParams.delete("r"); }
-  if (url.href !== window.location.href) { window.history.pushState(null, "", url); }
+  // a new query is a new history entry; a change of k, mode or re-ranking replaces the entry
+  const sameQuery = url.searchParams.get("q") === new URL(window.location.href).searchParams.get("q");
+  if (url.href !== window.location.href) {
+    if (sameQuery) { window.history.replaceState(null, "", url); } else { window.history.pushState(null, "", url); }
+  }
   window.onpopstate = () => window.location.reload();
 }"""
 
