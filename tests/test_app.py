@@ -21,7 +21,7 @@ from searchcore.files.decode import read_raw
 from tests.conftest import (CHROMIUM, MODEL_DIR, PHOTOS, ROOT, any_page_of_app, labelled_folder, needs, settings_env,
                             settings_in, start_app, stop_app, write_photos)
 
-CAPTION = re.compile(r"^#\d+( [\u2460-\u2473])? L2 \d\.\d{3} · cos -?\d\.\d{3} · [^/]+/[^/]+$")
+CAPTION = re.compile(r"^#\d+( [\u2460-\u2473\u3251-\u325f\u32b1-\u32bf])? L2 \d\.\d{3} · cos -?\d\.\d{3} · [^/]+/[^/]+$")
 OUTPUT = ROOT / "test-output"
 STATUS = 8  # the status line's place among /search's outputs
 needs_chromium = needs(CHROMIUM.exists(), "needs Debian's chromium (.ci/run installs it)")
@@ -86,7 +86,8 @@ def test_search_api_gives_both_models_side_by_side(served_app):
     for gallery in (resnet, vgg):
         assert len(gallery) == 5 and all(CAPTION.match(item["caption"]) for item in gallery)
         assert gallery[0]["caption"] == "#1 ① L2 0.000 · cos 1.000 · photos/coffee.jpg"  # the query itself is indexed
-    assert "overlap@5" in agreement and "Jaccard" in agreement and "Kendall τ" in agreement
+    shared = len({h["id"] for h in as_json["hits"]["resnet50"]} & {h["id"] for h in as_json["hits"]["vgg16"]})
+    assert f"**{shared} of 5 in both lists**" in agreement and "Jaccard" in agreement and "Kendall τ" in agreement
     only = {h["id"] for h in as_json["hits"]["resnet50"]} - {h["id"] for h in as_json["hits"]["vgg16"]}
     assert len(only_resnet) == len(only) and not any(re.match(r"#\d+ [\u2460-\u2473]", i["caption"])
                                                      for i in only_resnet + only_vgg)
@@ -390,7 +391,7 @@ def test_browser_selection_follows_the_search_and_k_searches_again(served_app, p
     entries = page.evaluate("() => history.length")
     page.locator("#topk input[type=number]").fill("5")
     page.locator("#topk input[type=number]").press("Enter")
-    page.locator("#agreement").get_by_text("in the top 5").wait_for(timeout=60_000)
+    page.locator("#agreement").get_by_text(re.compile(r"of 5 in both lists|of their top 5")).wait_for(timeout=60_000)
     assert page.locator("#gallery-resnet50 .caption-label").count() == 5
     searched_link(page, photos / "nested" / "chelsea.jpg", k=5)  # the follow-up that closes previews has run
     assert page.evaluate("() => history.length") == entries  # a new k replaces the entry; before: one more

@@ -3,6 +3,7 @@ and keyed() puts them in the order of an event's outputs, leaving out names as t
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from types import SimpleNamespace
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import gradio as gr
 
 from searchcore.files.decode import read_raw
 from searchcore.files.shown import ShownFiles
+from searchcore.retrieval.compare import agreement
 from searchcore.retrieval.fusion import FUSED
 from searchcore.retrieval.lists import OnlyIn
 from searchcore.web import views
@@ -90,3 +92,13 @@ def test_a_link_with_an_odd_k_keeps_the_rest_of_the_link(engine, photo_dir, tmp_
         assert Path(values["query"]).read_bytes() == photo.read_bytes()
     opened = page.restore(SimpleNamespace(query_params={"k": "12"}))  # no link: the first example, searched
     assert opened["k"] == 12 and opened["restored"] and opened["query"] == page.examples()[0][0]
+
+
+def test_the_row_of_hits_one_model_found_stays_hidden_when_the_lists_share_nothing(engine, photo_dir, tmp_path):
+    """It repeated both lists whole when the models shared no hit."""
+    page = page_over(engine, photo_dir, tmp_path)
+    state = page.search(str(next(photo_dir.glob("*.jpg"))), views.SIDE_BY_SIDE, 3)["result"]
+    result = state[0]
+    apart = replace(result, agreement={pair: agreement([1, 2, 3], [4, 5, 6], 3) for pair in result.agreement})
+    hidden = page.after_search((apart, *state[1:]), views.SIDE_BY_SIDE, None, alone_was=True, why_was=False)
+    assert hidden["alone_shown"] is False and hidden["only_row"].constructor_args["visible"] is False

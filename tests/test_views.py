@@ -13,6 +13,7 @@ from searchcore.files.decode import Failure, read_raw
 from searchcore.files.shown import ShownFiles
 from searchcore.index import IndexReport
 from searchcore.inspection.maps import MapPoints, project, sample_ids, top_level_groups
+from searchcore.retrieval.compare import agreement
 from searchcore.retrieval.lists import OnlyIn
 from searchcore.retrieval.search import QueryResult
 from searchcore.storage.store import Hit
@@ -147,3 +148,25 @@ def test_a_query_that_matches_nothing_says_so_with_the_calibrated_levels():
     assert "(ResNet50 0.55, VGG16 0.60)" in said  # the levels, from scripts/close_match.py on Corel-1k
     assert "No close match" not in views.status_text(result(0.52, 0.81), images)  # one model found one
     assert "No close match" not in views.status_text(result(0.52, 0.58, rerank="dba"), images)  # other vectors
+
+
+def test_every_shared_rank_has_the_same_style_of_mark_up_to_the_largest_k():
+    """Above rank 20 the marks changed from ① to "(25)"."""
+    assert [views.circled(n) for n in (1, 20, 21, 35, 36, 50)] == ["①", "⑳", "㉑", "㉟", "㊱", "㊿"]
+    with pytest.raises(ValueError, match="no circled number for 51"):
+        views.circled(51)
+
+
+def test_the_agreement_is_said_in_plain_words_and_says_when_nothing_is_shared():
+    def result(first: list[int], second: list[int]) -> QueryResult:
+        hits = {m: [hit(i, f"/r/{i}.jpg", 0.1 * n) for n, i in enumerate(ids)]
+                for m, ids in (("resnet50", first), ("vgg16", second))}
+        return QueryResult(query="q.jpg", id=0, hits=hits,
+                           agreement={("resnet50", "vgg16"): agreement(first, second, len(first))})
+    text = views.agreement_text(result([1, 2, 3, 4], [3, 1, 5, 6]))
+    assert text.startswith("**2 of 4 in both lists** (marked ①, ②, … in both). Overlap 0.50: the share of the top 4")
+    assert "Jaccard 0.33: shared hits over all different hits" in text and "(1: the same order, −1: reversed)" in text
+    assert "needs 2 shared hits" in views.agreement_text(result([1, 2], [1, 3]))
+    # before: "0 shared hits", and the row of hits found by one model only repeated both lists whole
+    assert views.agreement_text(result([1, 2], [3, 4])) == (
+        "ResNet50 and VGG16 share **none** of their top 2: each list below is all its own.")

@@ -88,10 +88,11 @@ class SearchPage:
         """After a new result: a selection made on an older one is forgotten, its preview closed (it would
         show another image of the new list), its heatmaps hidden and "Search with the selected hit"
         disabled; a selection already made on this result stays. The row of hits found by one model only
-        shows when there are such hits. Last, the query's short id for the link ("" if not indexed)."""
+        shows when there are such hits and the lists share at least one. Last, the query's short id for the link ("" if not indexed)."""
         result, token = (state[0], state[3]) if state else (None, None)
-        alone = bool(result) and mode == views.SIDE_BY_SIDE and any(result.ranked(OnlyIn(m))
-                                                                    for m in result.hits)
+        # with no hit shared, "found by one only" would repeat both lists whole: the row stays hidden
+        shares = bool(result) and any(a.shared for a in result.agreement.values())
+        alone = shares and mode == views.SIDE_BY_SIDE and any(result.ranked(OnlyIn(m)) for m in result.hits)
         stale = chosen is not None and chosen.made_on != token
         current = chosen is not None and not stale
         own = next((h.sha256[:16] for hits in result.hits.values() for h in hits if result.is_self(h)), "") \

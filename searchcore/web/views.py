@@ -102,7 +102,14 @@ def shared_marks(result: QueryResult) -> dict[int, str]:
         return {}
     shared = set.intersection(*({h.id for h in hits} for hits in lists))
     order = [h.id for h in lists[0] if h.id in shared]
-    return {i: (chr(0x2460 + n) if n < 20 else f"({n + 1})") for n, i in enumerate(order)}
+    return {i: circled(n + 1) for n, i in enumerate(order)}
+
+
+def circled(number: int) -> str:
+    """① … ㊿: Unicode has circled numbers up to 50, the largest k, so every rank has the same style of mark."""
+    if not 1 <= number <= 50:
+        raise ValueError(f"no circled number for {number}")
+    return chr((0x2460 - 1, 0x3251 - 21, 0x32B1 - 36)[(number > 20) + (number > 35)] + number)
 
 
 def caption(rank: int, hit: Hit | FusedHit, mark: str = "") -> str:
@@ -118,14 +125,18 @@ def gallery(result: QueryResult, name: ListName, images: Mapping[int, Path]) -> 
 
 
 def agreement_text(result: QueryResult) -> str:
+    """The agreement in plain words: how many hits both lists hold, then each measure with what it means."""
     if not result.agreement:
         return ""
     pair, a = next(iter(result.agreement.items()))
-    tau = "n/a" if a.kendall_tau is None else f"{a.kendall_tau:.2f}"
     first, second = (LABELS[m] for m in pair)
-    return (f"Agreement of {first} and {second} in the top {a.k}: **{a.shared} shared hits** (marked ①, ②, … in "
-            f"both lists) · overlap@{a.k} {a.overlap_at_k:.2f} · Jaccard {a.jaccard:.2f} · Kendall τ {tau} on the "
-            f"shared hits")
+    if not a.shared:
+        return f"{first} and {second} share **none** of their top {a.k}: each list below is all its own."
+    tau = ("needs 2 shared hits" if a.kendall_tau is None
+           else f"{a.kendall_tau:.2f} (1: the same order, −1: reversed)")
+    return (f"**{a.shared} of {a.k} in both lists** (marked ①, ②, … in both). Overlap {a.overlap_at_k:.2f}: the share "
+            f"of the top {a.k} that both found · Jaccard {a.jaccard:.2f}: shared hits over all different hits · "
+            f"order of the shared hits (Kendall τ) {tau}")
 
 
 def named_only(message: str, path: str) -> str:
