@@ -174,7 +174,7 @@ class Engine:
     def map_points(self, model: str, method: str = "PCA") -> maps.MapPoints:
         """The model's indexed vectors in 2-D, cached while the index stays the same (maps.MapCache)."""
         m = self._chosen([model])[model]
-        return self._maps.points(model, m.store, m.encoder.manifest.onnx_sha256, method)
+        return self._maps.points(model, m.store, m.encoder.manifest.onnx_sha256, method, self.settings.home / "uploads")
 
     def row(self, image_id: int) -> dict | None:
         """An indexed image's path and SHA-256, or None."""

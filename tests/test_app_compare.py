@@ -92,7 +92,7 @@ def test_map_api_places_every_indexed_image_for_each_model(served):
         for html, label in zip(maps, ("ResNet50", "VGG16")):
             assert f"{label} · {method}" in html
             assert len(re.findall(r"<circle ", html)) == CLASSES * PER_CLASS
-            groups = set(re.findall(r'class="map-key"><i style="background:#\w+"></i>([^<]+)<', html))
+            groups = set(re.findall(r'class="map-key"[^>]*><i style="background:#\w+"></i>([^<]+)<', html))
             assert groups == {p.name for p in labelled.iterdir()}
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 from searchcore.files.decode import Failure, read_raw
 from searchcore.files.shown import ShownFiles
 from searchcore.index import IndexReport
-from searchcore.inspection.maps import MapPoints, project, sample_ids, top_level_groups
+from searchcore.inspection.maps import MapPoints, class_groups, project, sample_ids
 from searchcore.retrieval.compare import agreement
 from searchcore.retrieval.lists import OnlyIn
 from searchcore.retrieval.search import QueryResult
@@ -112,22 +112,26 @@ def test_allowed_folders_are_named_in_plain_words():
 
 
 def test_map_svg_escapes_paths_and_names_every_folder():
-    hostile = '/data/a"><script>alert(1)</script>/x.jpg'
+    hostile = '/data/a"><img src=x onerror=alert(1)>/x.jpg'
     points = MapPoints(model="vgg16", method="PCA", ids=[1, 2, 3], paths=["/data/cats/1.jpg", "/data/dogs/2.jpg", hostile],
-                       sha256s=["a" * 64, "b" * 64, "c" * 64], groups=top_level_groups(
+                       sha256s=["a" * 64, "b" * 64, "c" * 64], groups=class_groups(
                            ["/data/cats/1.jpg", "/data/dogs/2.jpg", hostile]),
                        xy=np.array([[0.0, 0.0], [1.0, 1.0], [0.5, 0.2]]), total=5)
     svg = views.map_svg(points, "VGG16")
-    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    assert "<img" not in svg and "&lt;img src=x onerror=alert(1)&gt;" in svg
     assert len(re.findall(r"<circle ", svg)) == 3 and 'data-id="2"' in svg
     assert "(a sample of 3 of 5)" in svg
-    keys = re.findall(r'class="map-key"><i style="background:#\w+"></i>([^<]+)<', svg)
-    assert set(keys) == {"cats", "dogs", "a&quot;&gt;&lt;script&gt;alert(1)&lt;"}
+    keys = re.findall(r'class="map-key"[^>]*><i style="background:#\w+"></i>([^<]+)<', svg)
+    assert set(keys) == {"cats", "dogs", "a&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"}
 
 
-def test_map_groups_are_the_first_folder_below_the_shared_one_and_samples_are_seeded():
-    assert top_level_groups(["/p/x/a/1.jpg", "/p/x/b/c/2.jpg", "/p/x/3.jpg"]) == ["a", "b", "x"]
-    assert top_level_groups(["/only/here/1.jpg"]) == ["here"]
+def test_map_groups_are_classes_that_a_second_folder_or_an_upload_does_not_merge_and_samples_are_seeded():
+    """Grouped by the first folder below the shared one, the 1,000 Corel photos turned one colour ("work")
+    once an upload ("tmp") was indexed."""
+    paths = ["/work/corel/africa/1.jpg", "/work/corel/beach/2.jpg", "/home/me/photos/3.jpg",
+             "/app/uploads/abc-x.jpg", "/other/africa/4.jpg"]
+    assert class_groups(paths, Path("/app/uploads")) == ["corel/africa", "beach", "photos", "uploads", "other/africa"]
+    assert class_groups(["/only/here/1.jpg"]) == ["here"]
     ids = list(range(10_000))
     assert sample_ids(ids, cap=50) == sample_ids(list(reversed(ids)), cap=50) and len(sample_ids(ids, cap=50)) == 50
     assert sample_ids(ids[:20], cap=50) == ids[:20]

@@ -6,7 +6,6 @@ one map is the same image as on the other. Maps are cached per model build and i
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,16 +67,20 @@ def project(vectors: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
     return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(reduced)
 
 
-def top_level_groups(paths: Sequence[str]) -> list[str]:
-    """Each path's first folder below the folder all paths share (or its own folder's name)."""
-    if not paths:
-        return []
-    common = Path(os.path.commonpath([str(Path(p).parent) for p in paths]))
-    groups = []
-    for path in paths:
-        parts = Path(path).parent.relative_to(common).parts
-        groups.append(parts[0] if parts else (common.name or "/"))
-    return groups
+def class_groups(paths: Sequence[str], uploads: Path | None = None) -> list[str]:
+    """Each image's class: the name of its own folder (a labelled set's class folder), with its parent's
+    name before it where folders of one name sit in different places; every upload is one group.
+    Unlike the first folder of the paths, this keeps the classes when a second folder is indexed."""
+    folders = [Path(p).parent for p in paths]
+    places: dict[str, set[Path]] = {}
+    for folder in set(folders):
+        places.setdefault(folder.name, set()).add(folder)
+
+    def name(folder: Path) -> str:
+        if uploads and folder.is_relative_to(uploads):
+            return "uploads"
+        return folder.name if len(places[folder.name]) == 1 else f"{folder.parent.name}/{folder.name}"
+    return [name(folder) for folder in folders]
 
 
 class MapCache:
@@ -87,8 +90,9 @@ class MapCache:
     def __init__(self) -> None:
         self._maps: dict[tuple[str, str], tuple[str, MapPoints]] = {}
 
-    def points(self, model: str, rows: VectorStore, build_sha256: str, method: str) -> MapPoints:
-        """The model's indexed vectors in 2-D (a seeded sample of at most MAX_POINTS)."""
+    def points(self, model: str, rows: VectorStore, build_sha256: str, method: str,
+               uploads: Path | None = None) -> MapPoints:
+        """The model's indexed vectors in 2-D (a seeded sample of at most MAX_POINTS), grouped by class."""
         ids = rows.all_ids()
         state = index_state(build_sha256, ids, method)
         kept = self._maps.get((model, method))
@@ -99,6 +103,6 @@ class MapCache:
             vectors = np.asarray([found[i]["vector"] for i in sample], np.float32).reshape(-1, rows.dim)
             paths = [found[i]["path"] for i in sample]
             points = MapPoints(model, method, sample, paths, [found[i]["sha256"] for i in sample],
-                               top_level_groups(paths), project(vectors, method), len(ids))
+                               class_groups(paths, uploads), project(vectors, method), len(ids))
             self._maps[model, method] = kept = (state, points)
         return kept[1]

@@ -49,11 +49,14 @@ CSS = """
   #query { height: 170px !important; }
   #examples .gallery { flex-wrap: nowrap !important; overflow-x: auto; }
   #examples .gallery-item { flex: 0 0 auto; } #examples .gallery-item img { height: 56px !important; width: auto; }
+  #map-panes { flex-direction: column !important; } #map-panes > * { width: 100% !important; }
 }
 .ranked .caption-label { white-space: normal; font-size: 0.8em; line-height: 1.25; max-width: 100%; }
 .map { position: relative; } .map svg { width: 100%; max-width: 520px; border: 1px solid #ddd; cursor: pointer; }
 .map-title { font-weight: 600; margin-bottom: 4px; } .map circle:hover { stroke: black; stroke-width: 2; }
-.map-legend { display: flex; flex-wrap: wrap; gap: 4px 12px; font-size: 0.85em; margin-top: 6px; }
+.map-legend { display: grid; grid-template-columns: repeat(auto-fill, minmax(130px, 1fr)); gap: 2px 10px;
+  font-size: 0.85em; margin-top: 6px; }  /* 10 to 40 classes in even columns */
+.map-key { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .map-key i { display: inline-block; width: 10px; height: 10px; border-radius: 50%; margin-right: 4px; }
 .map-tip { position: absolute; display: none; z-index: 10; background: white; border: 1px solid #999;
   padding: 4px; max-width: 180px; font-size: 0.75em; overflow-wrap: anywhere; pointer-events: none; }

@@ -66,7 +66,7 @@ def map_tab(engine: Engine, shown: ShownFiles, query: QueryImage, search_after: 
                 "that), coloured by top-level folder. Images close together are close for that model. Hover over "
                 "a point to see the image; click it to search with it.")
     method = gr.Radio(list(maps.METHODS), value="PCA", label="Projection", elem_id="map-method")
-    with gr.Row(equal_height=False):
+    with gr.Row(equal_height=False, elem_id="map-panes"):  # on a phone, one above the other
         panes = [gr.HTML(elem_id=f"map-{name}", js_on_load=MAP_JS, server_functions=[thumbnail], min_height=200)
                  for name in engine.models]
     page.select(draw, method, panes, api_visibility="private")

@@ -284,13 +284,17 @@ def eval_summary(report: EvalReport, public: bool = False) -> str:
     return text
 
 
+# matplotlib's tab20 and tab20b: 40 colours, so 10 to 40 classes each get their own
 MAP_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-               "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7")
+               "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7",
+               "#dbdb8d", "#9edae5", "#393b79", "#5254a3", "#6b6ecf", "#9c9ede", "#637939", "#8ca252", "#b5cf6b",
+               "#cedb9c", "#8c6d31", "#bd9e39", "#e7ba52", "#e7cb94", "#843c39", "#ad494a", "#d6616b", "#e7969c",
+               "#7b4173", "#a55194", "#ce6dbd", "#de9ed6")
 MAP_PX = 420
 
 
 def map_svg(points: MapPoints, label: str) -> str:
-    """One model's map as an SVG of points coloured by top-level folder, each carrying its id (for the
+    """One model's map as an SVG of points coloured by class (maps.class_groups), each carrying its id (for the
     hover preview and a click) and its folder and file name; no path or SHA-256 reaches the page."""
     groups = list(dict.fromkeys(sorted(points.groups)))
     colour = {g: MAP_COLOURS[n % len(MAP_COLOURS)] for n, g in enumerate(groups)}
@@ -302,8 +306,8 @@ def map_svg(points: MapPoints, label: str) -> str:
         f'data-n="{html.escape(plain(short_path(p)), quote=True)}"></circle>'
         for (x, y), g, i, p in zip(scaled, points.groups, points.ids, points.paths))
     sampled = f" (a sample of {len(points.ids):,} of {points.total:,})" if points.total > len(points.ids) else ""
-    legend = "".join(f'<span class="map-key"><i style="background:{colour[g]}"></i>{html.escape(plain(g))}</span>'
-                     for g in groups)
+    legend = "".join(f'<span class="map-key" title="{html.escape(plain(g), quote=True)}"><i style="background:'
+                     f'{colour[g]}"></i>{html.escape(plain(g))}</span>' for g in groups)
     return (f'<div class="map"><div class="map-title">{html.escape(label)} · {points.method}{sampled}</div>'
             f'<svg viewBox="0 0 {MAP_PX} {MAP_PX}" role="img" aria-label="{html.escape(label)} map">{circles}</svg>'
             f'<div class="map-legend">{legend}</div></div>')
