@@ -633,3 +633,24 @@ def test_a_fresh_page_shows_a_comparison_without_a_click(served_app, pages):
     assert first_row["y"] + first_row["height"] < 900 and examples["y"] + 120 < 900  # above the fold
     page.mouse.move(0, 0)
     page.screenshot(path=str(OUTPUT / "app-first-screen.png"))  # the first screen only, as a visitor sees it
+
+
+@needs_chromium
+def test_browser_map_keeps_each_class_apart_after_a_second_folder_and_an_upload(indexing_app, pages, tmp_path):
+    """Grouped by the first folder below the shared one, a second indexed folder and an upload turned
+    all of the first folder's photos one colour ("tmp" and "work" were the only groups)."""
+    url, photos, extra_root, _ = indexing_app
+    second = labelled_folder(extra_root / "second-set", classes=2, per_class=2)
+    upload = tmp_path / "map-upload.jpg"
+    Image.open(photos / "coffee.jpg").crop((20, 20, 300, 240)).save(upload)
+    summary, *_ = Client(url, verbose=False).predict(str(second), [handle_file(str(upload))], api_name="/index")
+    assert summary.count("failed 0") == 2, summary
+    page = pages(url)
+    page.get_by_role("tab", name="Map").click()
+    page.locator("#map-resnet50 .map-key").first.wait_for(timeout=60_000)
+    keys = {key.inner_text().strip(): key.locator("i").evaluate("i => i.style.background")
+            for key in page.locator("#map-resnet50 .map-key").all()}
+    classes = {p.name for p in second.iterdir()}
+    assert classes | {"photos", "nested", "uploads"} <= set(keys), keys
+    assert len({keys[name] for name in classes | {"photos", "nested", "uploads"}}) == len(classes) + 3  # apart
+    page.screenshot(path=str(OUTPUT / "app-map-groups.png"), full_page=True)

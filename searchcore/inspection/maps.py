@@ -21,7 +21,7 @@ METHODS = ("PCA", "t-SNE")
 
 @dataclass(frozen=True)
 class MapPoints:
-    """One model's map: per image its id, path, sha256, group (top-level folder) and 2-D position."""
+    """One model's map: per image its id, path, sha256, group (its class: class_groups) and 2-D position."""
 
     model: str
     method: str
