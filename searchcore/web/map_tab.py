@@ -63,8 +63,8 @@ def map_tab(engine: Engine, shown: ShownFiles, query: QueryImage, search_after: 
         return (str(copy), gr.Tabs(selected="search")) if copy else (gr.skip(), gr.skip())
 
     gr.Markdown(f"How each model places the indexed images (at most {maps.MAX_POINTS:,}; a seeded sample above "
-                "that), coloured by class (the folder each photo is in; uploads together). Images close together are close for that model. Hover over "
-                "a point to see the image; click it to search with it.")
+                "that), coloured by class (the folder each photo is in; uploads together). Images close together "
+                "are close for that model. Hover over a point to see the image; click it to search with it.")
     method = gr.Radio(list(maps.METHODS), value="PCA", label="Projection", elem_id="map-method")
     with gr.Row(equal_height=False, elem_id="map-panes"):  # on a phone, one above the other
         panes = [gr.HTML(elem_id=f"map-{name}", js_on_load=MAP_JS, server_functions=[thumbnail], min_height=200)
