@@ -526,7 +526,7 @@ def test_search_api_reranks_and_fuses_by_rank(served_app):
     assert as_json["robust"] and "also searched turned and mirrored" in status and as_json["hits"]["vgg16"][0]["self"]
 
 
-def test_robustness_api_says_where_the_original_lands_after_an_edit(served_app):
+def test_robustness_api_says_where_the_original_lands_after_an_edit(served_app, tmp_path):
     url, photos, _ = served_app
     client = Client(url, verbose=False)
     query = handle_file(str(photos / "nested" / "chelsea.jpg"))
@@ -547,6 +547,13 @@ def test_robustness_api_says_where_the_original_lands_after_an_edit(served_app):
     assert "the share of the area kept must be from 0.1 to 1.0, not -180" in said and "/tmp" not in said
     _, table, said = client.predict(None, "mirror", 0, api_name="/robustness")
     assert "Search with a photo on the Search tab first" in said and table["data"] in ([], [[]], [["", "", "", ""]])
+    # a photo the index lacks is refused before anything runs (it filled 12 cells with "not in the top 50")
+    stranger = tmp_path / "stranger.jpg"
+    Image.open(photos / "coffee.jpg").crop((0, 0, 150, 150)).save(stranger)
+    edited, table, said = client.predict(handle_file(str(stranger)), "mirror", 0, api_name="/robustness")
+    assert said == "⚠️ stranger.jpg is not indexed, so its original cannot land anywhere: pick one of the examples " \
+                   "on the Search tab, or index the photo first."
+    assert edited is None and table["data"] in ([], [[]], [["", "", "", ""]])
 
 
 @needs_chromium
@@ -565,6 +572,7 @@ def test_browser_robustness_tab_edits_the_query_and_ranks_the_original(served_ap
     words = page.locator("#robust-table").inner_text().split()
     assert words[words.index("ResNet50") + 1].startswith("#"), words
     page.locator("#edited img").wait_for(timeout=30_000)
+    page.locator("#edit-original img").wait_for(timeout=30_000)  # the photo it edited, shown beside
     page.screenshot(path=str(OUTPUT / "app-robustness.png"), full_page=True)
 
 

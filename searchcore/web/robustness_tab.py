@@ -26,17 +26,18 @@ def robustness_tab(engine: Engine, query: QueryImage) -> None:
             return None, [], views.error_text("Search with a photo on the Search tab first: its edits are tried here.")
         try:
             original = read_raw(image)
+            if engine.row(original.id) is None:  # checked before anything runs: nothing could land anywhere
+                return None, [], views.error_text(
+                    f"{Path(image).name} is not indexed, so its original cannot land anywhere: pick one of the "
+                    "examples on the Search tab, or index the photo first.")
             edited_bytes = apply_edit(engine.decode(original), kind, random.Random(0),
                                       amount if APP_EDITS.get(kind) else None)  # a hidden slider keeps a value
             ranks = engine.where_it_lands(raw_from_bytes(edited_bytes, f"{kind} of {Path(image).name}"), original.id)
-            indexed = engine.row(original.id) is not None
         except (ValueError, StoreUnavailableError) as exc:
             return None, [], views.error_text(views.named_only(str(exc), image))
         shown_edit = EDITED_PHOTOS.new("edited.jpg")
         shown_edit.write_bytes(edited_bytes)
-        note = "" if indexed else " The query itself is not indexed, so it cannot land anywhere: index it first."
-        return (str(shown_edit), views.robustness_rows(ranks),
-                f"Where the original lands after **{views.safe(kind)}**.{note}")
+        return str(shown_edit), views.robustness_rows(ranks), f"Where the original lands after **{views.safe(kind)}**."
 
     def amount_for(kind: str):
         spec = APP_EDITS.get(kind)
@@ -54,11 +55,14 @@ def robustness_tab(engine: Engine, query: QueryImage) -> None:
             first = APP_EDITS["rotate"]
             amount = gr.Slider(first[1], first[2], value=first[3], label=first[0], elem_id="edit-amount")
             start = gr.Button("Edit and search", variant="primary", elem_id="edit-search")
+            original = gr.Image(query.value, label="The photo it edits: the Search tab's query", type="filepath",
+                                interactive=False, elem_id="edit-original", height=180)
             edited = gr.Image(label="The edited photo", type="filepath", interactive=False, elem_id="edited")
         with gr.Column(scale=2):
             said = gr.Markdown(elem_id="robust-status")
             table = gr.Dataframe(headers=["list", *views.ROBUST_OPTIONS.values()], interactive=False,
                                  label="Rank of the original", elem_id="robust-table")
     kind.change(amount_for, kind, amount, api_visibility="private")
+    query.change(lambda image: image, query, original, api_visibility="private", show_progress="hidden")
     start.click(edit_and_search, [query, kind, amount], [edited, table, said], api_name="robustness",
                 concurrency_id="search")

@@ -264,7 +264,7 @@ def layout(engine: Engine, samples: list[list[str]], startup: StartupIndexing
                                   info="αQE: the query expanded with its first 5 hits. DBA: each indexed image "
                                        "blended with its 5 nearest. Both: the best on Corel-1k.")
                 robust = gr.Checkbox(False, label="Also search turned (90°, 180°, 270°) and mirrored",
-                                     elem_id="robust")
+                                     elem_id="robust", info=views.robust_cost(engine.settings.turns))
                 regions = gr.Checkbox(False, label="Match crops: search the indexed images' regions",
                                       elem_id="regions", visible=engine.settings.regions)
                 go = gr.Button("Search", variant="primary", elem_id="search")

@@ -211,6 +211,13 @@ def fetch_text(fetched: int, expected: int) -> str:
     return f"Fetching the demo photos: {fetched / 1e6:,.1f}{of} MB…"
 
 
+def robust_cost(turns_indexed: bool) -> str:
+    """What the robust option costs a search, said beside it."""
+    if turns_indexed:
+        return "The turns are indexed: it costs one more search per model, not more model time."
+    return "It runs each model five times (the photo, three turns and a mirror): a search takes several times longer."
+
+
 def error_text(message: str) -> str:
     return f"⚠️ {safe(message)}"
 
