@@ -414,6 +414,9 @@ def test_browser_phone_shows_a_comparison_on_its_first_screen_and_results_rank_b
     # before: the results began about 1,700 px down, under the intro, the examples and every control
     assert all(0 < hit["y"] and hit["y"] + hit["height"] <= 844 for hit in firsts), firsts
     upload(page, photos / "coffee.jpg", 8)
+    # the view moves to the results (before: nothing on screen changed, they began ~1,300 px down)
+    page.wait_for_function("() => Math.abs(document.querySelector('#status').getBoundingClientRect().top) < 40",
+                           timeout=30_000)
     query, button = page.locator("#query").bounding_box(), page.locator("#search").bounding_box()
     resnet = page.locator("#gallery-resnet50").bounding_box()
     vgg = page.locator("#gallery-vgg16").bounding_box()

@@ -59,10 +59,10 @@ def test_evaluate_api_gives_the_clis_figures_and_reuses_the_embeddings(served, t
     assert not [p for p in (tmp_path / "shown").rglob("*") if p.is_file()]
     # the table shows the same figures with three decimals, the best of each column in bold
     rows = {row[0]: [cell.strip("*") for cell in row[1:]] for row in table["data"]}
-    assert rows["Fused"][-1] == f'{report["scores"]["fused"]["mAP"]:.3f}'
-    assert rows["ResNet50"][0] == f'{report["scores"]["resnet50"]["P@1"]:.3f}'
+    assert rows["Fused"][0] == f'{report["scores"]["fused"]["mAP"]:.3f}'
+    assert rows["ResNet50"][1] == f'{report["scores"]["resnet50"]["P@1"]:.3f}'
     best_map = max(round(s["mAP"], 3) for s in report["scores"].values())
-    assert [row[-1] for row in table["data"] if row[-1].startswith("**")][0] == f"**{best_map:.3f}**"
+    assert [row[1] for row in table["data"] if row[1].startswith("**")][0] == f"**{best_map:.3f}**"
     # the result opens with the verdict, as the CLI and the JSON give it
     verdict = report["verdict"]
     assert summary.startswith("**On these ") and "paired bootstrap over the queries, 1,000 resamples, seed 0" in summary

@@ -22,6 +22,13 @@ KEEP_IN_URL = """(query, own, mode, k, rerank) => {
   window.onpopstate = () => window.location.reload();
 }"""
 
+# After an upload on a phone: the results are below the query and the examples, so the view moves to them.
+SHOW_RESULTS_ON_PHONE = """() => {
+  if (window.matchMedia('(max-width: 640px)').matches) {
+    document.querySelector('#status')?.scrollIntoView({block: 'start'});
+  }
+}"""
+
 # The end of a page's first load (its link restored, or its first example searched, and the follow-up
 # done): a mark that a browser can wait for.
 MARK_LOADED = "() => { document.body.dataset.loaded = '1'; }"
@@ -50,6 +57,7 @@ CSS = """
   #examples .gallery { flex-wrap: nowrap !important; overflow-x: auto; }
   #examples .gallery-item { flex: 0 0 auto; } #examples .gallery-item img { height: 56px !important; width: auto; }
   #map-panes { flex-direction: column !important; } #map-panes > * { width: 100% !important; }
+  #why .grid-container { grid-template-columns: repeat(2, 1fr) !important; }  /* heatmaps across the width */
 }
 .ranked .caption-label { white-space: normal; font-size: 0.8em; line-height: 1.25; max-width: 100%; }
 .map { position: relative; } .map svg { width: 100%; max-width: 520px; border: 1px solid #ddd; cursor: pointer; }

@@ -22,7 +22,7 @@ from ..retrieval.lists import OnlyIn
 from ..retrieval.options import SearchOptions
 from ..retrieval.rerank import RERANKS
 from ..storage.store import StoreUnavailableError
-from .assets import KEEP_IN_URL, MARK_LOADED
+from .assets import KEEP_IN_URL, MARK_LOADED, SHOW_RESULTS_ON_PHONE
 from .startup import StartupIndexing, startup_progress
 from .upload import QueryImage
 from . import views
@@ -348,7 +348,8 @@ def wire(demo: gr.Blocks, page: SearchPage, c: SearchComponents) -> Callable:
         """A search (and its follow-ups) once an event that sets the query is done, if it set a new one."""
         follow_up(event_done.then(inputs=[named["result"], *inputs], **event(page.search_new, shown), **private))
 
-    for done in searches:
+    follow_up(searches[0]).then(None, None, None, js=SHOW_RESULTS_ON_PHONE)  # an upload, a paste, a shot
+    for done in searches[1:]:
         follow_up(done)
     restored = demo.load(**event(page.restore, ["query", "mode", "k", "rerank", "restored"]), api_visibility="private")
     follow_up(restored.then(inputs=[named["restored"], *inputs], **event(page.search_restored, shown), **private)

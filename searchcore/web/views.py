@@ -258,7 +258,7 @@ def explanation_gallery(explained: Mapping[str, Explanation]) -> list[tuple[Imag
     return shown
 
 
-EVAL_COLUMNS = ("P@1", "P@10", "P@20", "R@1", "R@5", "R@10", "mAP")
+EVAL_COLUMNS = ("mAP", "P@1", "P@10", "P@20", "R@1", "R@5", "R@10")  # mAP first: on a phone it stays in view
 
 
 def eval_table_headers() -> list[str]:
