@@ -14,6 +14,7 @@ from searchcore.files.shown import ShownFiles
 from searchcore.index import IndexReport
 from searchcore.inspection.maps import MapPoints, class_groups, project, sample_ids
 from searchcore.retrieval.compare import agreement
+from searchcore.retrieval.fusion import FusedHit
 from searchcore.retrieval.lists import OnlyIn
 from searchcore.retrieval.search import QueryResult
 from searchcore.storage.store import Hit
@@ -174,3 +175,10 @@ def test_the_agreement_is_said_in_plain_words_and_says_when_nothing_is_shared():
     # before: "0 shared hits", and the row of hits found by one model only repeated both lists whole
     assert views.agreement_text(result([1, 2], [3, 4])) == (
         "ResNet50 and VGG16 share **none** of their top 2: each list below is all its own.")
+
+
+def test_a_fused_hit_says_its_rank_in_each_models_list():
+    """A fused hit did not say which model found it."""
+    fused = FusedHit(id=1, path="/r/elephants/0516.jpg", sha256="0" * 64, cosine=0.8,
+                     cosines={"resnet50": 0.85, "vgg16": 0.75}, ranks={"resnet50": 2, "vgg16": None})
+    assert views.caption(1, fused) == "#1 L2 0.632 · cos 0.800 · ResNet50 #2 · VGG16 — · elephants/0516.jpg"

@@ -113,9 +113,12 @@ def circled(number: int) -> str:
 
 
 def caption(rank: int, hit: Hit | FusedHit, mark: str = "") -> str:
-    """`#3 ② L2 0.412 · cos 0.915 · elephants/0516.jpg`: both metrics, three decimals, folder and name."""
+    """`#3 ② L2 0.412 · cos 0.915 · elephants/0516.jpg`: both metrics, three decimals, folder and name; a
+    fused hit also says its rank in each model's list (`ResNet50 #2 · VGG16 —`: not in that list)."""
+    ranks = "".join(f"{LABELS.get(m, m)} {f'#{r}' if r else '—'} · " for m, r in hit.ranks.items()) \
+        if isinstance(hit, FusedHit) else ""
     return (f"#{rank}{' ' + mark if mark else ''} L2 {l2_from_cosine(hit.cosine):.3f} · cos {hit.cosine:.3f} · "
-            f"{plain(short_path(hit.path))}")
+            f"{ranks}{plain(short_path(hit.path))}")
 
 
 def gallery(result: QueryResult, name: ListName, images: Mapping[int, Path]) -> list[tuple[str, str]]:
