@@ -116,8 +116,8 @@ def test_browser_evaluate_tab_shows_the_table_the_plots_and_the_disagreements(se
     assert len(rows) == 16, rows
     for name, mode in (("ResNet50", "resnet50"), ("VGG16", "vgg16"), ("Fused", "fused"),
                        ("Fused · DBA+αQE", "fused+dba+qe"), ("Fused (RRF) · αQE", "rrf+qe")):
-        assert rows[name] == [round(expected[mode][c], 3) for c in ("P@1", "P@10", "P@20", "R@1", "R@5", "R@10",
-                                                                    "mAP")], (name, rows)
+        assert rows[name] == [round(expected[mode][c], 3) for c in ("mAP", "P@1", "P@10", "P@20", "R@1", "R@5",
+                                                                    "R@10")], (name, rows)
     for plot in ("#eval-curve", "#eval-classes", "#eval-jaccard", "#eval-disagreements"):
         page.locator(f"{plot} img").first.wait_for(timeout=30_000)
         assert page.locator(f"{plot} img").first.evaluate("img => img.naturalWidth") > 300, plot
@@ -184,11 +184,12 @@ def test_browser_selected_hit_shows_why_it_matched(served, pages):
     hit_cosine = float(captions[1].split("cos ")[1])
     shown = re.search(r"ResNet50: #2 · L2 \d\.\d{3} · cosine (\d\.\d{3})", page.locator("#details").inner_text())
     assert shown and abs(float(shown.group(1)) - hit_cosine) <= 0.002  # the heat adds up to the cosine
-    page.locator("#gallery-resnet50 .preview button[aria-label='Close'], "
-                 "#gallery-resnet50 .preview .close, #gallery-resnet50 button[title='Close']").first.click()
-    page.locator("#gallery-resnet50 .preview").wait_for(state="detached", timeout=30_000)
-    page.locator("#why").scroll_into_view_if_needed()
-    page.mouse.move(0, 0)  # no hover frame on the hit under the closed preview's button
-    page.screenshot(path=str(OUTPUT / "app-explain.png"), full_page=True)
+    assert page.locator("#heat-scale").is_visible()  # the heat's colour scale, beside the heatmaps
+    page.mouse.move(0, 0)
+    page.screenshot(path=str(OUTPUT / "app-explain.png"))
+    page.locator("#close-selection").click()  # the panel closes; the lists were never covered for good
+    page.locator("#selection").wait_for(state="hidden", timeout=30_000)
+    page.locator("#gallery-resnet50 .thumbnail-item").nth(1).click()  # and opens again on a click
+    page.locator("#why img").nth(3).wait_for(timeout=60_000)
     upload(page, sorted(labelled.rglob("*.jpg"))[-1], 8)  # a new search hides the old explanation
     page.locator("#why").wait_for(state="hidden", timeout=30_000)

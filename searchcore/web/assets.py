@@ -29,6 +29,9 @@ SHOW_RESULTS_ON_PHONE = """() => {
   }
 }"""
 
+# The heatmaps' colour scale ('jet', as plots.heat_overlay draws them).
+HEAT_SCALE = ('<div class="heat-scale"><span>least</span><i></i><span>most of the similarity</span></div>')
+
 # The end of a page's first load (its link restored, or its first example searched, and the follow-up
 # done): a mark that a browser can wait for.
 MARK_LOADED = "() => { document.body.dataset.loaded = '1'; }"
@@ -42,6 +45,12 @@ CSS = """
   min-height: 0 !important; overflow-y: visible !important; }
 .ranked .thumbnail-item { aspect-ratio: 4 / 3; }
 #details { overflow-wrap: anywhere; }
+#selection { position: fixed; right: 16px; bottom: 16px; width: min(760px, calc(100vw - 32px)); max-height: 72vh;
+  overflow-y: auto; z-index: 40; background: var(--background-fill-primary); border: 1px solid
+  var(--border-color-primary); border-radius: 8px; box-shadow: 0 6px 28px rgba(0, 0, 0, .25); padding: 10px; }
+.heat-scale { display: flex; align-items: center; gap: 8px; font-size: 0.85em; }
+.heat-scale i { flex: 0 1 240px; height: 10px; border-radius: 2px;
+  background: linear-gradient(90deg, #00007f, #0000ff, #007fff, #00ffff, #7fff7f, #ffff00, #ff7f00, #ff0000, #7f0000); }
 #startup:has(span.md:empty) { display: none; }
 .labelled-plot { padding-top: 30px !important; }  /* a plot's box label sits above it, not over its top */  /* no start-up line: no empty gap above the query */
 #why .grid-wrap, #why .gallery-container { max-height: none !important; height: auto !important; min-height: 0 !important; }  /* long paths wrap instead of being cut off */
@@ -58,6 +67,7 @@ CSS = """
   #examples .gallery-item { flex: 0 0 auto; } #examples .gallery-item img { height: 56px !important; width: auto; }
   #map-panes { flex-direction: column !important; } #map-panes > * { width: 100% !important; }
   #why .grid-container { grid-template-columns: repeat(2, 1fr) !important; }  /* heatmaps across the width */
+  #selection { right: 0; bottom: 0; width: 100vw; max-height: 62vh; border-radius: 8px 8px 0 0; }
 }
 .ranked .caption-label { white-space: normal; font-size: 0.8em; line-height: 1.25; max-width: 100%; }
 .map { position: relative; } .map svg { width: 100%; max-width: 520px; border: 1px solid #ddd; cursor: pointer; }

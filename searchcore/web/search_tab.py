@@ -22,7 +22,7 @@ from ..retrieval.lists import OnlyIn
 from ..retrieval.options import SearchOptions
 from ..retrieval.rerank import RERANKS
 from ..storage.store import StoreUnavailableError
-from .assets import KEEP_IN_URL, MARK_LOADED, SHOW_RESULTS_ON_PHONE
+from .assets import HEAT_SCALE, KEEP_IN_URL, MARK_LOADED, SHOW_RESULTS_ON_PHONE
 from .startup import StartupIndexing, startup_progress
 from .upload import QueryImage
 from . import views
@@ -100,7 +100,7 @@ class SearchPage:
         values: Values = {"alone_shown": alone, "own_id": own}
         if stale:
             values |= {place: gr.Gallery(selected_index=None) for place in views.LISTS}
-            values |= {"selected": None, "again": gr.Button(interactive=False)}
+            values |= {"selected": None, "again": gr.Button(interactive=False), "selection": gr.Column(visible=False)}
         if alone != alone_was:
             values["only_row"] = gr.Row(visible=alone)
         if stale or (why_was and not current):
@@ -133,7 +133,8 @@ class SearchPage:
                                            public=self.public)
             except StoreUnavailableError as exc:
                 return {"details": views.error_text(str(exc)), "selected": None, "again": gr.Button(interactive=False)}
-            return {"details": chosen.text, "selected": chosen, "again": gr.Button(interactive=True)}
+            return {"details": chosen.text, "selected": chosen, "again": gr.Button(interactive=True),
+                    "selection": gr.Column(visible=True)}
         return handler
 
     def restore(self, request: gr.Request) -> Values:
@@ -210,7 +211,7 @@ class Examples(gr.Dataset):
 def gallery(label: str, elem_id: str, visible: bool = True) -> gr.Gallery:
     """A list of hits; columns stay as set (no fitting to fewer images), so that the same place is the same rank."""
     return gr.Gallery(label=label, columns=2, fit_columns=False, height="auto", object_fit="cover", preview=False,
-                      visible=visible, elem_id=elem_id, elem_classes=["ranked"])
+                      allow_preview=False, visible=visible, elem_id=elem_id, elem_classes=["ranked"])
 
 
 @dataclass
@@ -228,8 +229,10 @@ class SearchComponents:
     agreement: gr.Markdown
     only_row: gr.Row
     alone: list[gr.Gallery]
+    selection: gr.Column
     details: gr.Markdown
     again: gr.Button
+    close: gr.Button
     why: gr.Gallery
     as_json: gr.JSON
 
@@ -239,8 +242,8 @@ class SearchComponents:
 
     def named(self) -> dict[Any, gr.components.Component]:
         """Every component a handler may set, by the name its values carry."""
-        fields = ("query", "mode", "k", "rerank", "agreement", "only_row", "details", "again", "why", "as_json",
-                  "status")
+        fields = ("query", "mode", "k", "rerank", "agreement", "only_row", "selection", "details", "again", "why",
+                  "as_json", "status")
         return {**dict(zip(views.LISTS, self.galleries)), **{name: getattr(self, name) for name in fields}}
 
 
@@ -276,16 +279,21 @@ def layout(engine: Engine, samples: list[list[str]], startup: StartupIndexing
             agreement = gr.Markdown(elem_id="agreement")
             with gr.Row(equal_height=False, elem_classes=["pair"], visible=False) as only_row:
                 alone = [gallery(f"Found by {m.label} only", f"only-{m.name}") for m in engine.models.values()]
-            with gr.Row():
-                details = gr.Markdown(NO_SELECTION, elem_id="details")
-                again = gr.Button("Search with the selected hit", elem_id="again", interactive=False)
-            why = gr.Gallery(label="Why it matched: the regions that make up each model's similarity (red: most)",
-                             columns=4, height="auto", object_fit="contain", preview=False, visible=False,
-                             elem_id="why")
+            # the selected hit in a panel over the page's corner: both lists stay in view beside it
+            with gr.Column(elem_id="selection", visible=False) as selection:
+                with gr.Row(equal_height=False):
+                    details = gr.Markdown(NO_SELECTION, elem_id="details")
+                    with gr.Column(scale=0, min_width=170):
+                        again = gr.Button("Search with the selected hit", elem_id="again", interactive=False)
+                        close = gr.Button("Close", elem_id="close-selection", size="sm")
+                why = gr.Gallery(label="Why it matched: the regions that make up each model's similarity",
+                                 columns=4, height="auto", object_fit="contain", preview=False, visible=False,
+                                 elem_id="why")
+                gr.HTML(HEAT_SCALE, elem_id="heat-scale")
             with gr.Accordion("JSON (ids, paths, L2, cosine)", open=False):
                 as_json = gr.JSON(open=True)
     return SearchComponents(query, mode, k, rerank, robust, regions, go, status, per_model, fused, agreement,
-                            only_row, alone, details, again, why, as_json), banner, examples
+                            only_row, alone, selection, details, again, close, why, as_json), banner, examples
 
 
 def search_tab(demo: gr.Blocks, page: SearchPage, startup: StartupIndexing) -> tuple[QueryImage, Callable]:
@@ -337,7 +345,9 @@ def wire(demo: gr.Blocks, page: SearchPage, c: SearchComponents) -> Callable:
                     inputs=inputs, **found, **private),
                 *(option.change(inputs=inputs, **found, **private) for option in (c.rerank, c.robust, c.regions))]
     after = event(page.after_search, [*views.LISTS, "only_row", "why", "why_shown", "selected", "again",
-                                      "alone_shown", "own_id"])
+                                      "selection", "alone_shown", "own_id"])
+    c.close.click(lambda: gr.Column(visible=False), None, c.selection, api_visibility="private",
+                  show_progress="hidden")
 
     def follow_up(done):  # then the link: the JS gets the query's short id, not the whole result
         return done.then(inputs=[named[n] for n in ("result", "mode", "selected", "alone_shown", "why_shown")],
@@ -360,7 +370,8 @@ def wire(demo: gr.Blocks, page: SearchPage, c: SearchComponents) -> Callable:
     for position, place in enumerate(views.LISTS):
         # one at a time with the follow-ups: a selection and a search's follow-up never interleave
         # the heatmaps too: a search's follow-up queued behind them hides heatmaps that came after it
-        named[place].select(inputs=named["result"], **event(page.select(position), ["details", "selected", "again"]),
+        named[place].select(inputs=named["result"],
+                            **event(page.select(position), ["details", "selected", "again", "selection"]),
                             api_visibility="private", concurrency_id="selection").then(
             inputs=[named["result"], named["selected"]], **chosen, api_visibility="private",
             concurrency_id="selection")
