@@ -12,6 +12,8 @@ $(STAMP): requirements.txt models/requirements.txt tests/requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt -r models/requirements.txt -r tests/requirements.txt
+	# axe-core for the accessibility test (the npm registry; the app itself needs no npm package)
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/node axe-core@4.14.1
 	touch $@
 
 setup: $(STAMP)

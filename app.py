@@ -18,7 +18,7 @@ from searchcore import MODEL_NAMES, Engine, Settings  # noqa: E402
 from searchcore.config import PRECISIONS, configure_logging  # noqa: E402
 from searchcore.encoding.build import build_models  # noqa: E402
 from searchcore.web import build_ui  # noqa: E402
-from searchcore.web.assets import CSS, THEME  # noqa: E402
+from searchcore.web.assets import CSS, NAME_IMAGES, THEME  # noqa: E402
 from searchcore.web.limits import BodyLimit  # noqa: E402
 from searchcore.web.startup import StartupIndexing, index_roots  # noqa: E402
 from searchcore.web.upload import MAX_UPLOAD_BYTES  # noqa: E402
@@ -54,7 +54,7 @@ def main() -> None:
     waiting.close()
     # Only the folder of shown copies is served: never a root itself (it may hold other files).
     demo.launch(server_name=args.host, server_port=args.port, share=False, allowed_paths=[str(shown.folder)],
-                max_file_size=MAX_UPLOAD_BYTES, show_error=True, css=CSS, theme=THEME,
+                max_file_size=MAX_UPLOAD_BYTES, show_error=True, css=CSS, theme=THEME, js=NAME_IMAGES,
                 app_kwargs={"middleware": [Middleware(BodyLimit)]})
 
 

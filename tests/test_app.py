@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -669,3 +670,52 @@ def test_browser_map_keeps_each_class_apart_after_a_second_folder_and_an_upload(
     assert classes | {"photos", "nested", "uploads"} <= set(keys), keys
     assert len({keys[name] for name in classes | {"photos", "nested", "uploads"}}) == len(classes) + 3  # apart
     page.screenshot(path=str(OUTPUT / "app-map-groups.png"), full_page=True)
+
+
+# Accessibility, checked by axe-core (npm, injected by Playwright) on every tab of the served app, on a
+# desktop screen and on a phone's, after a search and with a hit selected (issue 21).
+AXE = Path(sys.prefix) / "node" / "node_modules" / "axe-core" / "axe.min.js"  # make setup installs it
+needs_axe = needs(AXE.is_file(), "needs axe-core (make setup installs it with npm)")
+# Gradio's own markup, which the app cannot name or colour: an empty plot or image box is a div with an
+# aria-label and no role.
+GRADIOS_OWN = {("aria-prohibited-attr", ".empty.large.unpadded_box")}
+RUN_AXE = """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+  .filter(v => ['critical', 'serious'].includes(v.impact))
+  .flatMap(v => v.nodes.map(n => [v.id, v.impact, n.target.join(' ')]))"""
+
+
+def broken(page) -> list[list[str]]:
+    """The critical and serious violations on the page, but Gradio's own."""
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate(RUN_AXE)
+    return [v for v in found if not any(rule == v[0] and part in v[2] for rule, part in GRADIOS_OWN)]
+
+
+@needs_chromium
+@needs_axe
+def test_every_tab_has_no_critical_or_serious_violation_the_app_controls(served_app, pages):
+    """Before: 8 example buttons with no name (critical), 7 contrast failures (the orange buttons and tabs,
+    the grey help text) and 30 thumbnails whose name left out their caption (serious)."""
+    url, photos, _ = served_app
+    for width, height in ((1366, 900), (390, 844)):
+        page = pages(url, width, height)
+        upload(page, photos / "coffee.jpg", 8)
+        page.locator("#gallery-vgg16 .thumbnail-item").nth(1).click()
+        page.locator("#why img").nth(3).wait_for(timeout=60_000)
+        found = {"Search": broken(page)}
+        for tab, shown in (("Evaluate", "#eval-folder"), ("Map", "#map-method"), ("Robustness", "#edit-kind"),
+                           ("Index", "#folder")):
+            open_tab(page, tab)
+            page.locator(shown).wait_for(timeout=10_000)
+            found[tab] = broken(page)
+        assert not any(found.values()), (width, found)
+
+
+def open_tab(page, name: str) -> None:
+    """A tab by its name; on a narrow screen the last tabs sit in Gradio's "More tabs" menu."""
+    tab = page.get_by_role("tab", name=name)
+    if tab.is_visible():
+        tab.click()
+        return
+    page.get_by_role("button", name="More tabs").click()
+    page.locator(".overflow-dropdown button", has_text=name).click()

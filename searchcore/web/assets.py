@@ -29,6 +29,32 @@ SHOW_RESULTS_ON_PHONE = """() => {
   }
 }"""
 
+# Names for what a screen reader meets, on the buttons and thumbnails Gradio renders without one (or
+# with one that leaves their visible text out): an example is named by its file, a hit by its caption,
+# a shown image by its box's label.
+# Kept up as results arrive.
+NAME_IMAGES = """() => {
+  const name = () => {
+    document.querySelectorAll('#examples button.gallery-item:not([aria-label])').forEach((button, n) => {
+      const src = button.querySelector('img')?.getAttribute('src') || '';
+      button.setAttribute('aria-label', `Example ${n + 1}: ${decodeURIComponent(src.split('/').pop() || '')}`);
+    });
+    document.querySelectorAll('.image-container > button:not([aria-label])').forEach((button) => {
+      const label = button.closest('.block')?.querySelector('label')?.textContent.trim();
+      button.setAttribute('aria-label', label || 'Image');  // a shown image Gradio wraps in an unnamed button
+    });
+    document.querySelectorAll('button[aria-label]').forEach((button) => {  // a caption, an upload box's words
+      const text = button.innerText.replace(/\\s+/g, ' ').trim();
+      if (text && !button.getAttribute('aria-label').includes(text)) button.setAttribute('aria-label', text);
+    });
+  };
+  let pending = false;  // once per frame, however many changes arrive
+  new MutationObserver(() => {
+    if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; name(); }); }
+  }).observe(document.body, {childList: true, subtree: true});
+  name();
+}"""
+
 # The heatmaps' colour scale ('jet', as plots.heat_overlay draws them).
 HEAT_SCALE = ('<div class="heat-scale"><span>least</span><i></i><span>most of the similarity</span></div>')
 
@@ -38,7 +64,11 @@ MARK_LOADED = "() => { document.body.dataset.loaded = '1'; }"
 
 # The machine's own sans-serif fonts: the Source Sans Pro that Gradio serves offline has no bold capitals,
 # so a bold "Agreement" began with a thin "A" (capitals fell back to the regular face).
-THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"])
+# Colours dark enough for text (WCAG AA, 4.5:1 on white, checked by axe-core in the tests): Gradio's
+# orange-500 buttons and tabs and its grey-400 help text measured 2.8:1 and 1.9:1.
+THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"]).set(
+    color_accent="*primary_700", button_primary_background_fill="*primary_700",
+    button_primary_background_fill_hover="*primary_800", body_text_color_subdued="*neutral_600")
 # Rank by rank: every gallery cell has the same height, so row r of both lists shows the same ranks.
 CSS = """
 .ranked .grid-wrap.fixed-height, .ranked .gallery-container { max-height: none !important; height: auto !important;
