@@ -83,17 +83,19 @@ class Engine:
         `on_progress(done, total)` follows the run. The DBA vectors follow (see `augment`)."""
         with self._patient():
             report = self._indexer(models, roots, on_progress).run(paths)
+            self._seal(report, images_only=True)  # the DBA step's searches then use the index
             with report.stages.stage("augment"):
                 self.augment(report.new_ids, models)
             self._seal(report)
         return report
 
-    def _seal(self, report: IndexReport) -> None:
-        """Every collection that a run wrote to is sealed after it, so that searches use the index: Milvus
-        Lite searches unsealed rows one by one, and the app searches in the process that indexed."""
+    def _seal(self, report: IndexReport, images_only: bool = False) -> None:
+        """Every collection that a run wrote to is sealed after it (or only the image collections), so that
+        searches use the index: Milvus Lite searches unsealed rows one by one, and the app searches in
+        the process that indexed."""
         if report.new_ids:
             for m in self.models.values():
-                m.flush()
+                m.store.flush() if images_only else m.flush()
 
     def index_uploads(self, files: Sequence[Path | str], uploads: Path) -> tuple[IndexReport, dict[str, str]]:
         """Index uploaded files (temp paths) as `uploads/<sha12>-<name>`. A file is written there only once
@@ -102,6 +104,7 @@ class Engine:
         raws, failures, names = read_uploads(files, uploads)
         with self._patient():
             report = self._indexer(None, None).run_raws(raws)
+            self._seal(report, images_only=True)
             self.augment(report.new_ids)
             self._seal(report)
         report.failed[:0] = failures

@@ -188,18 +188,18 @@ def test_indexing_makes_the_thumbnails_and_only_images_under_the_roots_are_shown
     (photo_dir / "coffee.jpg").rename(outside / "coffee.jpg")
     assert engine.index([photo_dir, outside]).indexed == len(PHOTOS)
     made = engine.embedder.thumbnails
-    assert len(list(made.folder.glob("*.webp"))) == len(PHOTOS)
+    assert len(list(made.folder.glob("*.jpg"))) == len(PHOTOS)
     query = tmp_path / "query.jpg"
     Image.open(outside / "coffee.jpg").crop((0, 0, 200, 150)).save(query)
     engine.search_files([query])
-    assert len(list(made.folder.glob("*.webp"))) == len(PHOTOS)
+    assert len(list(made.folder.glob("*.jpg"))) == len(PHOTOS)
     shown = ShownFiles(tmp_path / "shown", [photo_dir], engine.settings.max_pixels, made)
     inside = read_raw(photo_dir / "nested" / "rocket.jpg")
     thumb = shown.thumbnail(inside.source, inside.sha256)
     assert thumb.samefile(made.path(inside.sha256)) and max(Image.open(thumb).size) == 256
     coffee = read_raw(outside / "coffee.jpg")
     assert made.path(coffee.sha256).is_file() and shown.thumbnail(str(outside / "coffee.jpg"), coffee.sha256) is None
-    assert not (tmp_path / "shown" / "thumbs" / f"{coffee.sha256}.webp").exists()
+    assert not (tmp_path / "shown" / "thumbs" / f"{coffee.sha256}.jpg").exists()
 
 
 def test_an_index_run_seals_every_collection_it_wrote_to(settings, photo_dir, monkeypatch, tmp_path):

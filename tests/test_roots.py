@@ -32,7 +32,7 @@ def test_the_map_serves_thumbnails_by_indexed_id_only_for_images_under_the_roots
     assert not any((tmp_path / "shown").rglob(f"{theirs.sha256}*"))
     assert hover_thumbnail(engine, shown, [str(theirs.id)]) == ""
     url = hover_thumbnail(engine, shown, [str(mine.id)])
-    assert Path(url.removeprefix("gradio_api/file=")) == tmp_path / "shown" / "thumbs" / f"{mine.sha256}.webp"
+    assert Path(url.removeprefix("gradio_api/file=")) == tmp_path / "shown" / "thumbs" / f"{mine.sha256}.jpg"
     for hostile in ([str(allowed), theirs.sha256], ["../../etc/passwd"], ["9" * 300], ["²"], [str(2**63)],
                     [True], None, {"id": mine.id}, [str(mine.id), "x"]):
         assert hover_thumbnail(engine, shown, hostile) == "", hostile

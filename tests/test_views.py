@@ -95,7 +95,7 @@ def test_shown_files_are_copies_of_unchanged_images_under_the_roots(tmp_path):
     assert shown.thumbnail(str(root / "c.jpg"), b.sha256) is None  # a link out of the roots
     assert shown.thumbnail(str(root / "a.jpg"), "0" * 64) is None  # changed since it was indexed
     assert shown.original(str(root / "gone.jpg"), a.sha256) is None
-    assert sorted(p.name for p in (tmp_path / "shown").rglob("*") if p.is_file()) == sorted(["a.jpg", f"{a.sha256}.webp"])
+    assert sorted(p.name for p in (tmp_path / "shown").rglob("*") if p.is_file()) == sorted(["a.jpg", f"{a.sha256}.jpg"])
 
 
 def test_examples_come_from_every_folder_in_turn():
