@@ -3,7 +3,10 @@
     python scripts/load.py http://127.0.0.1:7860/ --concurrency 20 --requests 60 [--images FOLDER] [--k 8]
 
 Sends --requests searches from --concurrency threads (one client each), cycling through the images
-of --images (default: scikit-image's sample photos), and prints p50, p95 and the error count.
+of --images (default: scikit-image's sample photos), and prints p50, p95 and the error count; then its
+throughput against the batched model floor measured in the same run, once the load is over (both
+models of --precision, the builds the app serves, a batch of 16 through each: 1 / (1/r1 + 1/r2)
+queries a second), and their ratio as `ratio X`.
 A search counts as an error when the call fails or its status line carries a warning. The clients
 do not download the galleries' image files (gradio_client's default): on the same 2 cores that cost
 the load generator ~1.7 CPU-seconds per search and made it, not the app, the bottleneck (60 searches
@@ -20,11 +23,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
 from gradio_client import Client, handle_file
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from searchcore.files.decode import IMAGE_SUFFIXES  # noqa: E402
+from searchcore import MODEL_NAMES, Settings  # noqa: E402
+from searchcore.config import PRECISIONS  # noqa: E402
+from searchcore.encoding.encoder import Encoder  # noqa: E402
+from searchcore.encoding.preprocess import resize  # noqa: E402
+from searchcore.files.decode import IMAGE_SUFFIXES, decode, read_raw  # noqa: E402
 from searchcore.files.samples import sample_files  # noqa: E402
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -38,6 +46,7 @@ def main() -> None:
     parser.add_argument("--images", type=Path, help="query images (default: the sample photos)")
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--mode", default="Side by side")
+    parser.add_argument("--precision", choices=PRECISIONS, default="int8", help="the builds the app serves")
     args = parser.parse_args()
     host = urlparse(args.url).hostname or ""
     if host not in LOOPBACK and not host.startswith("127."):
@@ -74,6 +83,27 @@ def main() -> None:
           f"p50 {statistics.median(latencies):.2f} s, p95 {p95:.2f} s, errors {len(errors)}")
     for message in errors[:5]:
         print(f"  error: {message[:200]}")
+    served, floor = args.requests / wall, batched_floor(images, args.precision)
+    print(f"throughput {served:.1f} searches/s; batched model floor {floor:.1f} queries/s ({args.precision}); "
+          f"ratio {served / floor:.2f}")
+
+
+def batched_floor(images: list[Path], precision: str, batch: int = 16, rounds: int = 3) -> float:
+    """Queries a second that both models could embed in batches of `batch` (medians of `rounds`)."""
+    settings = Settings.from_env(precision=precision)
+    pixels = [decode(read_raw(images[i % len(images)]), settings.max_pixels) for i in range(batch)]
+    per_model = []
+    for name in MODEL_NAMES:
+        encoder = Encoder(settings.model_path(name))
+        tensor = encoder.preprocess(np.stack([resize(p, encoder.resize_key) for p in pixels]))
+        encoder.vectors(tensor)  # warm-up
+        times = []
+        for _ in range(rounds):
+            began = time.perf_counter()
+            encoder.vectors(tensor)
+            times.append(time.perf_counter() - began)
+        per_model.append(batch / statistics.median(times))
+    return 1 / sum(1 / rate for rate in per_model)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from .config import MODEL_NAMES, SPECS, Settings, check_models
 from .encoding.cache import EmbeddingCache
 from .encoding.embed import Embedder
 from .evaluation.evaluate import EmbeddingsFile, EvalReport, evaluate
-from .files.decode import DecodeError, RawImage, read_each, read_raw
+from .files.decode import DecodeError, Failure, RawImage, read_each, read_raw
 from .files.shown import Thumbnails
 from .index import Indexer, IndexReport, keep_uploads, read_uploads
 from .inspection import maps
@@ -22,6 +22,7 @@ from .inspection.edits import where_it_lands
 from .inspection.explain import Explanation, explain
 from .model import Model, open_model, search_plan
 from .retrieval import dba
+from .retrieval.batcher import SearchBatcher
 from .retrieval.fusion import FusedHit
 from .retrieval.options import Rerank, SearchOptions
 from .retrieval.search import HitScore, Query, QueryResult, hit_scores, search, search_many
@@ -49,6 +50,7 @@ class Engine:
                                  s.batch_size, s.decode_workers, s.regions, s.turns,
                                  Thumbnails(s.home / "thumbnails"))
         self._maps = maps.MapCache()
+        self._batcher = SearchBatcher(self.search_raw)
 
     @property
     def thumbnails(self) -> Thumbnails:
@@ -136,9 +138,14 @@ class Engine:
                      models: Sequence[str] | None = None) -> list[QueryResult]:
         outcomes = [outcome for _, outcome in read_each(paths)]
         found = iter(self.search_raw([o for o in outcomes if isinstance(o, RawImage)], options, models))
-        return [next(found) if isinstance(o, RawImage) else QueryResult(query=o.source, id=-1, hits={},
-                                                                         error=f"{o.source}: {o.reason}")
-                for o in outcomes]
+        return [next(found) if isinstance(o, RawImage) else _unread(o) for o in outcomes]
+
+    def search_file(self, path: Path | str, options: SearchOptions = SearchOptions(),
+                    models: Sequence[str] | None = None) -> QueryResult:
+        """One query file, searched in one batch with the queries other threads send at the same time
+        (SearchBatcher): the app's searches. The result is the one search_files gives."""
+        _, outcome = next(iter(read_each([path])))
+        return self._batcher.search(outcome, options, models) if isinstance(outcome, RawImage) else _unread(outcome)
 
     def search_id(self, image_id: int, options: SearchOptions = SearchOptions(),
                   models: Sequence[str] | None = None) -> QueryResult:
@@ -237,3 +244,7 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _unread(failure: Failure) -> QueryResult:
+    return QueryResult(query=failure.source, id=-1, hits={}, error=f"{failure.source}: {failure.reason}")

@@ -17,6 +17,7 @@ import gradio as gr
 from ..engine import Engine
 from ..files.decode import content_id
 from ..files.shown import ShownFiles
+from ..retrieval.batcher import MAX_BATCH
 from ..retrieval.fusion import FUSED
 from ..retrieval.lists import OnlyIn
 from ..retrieval.options import SearchOptions
@@ -54,7 +55,7 @@ class SearchPage:
             models = views.check_mode(mode)
             # None from an older client that does not send the last three
             options = SearchOptions(views.check_k(k), rerank or "none", bool(robust), bool(regions))
-            result = self.engine.search_files([image], options, models)[0]
+            result = self.engine.search_file(image, options, models)  # with others' searches of this moment
         except (ValueError, StoreUnavailableError) as exc:
             return self.empty_results(views.error_text(str(exc)))
         log.info("searched with %s in %.0f ms", Path(image).name, 1000 * (time.perf_counter() - started))
@@ -337,8 +338,9 @@ def wire(demo: gr.Blocks, page: SearchPage, c: SearchComponents) -> Callable:
     inputs = [c.query, c.mode, c.k, c.rerank, c.robust, c.regions]
     each = {"concurrency_id": "search", "show_progress_on": [c.status], "show_progress": "minimal"}
     private = {"api_visibility": "private", **each}
-    searches = [c.query.input(inputs=inputs, api_name="search", concurrency_limit=2, trigger_mode="always_last",
-                              **found, **each),
+    # as many at once as a batch holds: concurrent searches are embedded and searched together
+    searches = [c.query.input(inputs=inputs, api_name="search", concurrency_limit=MAX_BATCH,
+                              trigger_mode="always_last", **found, **each),
                 c.go.click(inputs=inputs, **found, **private),
                 c.k.change(inputs=inputs, trigger_mode="always_last", **found, **private),
                 c.mode.change(inputs=c.mode, **event(page.show_mode, [*page.engine.models, FUSED])).then(
