@@ -1,20 +1,22 @@
-"""Load on a running app's /search through gradio_client: bounded, loopback only.
+"""Load on a running app's public /search API over plain HTTP: bounded, loopback only.
 
     python scripts/load.py http://127.0.0.1:7860/ --concurrency 20 --requests 60 [--images FOLDER] [--k 8]
 
-Sends --requests searches from --concurrency threads (one client each), cycling through the images
+Sends --requests searches from --concurrency threads (one HTTP session each), cycling through the images
 of --images (default: scikit-image's sample photos), and prints p50, p95 and the error count; then its
 throughput against the batched model floor measured in the same run, once the load is over (both
 models of --precision, the builds the app serves, a batch of 16 through each: 1 / (1/r1 + 1/r2)
 queries a second), and their ratio as `ratio X`.
 A search counts as an error when the call fails or its status line carries a warning. The clients
-do not download the galleries' image files (gradio_client's default): on the same 2 cores that cost
-the load generator ~1.7 CPU-seconds per search and made it, not the app, the bottleneck (60 searches
-took 66 s with downloads, 12 s without, int8). A page fetches only the thumbnails it shows, cached.
+do not download the galleries' image files: on the same 2 cores that cost the load generator ~1.7
+CPU-seconds per search and made it, not the app, the bottleneck. A page fetches only the thumbnails
+it shows, cached.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import statistics
 import sys
 import threading
@@ -24,7 +26,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
-from gradio_client import Client, handle_file
+import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -59,12 +61,11 @@ def main() -> None:
     lock = threading.Lock()
 
     def one(i: int) -> None:
-        if not hasattr(local, "client"):
-            local.client = Client(args.url, verbose=False, download_files=False)
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
         began = time.perf_counter()
         try:
-            *_, status = local.client.predict(handle_file(str(images[i % len(images)])), args.mode, args.k,
-                                              api_name="/search")
+            status = search_once(local.session, args.url, images[i % len(images)], args.mode, args.k)
             failed = "⚠️" in status
         except Exception as exc:  # noqa: BLE001 - every failure is counted
             failed, status = True, repr(exc)
@@ -86,6 +87,22 @@ def main() -> None:
     served, floor = args.requests / wall, batched_floor(images, args.precision)
     print(f"throughput {served:.1f} searches/s; batched model floor {floor:.1f} queries/s ({args.precision}); "
           f"ratio {served / floor:.2f}")
+
+
+def search_once(session: requests.Session, url: str, image: Path, mode: str, k: int) -> str:
+    """One search through the app's public /search API over plain HTTP (upload, call, read the event
+    stream): the status line it returns. gradio_client cost the load generator about 0.25 CPU-seconds a
+    search, a core's worth at this load, on the same two cores as the app."""
+    with image.open("rb") as handle:
+        uploaded = session.post(f"{url}gradio_api/upload", files={"files": handle}, timeout=60).json()[0]
+    data = [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}, mode, k, "none", False, False]
+    event = session.post(f"{url}gradio_api/call/search", json={"data": data}, timeout=60).json()["event_id"]
+    answer = session.get(f"{url}gradio_api/call/search/{event}", timeout=120).text
+    kind = re.findall(r"^event: (\w+)", answer, re.M)[-1]
+    payload = re.findall(r"^data: (.*)$", answer, re.M)[-1]
+    if kind != "complete":
+        return f"⚠️ {kind}: {payload[:200]}"
+    return next(value for value in reversed(json.loads(payload)) if isinstance(value, str))  # the status line
 
 
 def batched_floor(images: list[Path], precision: str, batch: int = 16, rounds: int = 3) -> float:
