@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, replace
+from enum import Enum
 from pathlib import Path
 from typing import Sequence
 
@@ -66,6 +67,43 @@ def check_hnsw(m: object, ef_construction: object) -> None:
             raise ValueError(f"HNSW {label}={value!r} is outside [{low}, {high}]")
 
 
+class IndexType(str, Enum):
+    """The vector index of a new collection (SEARCHCORE_INDEX_TYPE), with its build and search parameters.
+    HNSW: the most recall per millisecond, the vectors in memory in full plus the graph; IVF_SQ8: a quarter
+    of the memory, a little less recall; DISKANN (a Milvus server only): the vectors on disk, for more
+    images than memory holds (docs/benchmarks.md has the scale table)."""
+
+    HNSW = "HNSW"
+    IVF_SQ8 = "IVF_SQ8"
+    DISKANN = "DISKANN"
+
+    @classmethod
+    def of(cls, value: str, milvus_uri: str) -> "IndexType":
+        try:
+            chosen = cls(value.upper())
+        except ValueError:
+            raise ValueError(f"SEARCHCORE_INDEX_TYPE must be one of {', '.join(t.value for t in cls)}, "
+                             f"not {value!r}") from None
+        if chosen is cls.DISKANN and "://" not in milvus_uri:
+            raise ValueError("DISKANN needs a Milvus server (SEARCHCORE_MILVUS_URI=http://…); Milvus Lite has "
+                             "HNSW and IVF_SQ8")
+        return chosen
+
+    def build_params(self, hnsw_m: int, hnsw_ef_construction: int) -> dict:
+        if self is IndexType.HNSW:
+            check_hnsw(hnsw_m, hnsw_ef_construction)
+            return {"M": hnsw_m, "efConstruction": hnsw_ef_construction}
+        return {"nlist": IVF_NLIST} if self is IndexType.IVF_SQ8 else {}
+
+    def search_params(self, k: int) -> dict:
+        """What a search of k hits asks of this index: HNSW's ef and DISKANN's search list at least k."""
+        return {IndexType.HNSW: {"ef": max(64, k)}, IndexType.IVF_SQ8: {"nprobe": IVF_NPROBE},
+                IndexType.DISKANN: {"search_list": max(100, k)}}[self]
+
+
+IVF_NLIST, IVF_NPROBE = 1024, 32  # recall@10 0.98 at 1M vectors (docs/benchmarks.md)
+
+
 def model_path(model_dir: Path, name: str, precision: str) -> Path:
     """Where a model's build of this precision lives: model_dir/resnet50, model_dir/resnet50-int8."""
     return model_dir / (name if precision == "fp32" else f"{name}-{precision}")
@@ -124,6 +162,7 @@ class Settings:
     public: bool = False  # a public page (a Hugging Face Space): visitors change nothing, name no server path
     eval_sets: tuple[Path, ...] = ()  # labelled folders the Evaluate tab offers (SEARCHCORE_EVAL_SETS)
     demo_url: str = ""  # a zip or tar of a labelled photo folder, fetched and indexed at start-up
+    index_type: IndexType = IndexType.HNSW  # of a collection created from now on; one made before keeps its own
 
     @property
     def demo_set(self) -> Path | None:
@@ -175,6 +214,7 @@ class Settings:
             public=_flag("PUBLIC") or bool(os.environ.get("SPACE_ID")),
             eval_sets=tuple(Path(p).expanduser() for p in _env("EVAL_SETS", "").split(os.pathsep) if p),
             demo_url=_env("DEMO_URL", ""),
+            index_type=IndexType.of(_env("INDEX_TYPE", "HNSW"), _env("MILVUS_URI", str(home / "milvus.db"))),
         )
         settings = replace(settings, **overrides) if overrides else settings
         check_hnsw(settings.hnsw_m, settings.hnsw_ef_construction)

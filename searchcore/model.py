@@ -90,7 +90,7 @@ def open_model(spec: ModelSpec, settings: Settings, client: object) -> Model:
 
     def collection(prefix: str) -> store.VectorStore:
         return store.VectorStore(client, s.collection(spec.name, prefix), encoder.dim, encoder.manifest.onnx_sha256,
-                                 s.milvus_uri, s.milvus_timeout, (s.hnsw_m, s.hnsw_ef_construction))
+                                 s.milvus_uri, s.milvus_timeout, (s.hnsw_m, s.hnsw_ef_construction), s.index_type)
     return Model(spec, encoder, collection(""), collection("dba_"),
                  collection("regions_") if s.regions else None, collection("turns_") if s.turns else None)
 

@@ -21,12 +21,13 @@ from gradio_client import Client, handle_file
 
 from searchcore import MODEL_NAMES, Engine, Settings
 from searchcore.files.decode import read_raw
+from searchcore.config import IndexType
 from searchcore.storage import store
-from searchcore.storage.store import connect
+from searchcore.storage.store import VectorStore, connect
 
 from tests.conftest import (CHROMIUM, REDIS_URL, ROOT, any_page_of_app, crops_of_photos, free_port, needs, run_cli,
                             settings_env, settings_in, start_app, stop_app, write_photos)
-from tests.test_store import check_roundtrip
+from tests.test_store import check_roundtrip, fill, unit
 
 INDEXER = [sys.executable, "-m", "searchcore", "index"]
 
@@ -242,6 +243,24 @@ def test_hnsw_settings_reach_the_index_on_the_server(tmp_path, model_dir, milvus
         for name in client.list_collections():
             if name.startswith(prefix):
                 client.drop_collection(name)
+        client.close()
+
+
+@pytest.mark.parametrize("index_type", [IndexType.IVF_SQ8, IndexType.DISKANN])
+def test_each_index_type_is_made_and_searched_on_the_server(milvus_uri, index_type):
+    """SEARCHCORE_INDEX_TYPE on a Milvus server: the index is the one chosen, and a sealed collection
+    finds each vector itself first with that index's search parameters."""
+    client = store.connect(milvus_uri)
+    name = f"t{uuid.uuid4().hex[:12]}_model"
+    try:
+        chosen = VectorStore(client, name, 16, "abc", index_type=index_type)
+        vectors = unit(300, 16, 5)
+        fill(chosen, vectors)
+        chosen.flush()
+        assert client.describe_index(name, "vector")["index_type"] == index_type.value
+        assert [[h.id for h in hits] for hits in chosen.search(vectors[:20], 1)] == [[n + 1] for n in range(20)]
+    finally:
+        client.drop_collection(name)
         client.close()
 
 

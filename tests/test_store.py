@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from searchcore import Engine, Settings
+from searchcore.config import IndexType
 from searchcore.storage import store
 from searchcore.storage.store import StoreMismatchError, VectorStore
 from tests.conftest import ROOT, SAMPLES
@@ -135,3 +136,26 @@ def test_patience_tries_again_only_what_trying_again_may_cure(tmp_path: Path, ca
     with store.patient(600), pytest.raises(store.StoreUnavailableError):
         vs.count()
     assert "tried again" not in caplog.text
+
+
+def test_the_index_type_is_a_setting_and_a_collection_keeps_the_one_it_was_made_with(tmp_path: Path, monkeypatch):
+    uri = str(tmp_path / "m.db")
+    client = store.connect(uri)
+    ivf = VectorStore(client, "t_ivf", 16, "abc", index_type=IndexType.IVF_SQ8)
+    vectors = unit(300, 16, 4)
+    fill(ivf, vectors)
+    ivf.flush()  # sealed: the IVF_SQ8 index answers
+    assert client.describe_index("t_ivf", "vector")["index_type"] == "IVF_SQ8"
+    assert [[h.id for h in hits] for hits in ivf.search(vectors[:3], 1)] == [[1], [2], [3]]
+    # reopened under another setting: it keeps IVF_SQ8 and is searched with IVF_SQ8's parameters
+    again = VectorStore(client, "t_ivf", 16, "abc", index_type=IndexType.HNSW)
+    assert again.index_type is IndexType.IVF_SQ8 and again.search(vectors[4:5], 1)[0][0].id == 5
+    client.close()
+    monkeypatch.setenv("SEARCHCORE_INDEX_TYPE", "ivf_sq8")
+    assert Settings.from_env().index_type is IndexType.IVF_SQ8
+    monkeypatch.setenv("SEARCHCORE_INDEX_TYPE", "DISKANN")
+    with pytest.raises(ValueError, match="DISKANN needs a Milvus server"):
+        Settings.from_env()  # the default URI is Milvus Lite's
+    monkeypatch.setenv("SEARCHCORE_INDEX_TYPE", "FAISS")
+    with pytest.raises(ValueError, match="must be one of HNSW, IVF_SQ8, DISKANN, not 'FAISS'"):
+        Settings.from_env()

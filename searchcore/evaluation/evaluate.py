@@ -344,7 +344,8 @@ def embed_folder(root: Path, embedder: Embedder, models: Sequence[str], saved: E
     return out
 
 
-def _stored_vectors(raws: Sequence[RawImage], models: Sequence[str], stored: Stored) -> dict[int, dict[str, np.ndarray]]:
+def _stored_vectors(raws: Sequence[RawImage], models: Sequence[str], stored: Stored
+                    ) -> dict[int, dict[str, np.ndarray]]:
     """id -> model -> the index's vector, for the images the index holds."""
     found: dict[int, dict[str, np.ndarray]] = {}
     images = {raw.id: raw.sha256 for raw in raws}

@@ -16,7 +16,7 @@ from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from ..batching import spans
-from ..config import check_hnsw
+from ..config import IndexType
 from ..retrying import retried
 from ..similarity import cosine_from_squared_l2, l2_from_cosine
 
@@ -107,12 +107,6 @@ def disconnect(client: MilvusClient, uri: str) -> None:
         server_manager_instance.release_server(str(Path(uri).expanduser()))
 
 
-def hnsw_index_params(m: int = 16, ef_construction: int = 200) -> dict:
-    """Validated before creation: a bad index saved by Milvus Lite breaks the next load."""
-    check_hnsw(m, ef_construction)
-    return {"M": m, "efConstruction": ef_construction}
-
-
 class StoreMismatchError(RuntimeError):
     """The collection holds vectors of another model build; mixing them would be silently wrong."""
 
@@ -174,11 +168,14 @@ class VectorStore:
     within seconds, not a hang."""
 
     def __init__(self, client: MilvusClient, name: str, dim: int, model_sha256: str, uri: str = "",
-                 timeout: float = 10.0, hnsw: tuple[int, int] = (16, 200)) -> None:
-        """hnsw: (M, efConstruction) for a collection created here; checked before anything is created."""
+                 timeout: float = 10.0, hnsw: tuple[int, int] = (16, 200), index_type: IndexType = IndexType.HNSW,
+                 ) -> None:
+        """hnsw: (M, efConstruction), and index_type, for a collection created here, checked before anything
+        is created (a bad index saved by Milvus Lite breaks the next load). A collection made before keeps
+        its own index, and is searched with that index's parameters."""
         self.client, self.name, self.dim = client, name, dim
         self.uri, self.timeout = uri or "the configured URI", timeout
-        self.index_params = hnsw_index_params(*hnsw)
+        self.index_type, self.index_params = index_type, index_type.build_params(*hnsw)
         self._open(model_sha256)
 
     @guarded
@@ -192,6 +189,7 @@ class VectorStore:
             raise StoreMismatchError(
                 f"collection {name!r} holds vectors of another model build (onnx sha256 {stored}); this model's "
                 f"is {model_sha256}. Use another SEARCHCORE_COLLECTION_PREFIX or remove the collection.")
+        self.index_type = IndexType(client.describe_index(name, "vector")["index_type"])
         client.load_collection(name)
 
     def _create(self, properties: dict[str, str]) -> None:
@@ -201,7 +199,8 @@ class VectorStore:
         schema.add_field("path", DataType.VARCHAR, max_length=MAX_PATH)
         schema.add_field("sha256", DataType.VARCHAR, max_length=64)
         index = self.client.prepare_index_params()
-        index.add_index(field_name="vector", index_type="HNSW", metric_type="L2", params=self.index_params)
+        index.add_index(field_name="vector", index_type=self.index_type.value, metric_type="L2",
+                        params=self.index_params)
         self.client.create_collection(self.name, schema=schema, index_params=index, properties=properties,
                                       consistency_level="Strong")
 
@@ -236,7 +235,8 @@ class VectorStore:
         for part in spans(len(vectors), chunk):
             results += self.client.search(self.name, data=vectors[part].tolist(), limit=k,
                                           output_fields=["path", "sha256"], timeout=self.timeout,
-                                          search_params={"metric_type": "L2", "params": {"ef": max(64, k)}},
+                                          search_params={"metric_type": "L2",
+                                                         "params": self.index_type.search_params(k)},
                                           consistency_level="Session")
         return [[Hit.from_squared_l2(int(h["id"]), h["entity"]["path"], h["entity"]["sha256"], h["distance"])
                  for h in hits] for hits in results]

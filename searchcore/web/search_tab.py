@@ -86,10 +86,11 @@ class SearchPage:
 
     @staticmethod
     def after_search(state, mode: str, chosen, alone_was: bool, why_was: bool) -> Values:
-        """After a new result: a selection made on an older one is forgotten, its preview closed (it would
+        """After a new result: a selection made on an older one is forgotten, its panel closed (it would
         show another image of the new list), its heatmaps hidden and "Search with the selected hit"
         disabled; a selection already made on this result stays. The row of hits found by one model only
-        shows when there are such hits and the lists share at least one. Last, the query's short id for the link ("" if not indexed)."""
+        shows when there are such hits and the lists share at least one. Last, the query's short id for the
+        link ("" if not indexed)."""
         result, token = (state[0], state[3]) if state else (None, None)
         # with no hit shared, "found by one only" would repeat both lists whole: the row stays hidden
         shares = bool(result) and any(a.shared for a in result.agreement.values())
