@@ -63,6 +63,8 @@ def parser() -> argparse.ArgumentParser:
                    help="also search with each query turned by 90, 180 and 270 degrees and mirrored")
     s.add_argument("--regions", action="store_true",
                    help="search the regions of images indexed with SEARCHCORE_REGIONS=1 (for crops)")
+    s.add_argument("--together", action="store_true",
+                   help="2 to 5 images as one query: the normalised mean of their vectors (more like these)")
     s.add_argument("--json", action="store_true", help="one JSON object per query")
 
     e = sub.add_parser("eval", parents=[common], help="P@k, R@k and mAP of every mode on a folder of class subfolders")
@@ -167,8 +169,12 @@ def _run(engine: "Engine", args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        results = (engine.search_files(args.images, options)
-                   + [engine.search_id(i, options) for i in args.id])
+        try:
+            results = ([engine.search_together(args.images, options)] if args.together
+                       else engine.search_files(args.images, options)) + [engine.search_id(i, options) for i in args.id]
+        except ValueError as exc:  # --together with one photo, or with --robust
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         for result in results:
             if args.json:
                 print(json.dumps(result.to_json()))

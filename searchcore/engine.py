@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 from PIL import Image
 
 from .config import MODEL_NAMES, SPECS, Settings, check_models
@@ -27,7 +28,10 @@ from .retrieval.fusion import FusedHit
 from .retrieval.options import Rerank, SearchOptions
 from .retrieval.search import HitScore, Query, QueryResult, hit_scores, search, search_many
 from .storage import store
+from .similarity import l2_normalise
 from .storage.store import Hit
+
+MAX_TOGETHER = 5  # photos searched together at most
 
 log = logging.getLogger("searchcore")
 
@@ -146,6 +150,27 @@ class Engine:
         (SearchBatcher): the app's searches. The result is the one search_files gives."""
         _, outcome = next(iter(read_each([path])))
         return self._batcher.search(outcome, options, models) if isinstance(outcome, RawImage) else _unread(outcome)
+
+    def search_together(self, paths: Sequence[Path | str], options: SearchOptions = SearchOptions(),
+                        models: Sequence[str] | None = None) -> QueryResult:
+        """Two to five photos as one query: each model searches with the normalised mean of their vectors,
+        so what the photos share counts and what only one shows counts less. Plain vectors: the robust
+        and region options do not apply. A photo that cannot be read or decoded is the result's error."""
+        if not 2 <= len(paths) <= MAX_TOGETHER:
+            raise ValueError(f"search together takes 2 to {MAX_TOGETHER} photos, not {len(paths)}")
+        if options.robust or options.regions:
+            raise ValueError("photos searched together use their plain vectors: no robust or region search")
+        outcomes = [outcome for _, outcome in read_each(paths)]
+        name = " + ".join(Path(o.source).name for o in outcomes)
+        if unread := [o for o in outcomes if not isinstance(o, RawImage)]:
+            return QueryResult(query=name, id=-1, hits={}, error=_unread(unread[0]).error)
+        chosen = self._chosen(models)
+        embedded = [vectors for _, vectors in self.embedder.query_vectors(outcomes, list(chosen), False)]
+        if failed := [e for e in embedded if isinstance(e, DecodeError)]:
+            return QueryResult(query=name, id=-1, hits={}, error=str(failed[0]))
+        vectors = {m: l2_normalise(np.mean([e[m] for e in embedded], axis=0)) for m in chosen}
+        stores = {m: model.searched(options.rerank) for m, model in chosen.items()}
+        return search(-1, name, vectors, stores, options.k, options.rerank.expands, options.rerank.value)
 
     def search_id(self, image_id: int, options: SearchOptions = SearchOptions(),
                   models: Sequence[str] | None = None) -> QueryResult:
