@@ -82,14 +82,8 @@ def fetch(url: str, target: Path, max_bytes: int, on_progress: Callable[[int, in
             expected = int(response.headers.get("Content-Length") or 0)
             if expected > max_bytes:
                 raise DemoError(f"demo URL {url}: {expected:,} bytes is over the cap of {max_bytes:,} bytes")
-            fetched = 0
-            while chunk := response.read(CHUNK):
-                fetched += len(chunk)
-                if fetched > max_bytes:
-                    raise DemoError(f"demo URL {url}: more than the cap of {max_bytes:,} bytes")
-                out.write(chunk)
-                if on_progress:
-                    on_progress(fetched, expected)
+            _copy_bounded(response, out, max_bytes, f"demo URL {url}: more than the cap of {max_bytes:,} bytes",
+                          on_progress and (lambda fetched: on_progress(fetched, expected)))
     except OSError as exc:  # URLError, HTTPError, timeouts
         raise DemoError(f"demo URL {url} could not be fetched: {exc}") from exc
 
@@ -117,7 +111,9 @@ def _write(kept: list[tuple[Member, PurePosixPath]], target: Path, limits: Limit
         if path.exists():
             raise DemoError(f"{member.name}: the archive holds this file twice")
         with member.open() as source, path.open("xb") as out:
-            written += _copy_bounded(source, out, min(limits.file_bytes, limits.total_bytes - written), member.name)
+            allowed = min(limits.file_bytes, limits.total_bytes - written)
+            written += _copy_bounded(source, out, allowed,
+                                     f"{member.name}: unpacks to more than the caps allow ({allowed:,} bytes left)")
 
 
 @contextmanager
@@ -166,11 +162,15 @@ def _common_folder(names: list[PurePosixPath]) -> PurePosixPath:
     return PurePosixPath()
 
 
-def _copy_bounded(source: BinaryIO, out: BinaryIO, allowed: int, name: str) -> int:
+def _copy_bounded(source: BinaryIO, out: BinaryIO, allowed: int, refusal: str,
+                  on_progress: Callable[[int], None] | None = None) -> int:
+    """The bytes copied until the source ends; DemoError(refusal) once they pass `allowed`."""
     copied = 0
     while chunk := source.read(CHUNK):
         copied += len(chunk)
         if copied > allowed:
-            raise DemoError(f"{name}: unpacks to more than the caps allow ({allowed:,} bytes left)")
+            raise DemoError(refusal)
         out.write(chunk)
+        if on_progress:
+            on_progress(copied)
     return copied
