@@ -41,8 +41,8 @@ def test_concurrent_searches_run_as_one_batch_and_answer_each_as_alone(engine, m
         assert [h.id for h in batched.fused] == [h.id for h in alone.fused]
 
 
-def test_a_batch_with_other_options_or_a_failure_stays_apart(engine, many_photos):
-    raws = [read_raw(p) for p in sorted(many_photos.glob("*.jpg"))[:2]]
+def test_queries_with_other_options_stay_apart_and_a_failure_reaches_every_caller_of_its_batch(engine, many_photos):
+    raws = [read_raw(p) for p in sorted(many_photos.glob("*.jpg"))[:4]]
     calls = []
 
     def search_many(batch, options, models):
@@ -50,8 +50,19 @@ def test_a_batch_with_other_options_or_a_failure_stays_apart(engine, many_photos
         if options.k == 3:
             raise RuntimeError("Milvus went away")
         return engine.search_raw(batch, options, models)
-    batcher = SearchBatcher(search_many, window=0, max_batch=8)  # no window: each query alone
-    assert batcher.search(raws[0], SearchOptions(k=2)).id == raws[0].id
-    with pytest.raises(RuntimeError, match="Milvus went away"):
-        batcher.search(raws[1], SearchOptions(k=3))
-    assert calls == [(1, 2), (1, 3)]
+    # two queries of k=2 and two of k=3 at once; each pair fills a batch of its own (else: one of four)
+    batcher = SearchBatcher(search_many, window=600, max_batch=2)
+    start = threading.Barrier(len(raws))
+
+    def one(n: int):
+        start.wait()
+        try:
+            return batcher.search(raws[n], SearchOptions(k=2 if n % 2 else 3))
+        except RuntimeError as exc:
+            return exc
+    with ThreadPoolExecutor(len(raws)) as pool:
+        answers = list(pool.map(one, range(len(raws))))
+    assert sorted(calls) == [(2, 2), (2, 3)]
+    assert [type(a).__name__ for a in answers] == ["RuntimeError", "QueryResult", "RuntimeError", "QueryResult"]
+    assert answers[0] is not answers[2] and str(answers[0]) == "Milvus went away"  # a copy for each caller
+    assert [a.id for a in answers[1::2]] == [raws[1].id, raws[3].id]

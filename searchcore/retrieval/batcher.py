@@ -7,6 +7,7 @@ the models' batched speed instead of one query at a time. A lone query waits at 
 """
 from __future__ import annotations
 
+import copy
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, Hashable, Sequence
@@ -55,8 +56,8 @@ class SearchBatcher:
         if leads:
             self._lead(key, batch, options, models)
         batch.done.wait()
-        if batch.error is not None:
-            raise batch.error
+        if batch.error is not None:  # each caller raises a copy of its own: threads never share a traceback
+            raise copy.copy(batch.error) from batch.error
         return batch.results[place]
 
     def _lead(self, key: Hashable, batch: _Batch, options: SearchOptions, models: Sequence[str] | None) -> None:

@@ -65,4 +65,4 @@ def robustness_tab(engine: Engine, query: QueryImage) -> None:
     kind.change(amount_for, kind, amount, api_visibility="private")
     query.change(lambda image: image, query, original, api_visibility="private", show_progress="hidden")
     start.click(edit_and_search, [query, kind, amount], [edited, table, said], api_name="robustness",
-                concurrency_id="search")
+                concurrency_id="robustness")  # a dozen searches a run: one run at a time
