@@ -3,6 +3,7 @@ extracted safely, indexed at start-up and offered by Evaluate; hostile archives 
 from __future__ import annotations
 
 import io
+import random
 import tarfile
 import threading
 import zipfile
@@ -75,6 +76,18 @@ def tar_with(target: Path, members: dict[str, bytes], links: dict[str, str] = {}
     return target
 
 
+def tar_bytes() -> bytes:
+    """A gzipped tar of a few kilobytes, to be cut short."""
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:gz") as tar:
+        for n in range(3):
+            info = tarfile.TarInfo(f"a/{n}.jpg")
+            payload = random.Random(n).randbytes(1500)  # incompressible: the cut falls inside the members
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    return data.getvalue()
+
+
 def zip_with(target: Path, members: dict[str, bytes]) -> Path:
     with zipfile.ZipFile(target, "w") as zipped:
         for name, data in members.items():
@@ -121,13 +134,16 @@ def test_the_page_says_how_far_the_fetch_is():
 
 
 @pytest.mark.parametrize("hostile, reason", [
-    (partial(tar_with, members={"set/a/ok.jpg": b"x", "set/../../evil.jpg": b"x"}), "outside its folder"),
+    # deep enough that a naive extraction would write tmp_path/evil.jpg (target: home/demo/.fetch-*/set)
+    (partial(tar_with, members={"a/ok.jpg": b"x", "../../../../evil.jpg": b"x"}), "outside its folder"),
     (partial(tar_with, members={"a/ok.jpg": b"x", "/tmp/searchcore-absolute.jpg": b"x"}), "outside its folder"),
     (partial(zip_with, members={"a/ok.jpg": b"x", "../evil.jpg": b"x"}), "outside its folder"),
     (partial(zip_with, members={"a/ok.jpg": b"x", "C:/evil.jpg": b"x"}), "outside its folder"),
     (partial(tar_with, members={"a/ok.jpg": b"x"}, links={"a/link.jpg": "/etc/passwd"}), "holds a link"),
     (partial(tar_with, members={"a/big.jpg": b"x" * 5000}), "over the cap of 4,096"),
-    (partial(tar_with, members={f"a/{n}.jpg": b"x" for n in range(11)}), "more than the cap of 10"),
+    (partial(tar_with, members={f"a/{n}.jpg": b"x" for n in range(11)}), "more than 10 entries"),
+    (partial(tar_with, members={f"a/{n}.txt": b"x" for n in range(11)}), "more than 10 entries"),  # any kind
+    (lambda target: target.write_bytes(tar_bytes()[:2500]) or target, "could not be read"),  # cut off
     (partial(tar_with, members={"a/notes.txt": b"x"}), "holds no image files"),
     (lambda target: target.write_bytes(b"not an archive" * 10) or target, "neither a zip nor a tar"),
 ])
@@ -138,7 +154,7 @@ def test_a_hostile_or_oversized_archive_is_refused_and_leaves_nothing(server, tm
     with pytest.raises(DemoError, match=reason):
         ensure_demo(f"{base}/set.tar", home / "demo" / "set", Limits(files=10, file_bytes=4096))
     assert list((home / "demo").iterdir()) == []  # no set, no temporary folder
-    assert not (tmp_path / "evil.jpg").exists() and not (www / "evil.jpg").exists()
+    assert not (tmp_path / "evil.jpg").exists() and not (home / "evil.jpg").exists()
     assert not Path("/tmp/searchcore-absolute.jpg").exists()
 
 
@@ -148,9 +164,10 @@ def test_a_download_over_the_cap_is_stopped_with_or_without_its_length(server, t
     for url in (f"{base}/big.zip", f"{base}/stream/big.zip"):
         with pytest.raises(DemoError, match="cap of 10,000 bytes"):
             ensure_demo(url, tmp_path / "demo" / "big", Limits(download_bytes=10_000))
-    for url, says in ((f"{base}/missing.zip", "404"), ("file:///etc/passwd", "only http and https")):
-        with pytest.raises(DemoError, match=says):
+    for url, says in ((f"{base}/missing.zip?token=secret", "404"), ("file:///etc/passwd", "only http and https")):
+        with pytest.raises(DemoError, match=says) as refused:
             ensure_demo(url, tmp_path / "demo" / "x")
+        assert "secret" not in str(refused.value)  # a signed URL's token is not said on the page
     assert list((tmp_path / "demo").iterdir()) == []
 
 

@@ -5,10 +5,13 @@ Extraction writes every file itself, under the target only: a member with an abs
 a link or a device refuses the whole archive (an archive that tries to escape is not trusted at all);
 only image files are kept; the file count and the bytes written are bounded. A single folder that wraps
 everything is stripped, so that the set's class folders sit right under the target. The finished folder
-is moved into place in one step and kept with the URL it came from: a restart with the same URL reuses it.
+is renamed into place and kept with the URL it came from: a restart with the same URL reuses it (one
+that stopped between removing an older set and the rename fetches it again). Messages name the URL
+without its query or user part, which may carry a token.
 """
 from __future__ import annotations
 
+import http.client
 import shutil
 import tarfile
 import tempfile
@@ -18,7 +21,7 @@ import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 from .decode import IMAGE_SUFFIXES
 
@@ -63,9 +66,14 @@ def ensure_demo(url: str, folder: Path, limits: Limits = Limits(),
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".fetch-") as tmp:
         archive = Path(tmp) / "archive"
-        fetch(url, archive, limits.download_bytes, on_progress)
         extracted = Path(tmp) / "set"
-        extract(archive, extracted, limits)
+        try:
+            fetch(url, archive, limits.download_bytes, on_progress)
+            extract(archive, extracted, limits)
+        except DemoError:
+            raise
+        except UNREADABLE as exc:  # a cut-off download, a truncated or damaged archive: no server path said
+            raise DemoError(f"the demo archive from {shown_url(url)} could not be read ({type(exc).__name__})") from exc
         (extracted / URL_FILE).write_text(url)
         if folder.exists():
             shutil.rmtree(folder)
@@ -73,24 +81,36 @@ def ensure_demo(url: str, folder: Path, limits: Limits = Limits(),
     return folder
 
 
+# What reading a damaged download or archive raises besides DemoError
+UNREADABLE = (OSError, EOFError, ValueError, RuntimeError, zipfile.BadZipFile, tarfile.TarError,
+              http.client.HTTPException)
+
+
+def shown_url(url: str) -> str:
+    """The URL as messages name it: scheme, host and path, without a query or user part (a token)."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+
 def fetch(url: str, target: Path, max_bytes: int, on_progress: Callable[[int, int], None] | None = None) -> None:
     """Download url (http or https only) to target, refusing it once it is larger than max_bytes."""
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-        raise DemoError(f"demo URL {url!r}: only http and https URLs are fetched")
+        raise DemoError(f"demo URL {shown_url(url)!r}: only http and https URLs are fetched")
     try:
         with urllib.request.urlopen(url, timeout=30) as response, target.open("wb") as out:
             expected = int(response.headers.get("Content-Length") or 0)
+            named = f"demo URL {shown_url(url)}"
             if expected > max_bytes:
-                raise DemoError(f"demo URL {url}: {expected:,} bytes is over the cap of {max_bytes:,} bytes")
-            _copy_bounded(response, out, max_bytes, f"demo URL {url}: more than the cap of {max_bytes:,} bytes",
+                raise DemoError(f"{named}: {expected:,} bytes is over the cap of {max_bytes:,} bytes")
+            _copy_bounded(response, out, max_bytes, f"{named}: more than the cap of {max_bytes:,} bytes",
                           on_progress and (lambda fetched: on_progress(fetched, expected)))
     except OSError as exc:  # URLError, HTTPError, timeouts
-        raise DemoError(f"demo URL {url} could not be fetched: {exc}") from exc
+        raise DemoError(f"demo URL {shown_url(url)} could not be fetched: {exc}") from exc
 
 
 def extract(archive: Path, target: Path, limits: Limits) -> None:
     """The archive's image files under target, each checked before anything is written."""
-    with _members(archive) as members:
+    with _members(archive, limits.files) as members:
         names = [_checked_name(m.name) for m in members]
         kept = [(m, n) for m, n in zip(members, names) if n.suffix.lower() in IMAGE_SUFFIXES]
         _write(kept, target, limits, archive.name)
@@ -117,19 +137,26 @@ def _write(kept: list[tuple[Member, PurePosixPath]], target: Path, limits: Limit
 
 
 @contextmanager
-def _members(archive: Path) -> Iterator[list[Member]]:
-    """The regular files of a zip or tar, open while in the block; DemoError for a link, a device, or an
-    archive of another kind."""
+def _members(archive: Path, cap: int) -> Iterator[list[Member]]:
+    """The regular files of a zip or tar, open while in the block; DemoError for a link, a device, more
+    than `cap` files of any kind (counted while the tar is listed), or an archive of another kind."""
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zipped:
-            yield [_zip_member(zipped, info) for info in zipped.infolist() if not info.is_dir()]
+            yield [_zip_member(zipped, info) for info in _capped(zipped.infolist(), cap) if not info.is_dir()]
         return
     try:
         tarred = tarfile.open(archive)
     except tarfile.TarError as exc:
         raise DemoError(f"the demo archive is neither a zip nor a tar: {exc}") from exc
     with tarred:
-        yield [_tar_member(tarred, info) for info in tarred.getmembers() if not info.isdir()]
+        yield [_tar_member(tarred, info) for info in _capped(tarred, cap) if not info.isdir()]
+
+
+def _capped(entries: Iterable, cap: int) -> Iterator:
+    for count, entry in enumerate(entries, 1):
+        if count > cap:
+            raise DemoError(f"the demo archive holds more than {cap:,} entries, the cap")
+        yield entry
 
 
 def _zip_member(zipped: zipfile.ZipFile, info: zipfile.ZipInfo) -> Member:
