@@ -719,3 +719,14 @@ def open_tab(page, name: str) -> None:
         return
     page.get_by_role("button", name="More tabs").click()
     page.locator(".overflow-dropdown button", has_text=name).click()
+
+
+@needs_chromium
+def test_back_leaves_a_page_opened_without_a_link(served_app, pages):
+    """The first example's search pushed its link over the bare address, so Back went to the bare
+    address, which searched and pushed again: Back could not leave the app."""
+    url, _, _ = served_app
+    page = pages(url)  # the first example searched, its link in the address
+    assert "q=" in page.url
+    page.go_back()
+    assert not page.url.startswith(url), page.url

@@ -12,7 +12,7 @@ from tests.conftest import labelled_folder
 
 def test_an_indexed_folder_is_scored_from_the_index_and_only_the_rest_is_embedded(engine, tmp_path):
     labelled = labelled_folder(tmp_path / "set", classes=3, per_class=4)
-    engine.index([sorted(labelled.iterdir())[0]])  # one class of three
+    engine.index([sorted(labelled.iterdir())[1]])  # one class of three, not the first
     partly = engine.evaluate(labelled)
     assert (partly.images, partly.from_index) == (12, 4) and partly.stages["inference"] > 0
     engine.index([labelled])
@@ -23,6 +23,8 @@ def test_an_indexed_folder_is_scored_from_the_index_and_only_the_rest_is_embedde
     assert "inference" not in whole.stages and "decode" not in whole.stages, whole.stages
     for mode, scores in whole.scores.items():  # the stored vectors are the ones the models give
         assert scores == pytest.approx(partly.scores[mode], abs=1e-6), mode
+    # the queries in the files' order whatever the index holds: the seeded interval is the same
+    assert whole.verdict.interval == pytest.approx(partly.verdict.interval, abs=1e-9)
 
 
 def test_a_folder_of_one_class_or_none_gets_a_clear_message(engine, tmp_path):

@@ -334,14 +334,25 @@ def embed_folder(root: Path, embedder: Embedder, models: Sequence[str], saved: E
             if item.error:
                 out.failed.append(Failure.of(item.error))
             else:
-                add(item.raw, {**pending.pop(item.raw.id, {}), **item.vectors})
+                add(item.raw, {**pending.get(item.raw.id, {}), **item.vectors})  # copies share an id
         bar.update(len(embedded))
     bar.close()
+    _in_file_order(out, rows, [str(path) for path, _ in files])
     out.vectors = {m: np.stack(v) if v else np.zeros((0, embedder.encoders[m].dim), np.float32)
                    for m, v in rows.items()}
     if file:
         saved.save(file, out)
     return out
+
+
+def _in_file_order(out: Embeddings, rows: dict[str, list[np.ndarray]], files: list[str]) -> None:
+    """The images in the order of the files (the index's vectors came first): the same folder gives the
+    same queries in the same order, so the seeded bootstrap gives the same interval whatever is indexed."""
+    position = {path: n for n, path in enumerate(files)}
+    order = sorted(range(len(out.paths)), key=lambda n: position[out.paths[n]])
+    out.paths, out.sha256s, out.labels = ([values[n] for n in order] for values in (out.paths, out.sha256s, out.labels))
+    for m in rows:
+        rows[m] = [rows[m][n] for n in order]
 
 
 def _stored_vectors(raws: Sequence[RawImage], models: Sequence[str], stored: Stored

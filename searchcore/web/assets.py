@@ -14,10 +14,12 @@ KEEP_IN_URL = """(query, own, mode, k, rerank) => {
   if (own) { url.searchParams.set("q", own); } else { url.searchParams.delete("q"); }
   url.searchParams.set("mode", mode); url.searchParams.set("k", String(k));
   if (rerank && rerank !== "none") { url.searchParams.set("r", rerank); } else { url.searchParams.delete("r"); }
-  // a new query is a new history entry; a change of k, mode or re-ranking replaces the entry
-  const sameQuery = url.searchParams.get("q") === new URL(window.location.href).searchParams.get("q");
+  // a new query is a new history entry; a change of k, mode or re-ranking replaces the entry, and so does
+  // the first search of a bare address (else Back to it searched and pushed again: Back could not leave)
+  const here = new URL(window.location.href).searchParams;
+  const replace = !here.has("mode") || url.searchParams.get("q") === here.get("q");
   if (url.href !== window.location.href) {
-    if (sameQuery) { window.history.replaceState(null, "", url); } else { window.history.pushState(null, "", url); }
+    if (replace) { window.history.replaceState(null, "", url); } else { window.history.pushState(null, "", url); }
   }
   window.onpopstate = () => window.location.reload();
 }"""
@@ -81,8 +83,8 @@ CSS = """
 .heat-scale { display: flex; align-items: center; gap: 8px; font-size: 0.85em; }
 .heat-scale i { flex: 0 1 240px; height: 10px; border-radius: 2px;
   background: linear-gradient(90deg, #00007f, #0000ff, #007fff, #00ffff, #7fff7f, #ffff00, #ff7f00, #ff0000, #7f0000); }
-#startup:has(span.md:empty) { display: none; }
-.labelled-plot { padding-top: 30px !important; }  /* a plot's box label sits above it, not over its top */  /* no start-up line: no empty gap above the query */
+#startup:has(span.md:empty) { display: none; }  /* no start-up line: no empty gap above the query */
+.labelled-plot { padding-top: 30px !important; }  /* a plot's box label sits above it, not over its top */
 #why .grid-wrap, #why .gallery-container { max-height: none !important; height: auto !important; min-height: 0 !important; }  /* long paths wrap instead of being cut off */
 @media (max-width: 640px) {  /* a phone keeps the two lists side by side, one hit per row */
   .pair { flex-wrap: nowrap !important; gap: 6px !important; }

@@ -133,8 +133,9 @@ class SearchPage:
             try:
                 chosen = views.hit_details(hit, self.engine.hit_scores(result, hit), made_on=token,
                                            public=self.public)
-            except StoreUnavailableError as exc:
-                return {"details": views.error_text(str(exc)), "selected": None, "again": gr.Button(interactive=False)}
+            except StoreUnavailableError as exc:  # said in the panel, which opens for it
+                return {"details": views.error_text(str(exc)), "selected": None, "again": gr.Button(interactive=False),
+                        "selection": gr.Column(visible=True)}
             return {"details": chosen.text, "selected": chosen, "again": gr.Button(interactive=True),
                     "selection": gr.Column(visible=True)}
         return handler
@@ -337,11 +338,12 @@ def wire(demo: gr.Blocks, page: SearchPage, c: SearchComponents) -> Callable:
     shown = [*views.LISTS, "agreement", "details", "as_json", "status", "result"]
     found = event(page.search, shown)
     inputs = [c.query, c.mode, c.k, c.rerank, c.robust, c.regions]
-    each = {"concurrency_id": "search", "show_progress_on": [c.status], "show_progress": "minimal"}
+    # every event of the group takes the batch's limit: Gradio gives a group the lowest limit of its events
+    each = {"concurrency_id": "search", "concurrency_limit": MAX_BATCH, "show_progress_on": [c.status],
+            "show_progress": "minimal"}
     private = {"api_visibility": "private", **each}
     # as many at once as a batch holds: concurrent searches are embedded and searched together
-    searches = [c.query.input(inputs=inputs, api_name="search", concurrency_limit=MAX_BATCH,
-                              trigger_mode="always_last", **found, **each),
+    searches = [c.query.input(inputs=inputs, api_name="search", trigger_mode="always_last", **found, **each),
                 c.go.click(inputs=inputs, **found, **private),
                 c.k.change(inputs=inputs, trigger_mode="always_last", **found, **private),
                 c.mode.change(inputs=c.mode, **event(page.show_mode, [*page.engine.models, FUSED])).then(
