@@ -89,11 +89,16 @@ class Engine:
         `on_progress(done, total)` follows the run. The DBA vectors follow (see `augment`)."""
         with self._patient():
             report = self._indexer(models, roots, on_progress).run(paths)
-            self._seal(report, images_only=True)  # the DBA step's searches then use the index
-            with report.stages.stage("augment"):
-                self.augment(report.new_ids, models)
-            self._seal(report)
+            self._settle(report, models)
         return report
+
+    def _settle(self, report: IndexReport, models: Sequence[str] | None = None) -> None:
+        """After an index run: the image collections sealed (the DBA step's searches then use the index),
+        the DBA vectors kept current, and every collection the run wrote to sealed."""
+        self._seal(report, images_only=True)
+        with report.stages.stage("augment"):
+            self.augment(report.new_ids, models)
+        self._seal(report)
 
     def _seal(self, report: IndexReport, images_only: bool = False) -> None:
         """Every collection that a run wrote to is sealed after it (or only the image collections), so that
@@ -110,9 +115,7 @@ class Engine:
         raws, failures, names = read_uploads(files, uploads)
         with self._patient():
             report = self._indexer(None, None).run_raws(raws)
-            self._seal(report, images_only=True)
-            self.augment(report.new_ids)
-            self._seal(report)
+            self._settle(report)
         report.failed[:0] = failures
         keep_uploads(raws, report)
         return report, names
