@@ -95,7 +95,8 @@ def search_once(session: requests.Session, url: str, image: Path, mode: str, k: 
     search, a core's worth at this load, on the same two cores as the app."""
     with image.open("rb") as handle:
         uploaded = session.post(f"{url}gradio_api/upload", files={"files": handle}, timeout=60).json()[0]
-    data = [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}, mode, k, "none", False, False]
+    data = [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}, mode, k, "none", False, False,
+            "All indexed photos"]
     event = session.post(f"{url}gradio_api/call/search", json={"data": data}, timeout=60).json()["event_id"]
     answer = session.get(f"{url}gradio_api/call/search/{event}", timeout=120).text
     kind = re.findall(r"^event: (\w+)", answer, re.M)[-1]

@@ -2,10 +2,12 @@
 
     python scripts/scale.py --vectors 100000 --dim 2048 --standalone [--index HNSW]
     python scripts/scale.py --vectors 1000000 --dim 512 --uri http://127.0.0.1:19530 --index IVF_SQ8
+    python scripts/scale.py --vectors 1000000 --dim 2048 --standalone --index IVF_SQ8 --app
 
 Prints one line each: insert rate; index build seconds; search p50 and p99 over --queries single
 queries at k=10; recall@10 against exact search; RSS of the server (or of this process for Milvus
-Lite). `--standalone` starts a temporary Milvus standalone (PyPI milvus==2.3.5) for the run; without
+Lite). With --app the collection is the app's own (searchcore.storage.store.VectorStore: its schema,
+its index and search parameters for SEARCHCORE_INDEX_TYPE, its batched writes and its searches). `--standalone` starts a temporary Milvus standalone (PyPI milvus==2.3.5) for the run; without
 --uri or --standalone a temporary Milvus Lite database is used.
 
 The vectors look like image embeddings rather than uniform noise: unit vectors around --clusters
@@ -75,7 +77,62 @@ def wait_for_index(client: MilvusClient, count: int) -> None:
         time.sleep(1)
 
 
-def run(args: argparse.Namespace, client: MilvusClient, pids: list[int] | None) -> None:
+class RawCollection:
+    """The collection through pymilvus alone, with the index and search parameters of the arguments."""
+
+    def __init__(self, args: argparse.Namespace, client: MilvusClient) -> None:
+        self.args, self.client = args, client
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=args.dim)
+        client.create_collection(COLLECTION, schema=schema, consistency_level="Strong")
+
+    def insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        self.client.insert(COLLECTION, [{"id": int(i), "vector": v} for i, v in zip(ids, vectors.tolist())])
+
+    def build(self) -> str:
+        build, _ = index_params(self.args)
+        self.client.flush(COLLECTION)
+        prepared = self.client.prepare_index_params()
+        prepared.add_index(field_name="vector", index_type=self.args.index, metric_type="L2", params=build)
+        self.client.create_index(COLLECTION, prepared)
+        wait_for_index(self.client, self.args.vectors)
+        self.client.load_collection(COLLECTION)
+        return f"{self.args.index} {build}"
+
+    def search(self, query: np.ndarray) -> list[int]:
+        _, params = index_params(self.args)
+        found = self.client.search(COLLECTION, data=[query.tolist()], limit=self.args.k,
+                                   search_params={"metric_type": "L2", "params": params},
+                                   consistency_level=self.args.consistency)[0]
+        return [int(h["id"]) for h in found]
+
+
+class AppCollection:
+    """The app's own collection and calls: VectorStore with the index type as SEARCHCORE_INDEX_TYPE sets it
+    (made with the collection), its batched upserts, its flush, and its searches and their parameters."""
+
+    def __init__(self, args: argparse.Namespace, client: MilvusClient, uri: str) -> None:
+        from searchcore.config import IndexType
+        from searchcore.storage.store import VectorStore
+        self.args = args
+        self.store = VectorStore(client, COLLECTION, args.dim, "scale", uri, timeout=600,
+                                 index_type=IndexType(args.index))
+
+    def insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        self.store.upsert([{"id": int(i), "vector": v, "path": f"/scale/{i}.jpg", "sha256": f"{i:064x}"}
+                           for i, v in zip(ids, vectors.tolist())])
+
+    def build(self) -> str:
+        self.store.flush()
+        wait_for_index(self.store.client, self.args.vectors)
+        return f"{self.store.index_type.value} {self.store.index_params} (the app's, built as rows arrive)"
+
+    def search(self, query: np.ndarray) -> list[int]:
+        return [h.id for h in self.store.search(query[None], self.args.k)[0]]
+
+
+def run(args: argparse.Namespace, client: MilvusClient, pids: list[int] | None, uri: str) -> None:
     """pids: the processes whose RSS is reported (None: a server elsewhere, not measured)."""
     rng = np.random.default_rng(args.seed)
     centres = rng.standard_normal((args.clusters, args.dim), dtype=np.float32)
@@ -83,10 +140,7 @@ def run(args: argparse.Namespace, client: MilvusClient, pids: list[int] | None) 
     queries = mixture(np.random.default_rng(args.seed + 1), centres, args.queries, args.spread)
     if client.has_collection(COLLECTION):
         client.drop_collection(COLLECTION)
-    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("id", DataType.INT64, is_primary=True)
-    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=args.dim)
-    client.create_collection(COLLECTION, schema=schema, consistency_level="Strong")
+    collection = AppCollection(args, client, uri) if args.app else RawCollection(args, client)
 
     best_scores = np.full((args.queries, args.k), -np.inf, np.float32)
     best_ids = np.zeros((args.queries, args.k), np.int64)
@@ -95,7 +149,7 @@ def run(args: argparse.Namespace, client: MilvusClient, pids: list[int] | None) 
         vectors = mixture(rng, centres, min(args.batch, args.vectors - start), args.spread)
         ids = np.arange(start, start + len(vectors))
         began = time.perf_counter()
-        client.insert(COLLECTION, [{"id": int(i), "vector": v} for i, v in zip(ids, vectors.tolist())])
+        collection.insert(ids, vectors)
         insert_seconds += time.perf_counter() - began
         scores = queries @ vectors.T  # exact cosine of this chunk, merged into the running top k
         merged_scores = np.concatenate([best_scores, scores], axis=1)
@@ -106,27 +160,20 @@ def run(args: argparse.Namespace, client: MilvusClient, pids: list[int] | None) 
     print(f"insert: {args.vectors} x {args.dim} in {insert_seconds:.1f} s = {args.vectors / insert_seconds:.0f} vec/s",
           flush=True)
 
-    build, search = index_params(args)
     began = time.perf_counter()
-    client.flush(COLLECTION)
-    prepared = client.prepare_index_params()
-    prepared.add_index(field_name="vector", index_type=args.index, metric_type="L2", params=build)
-    client.create_index(COLLECTION, prepared)
-    wait_for_index(client, args.vectors)
-    client.load_collection(COLLECTION)
-    print(f"index: {args.index} {build} built and loaded in {time.perf_counter() - began:.1f} s", flush=True)
+    built = collection.build()
+    print(f"index: {built} built and loaded in {time.perf_counter() - began:.1f} s", flush=True)
 
     latencies, recalls = [], []
     for query, truth in zip(queries, best_ids):
         began = time.perf_counter()
-        found = client.search(COLLECTION, data=[query.tolist()], limit=args.k,
-                              search_params={"metric_type": "L2", "params": search},
-                              consistency_level=args.consistency)[0]
+        found = collection.search(query)
         latencies.append((time.perf_counter() - began) * 1000)
-        recalls.append(len({int(h["id"]) for h in found} & set(truth.tolist())) / args.k)
+        recalls.append(len(set(found) & set(truth.tolist())) / args.k)
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(round(0.99 * len(latencies))) - 1)]
-    print(f"search: {args.queries} queries k={args.k} {search}: p50 {statistics.median(latencies):.1f} ms, "
+    print(f"search ({'the app' if args.app else 'pymilvus'}): {args.queries} queries k={args.k}: "
+          f"p50 {statistics.median(latencies):.1f} ms, "
           f"p99 {p99:.1f} ms", flush=True)
     print(f"recall@{args.k} {statistics.mean(recalls):.3f} (exact search as truth)", flush=True)
     print(f"rss: {rss_mb(pids):.0f} MB" if pids is not None else "rss: n/a (server elsewhere)", flush=True)
@@ -152,6 +199,7 @@ def main() -> None:
     parser.add_argument("--clusters", type=int, default=1000)
     parser.add_argument("--spread", type=float, default=1.0, help="noise norm (centres are unit vectors)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--app", action="store_true", help="the app's collection and calls (VectorStore)")
     parser.add_argument("--consistency", default="Bounded", help="of the searches (Strong waits for a time tick)")
     args = parser.parse_args()
     print(f"{args.vectors} vectors, dim {args.dim}, index {args.index}", flush=True)
@@ -160,14 +208,14 @@ def main() -> None:
             server = MilvusStandalone(Path(tmp) / "milvus").start()
             try:
                 client = MilvusClient(uri=server.uri)
-                run(args, client, server.pids())  # wrapper + Milvus binary
+                run(args, client, server.pids(), server.uri)  # wrapper + Milvus binary
                 client.close()
             finally:
                 server.kill()
         else:
             uri = args.uri or str(Path(tmp) / "scale.db")
             client = MilvusClient(uri=uri)
-            run(args, client, None if args.uri else [os.getpid()])
+            run(args, client, None if args.uri else [os.getpid()], uri)
             client.close()
 
 

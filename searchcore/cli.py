@@ -1,15 +1,18 @@
-"""python -m searchcore {build-models,index,search,eval,stats,remove,rebuild-dba}"""
+"""python -m searchcore {build-models,index,search,duplicates,eval,stats,remove,rebuild-dba}"""
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from .config import MODEL_NAMES, PRECISIONS, Settings, check_models, configure_logging
-from .retrieval.options import SearchOptions
+from .retrieval.duplicates import MEAN_COSINE, Group
+from .retrieval.options import Intent, SearchOptions
 from .retrieval.rerank import RERANKS
 from .retrieval.search import QueryResult
 
@@ -57,15 +60,26 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--id", type=int, action="append", default=[], help="an indexed image's id (repeatable)")
     s.add_argument("--models", **models)
     s.add_argument("--top-k", type=_top_k, default=10, help="hits per model, 1 to 1000 (default 10)")
+    s.add_argument("--intent", choices=[i.value for i in Intent],
+                   help="similar: photos of the same kind (dba+qe); same: the same photo edited (--robust, and "
+                        "--regions where the index holds them); instead of the three options below")
     s.add_argument("--rerank", choices=RERANKS, default="none",
                    help="qe: alpha-QE with the first 5 hits; dba: search the DBA vectors; dba+qe: both")
     s.add_argument("--robust", action="store_true",
                    help="also search with each query turned by 90, 180 and 270 degrees and mirrored")
     s.add_argument("--regions", action="store_true",
                    help="search the regions of images indexed with SEARCHCORE_REGIONS=1 (for crops)")
+    s.add_argument("--under", type=Path, metavar="FOLDER",
+                   help="only images indexed under this folder (exactly its top k, not a filter of the top k)")
     s.add_argument("--together", action="store_true",
                    help="2 to 5 images as one query: the normalised mean of their vectors (more like these)")
     s.add_argument("--json", action="store_true", help="one JSON object per query")
+
+    du = sub.add_parser("duplicates", parents=[common], help="groups of near-duplicate images in the index")
+    du.add_argument("--model", choices=[*MODEL_NAMES, MEAN_COSINE], default=MEAN_COSINE,
+                    help="score pairs by one model's cosine, or fused: the mean of the models' (default)")
+    du.add_argument("--threshold", type=float, help="the least score of a pair (default: the model's measured one)")
+    du.add_argument("--json", action="store_true", help="the groups as one JSON object")
 
     e = sub.add_parser("eval", parents=[common], help="P@k, R@k and mAP of every mode on a folder of class subfolders")
     e.add_argument("dataset", type=Path)
@@ -102,6 +116,18 @@ def print_result(result: QueryResult) -> None:
         tau = "n/a" if a.kendall_tau is None else f"{a.kendall_tau:.2f}"
         print(f"  agreement {'~'.join(pair)}: overlap@{a.k} {a.overlap_at_k:.2f}, Jaccard {a.jaccard:.2f}, "
               f"Kendall tau {tau} on {a.shared} shared")
+
+
+def print_groups(groups: Sequence[Group], as_json: bool) -> None:
+    """The near-duplicate groups, largest first: each member's path and its score to the first."""
+    if as_json:
+        print(json.dumps({"groups": [g.to_json() for g in groups]}))
+        return
+    for n, group in enumerate(groups, 1):
+        print(f"group {n} ({len(group.members)} images)")
+        for m in group.members:
+            print(f"  {m.similarity:.3f}  {m.path}")
+    print(f"{len(groups)} group(s) of near-duplicates, {sum(len(g.members) for g in groups)} images")
 
 
 def write_plots(engine: "Engine", report, folder: Path) -> list[Path]:
@@ -150,6 +176,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         engine.close()
 
 
+def _search_options(args: argparse.Namespace, regions_indexed: bool) -> SearchOptions:
+    """The options of --intent, or of --rerank, --robust and --regions (not both ways at once)."""
+    under = os.path.abspath(args.under.expanduser()) if args.under else None  # as indexing stores paths
+    if args.intent is None:
+        return SearchOptions(args.top_k, args.rerank, args.robust, args.regions, under)
+    if args.rerank != "none" or args.robust or args.regions:
+        raise ValueError("--intent sets the re-ranking, --robust and --regions: give it alone")
+    return replace(Intent(args.intent).options(args.top_k, regions_indexed), under=under)
+
+
 def _run(engine: "Engine", args: argparse.Namespace) -> int:
     if args.command == "index":
         report = engine.index(args.paths)
@@ -165,7 +201,7 @@ def _run(engine: "Engine", args: argparse.Namespace) -> int:
             print("search needs an image or --id", file=sys.stderr)
             return 2
         try:
-            options = SearchOptions(args.top_k, args.rerank, args.robust, args.regions)
+            options = _search_options(args, engine.settings.regions)
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -181,6 +217,14 @@ def _run(engine: "Engine", args: argparse.Namespace) -> int:
             else:
                 print_result(result)
         return 1 if any(r.error for r in results) else 0
+    if args.command == "duplicates":
+        try:
+            groups = engine.duplicates(args.model, args.threshold)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print_groups(groups, args.json)
+        return 0
     if args.command == "eval":
         report = engine.evaluate(args.dataset)
         print(json.dumps(report.to_json()) if args.json else report.table())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -24,6 +25,7 @@ from .inspection.explain import Explanation, explain
 from .model import Model, open_model, search_plan
 from .retrieval import dba
 from .retrieval.batcher import SearchBatcher
+from .retrieval.duplicates import MEAN_COSINE, THRESHOLDS, Group, duplicate_groups
 from .retrieval.fusion import FusedHit
 from .retrieval.options import Rerank, SearchOptions
 from .retrieval.search import HitScore, Query, QueryResult, hit_scores, search, search_many
@@ -55,6 +57,7 @@ class Engine:
                                  Thumbnails(s.home / "thumbnails"))
         self._maps = maps.MapCache()
         self._batcher = SearchBatcher(self.search_raw)
+        self._folders: tuple[int, list[str]] = (-1, [])  # (index size, folders) of the last folders()
 
     @property
     def thumbnails(self) -> Thumbnails:
@@ -126,8 +129,8 @@ class Engine:
         Milvus search per model. `robust` also matches each query turned by 90, 180 and 270 degrees and
         mirrored, keeping each hit's best cosine (see model.search_plan); `regions` searches the indexed
         images' regions (for crops)."""
-        chosen, o = self._chosen(models), options
-        stores, indexed_turns = search_plan(chosen, o)
+        chosen = self._chosen(models)
+        stores, o, indexed_turns = search_plan(chosen, options)
         queries, results = [], []
         for raw, vectors in self.embedder.query_vectors(raws, list(chosen), o.robust and not indexed_turns):
             if isinstance(vectors, DecodeError):
@@ -172,8 +175,8 @@ class Engine:
         if failed := [e for e in embedded if isinstance(e, DecodeError)]:
             return QueryResult(query=name, id=-1, hits={}, error=str(failed[0]))
         vectors = {m: l2_normalise(np.mean([e[m] for e in embedded], axis=0)) for m in chosen}
-        stores = {m: model.searched(options.rerank) for m, model in chosen.items()}
-        return search(-1, name, vectors, stores, options.k, options.rerank.expands, options.rerank.value)
+        stores, o, _ = search_plan(chosen, options)
+        return search(-1, name, vectors, stores, o.k, o.rerank.expands, o.rerank.value)
 
     def search_id(self, image_id: int, options: SearchOptions = SearchOptions(),
                   models: Sequence[str] | None = None) -> QueryResult:
@@ -186,8 +189,8 @@ class Engine:
             return QueryResult(query=f"id:{image_id}", id=image_id, hits={},
                                error=f"id {image_id} is not indexed for {', '.join(missing)}")
         path = next(iter(chosen.values())).store.rows([image_id])[image_id]["path"]
-        stores = {name: m.searched(options.rerank) for name, m in chosen.items()}
-        return search(image_id, path, vectors, stores, options.k, options.rerank.expands, options.rerank.value)
+        stores, o, _ = search_plan(chosen, replace(options, robust=False, regions=False))
+        return search(image_id, path, vectors, stores, o.k, o.rerank.expands, o.rerank.value)
 
     def where_it_lands(self, edited: RawImage, original_id: int, k: int = 50) -> dict[str, dict[str, int | None]]:
         """The original's rank after an edit, per compared option and list (edits.where_it_lands)."""
@@ -217,6 +220,26 @@ class Engine:
     def row(self, image_id: int) -> dict | None:
         """An indexed image's path and SHA-256, or None."""
         return next(iter(self.models.values())).store.rows([image_id]).get(image_id)
+
+    def duplicates(self, scoring: str = MEAN_COSINE, threshold: float | None = None) -> list[Group]:
+        """Near-duplicate groups of the index under one model, or fused (the mean cosine of the models),
+        at that way's measured threshold unless one is given (duplicates.py)."""
+        if scoring not in (*self.models, MEAN_COSINE):
+            raise ValueError(f"duplicates are scored by one of {', '.join((*self.models, MEAN_COSINE))}, "
+                             f"not {scoring!r}")
+        if threshold is not None and not 0 < threshold <= 1:
+            raise ValueError(f"the threshold is a cosine from 0 to 1, not {threshold!r}")
+        chosen = self._chosen(None if scoring == MEAN_COSINE else [scoring])
+        return duplicate_groups({name: m.store for name, m in chosen.items()},
+                                THRESHOLDS[scoring] if threshold is None else threshold)
+
+    def folders(self) -> list[str]:
+        """The folders that hold indexed images, sorted; read again only when the index's size changed."""
+        first = next(iter(self.models.values())).store
+        count = first.count()
+        if self._folders[0] != count:
+            self._folders = (count, sorted({os.path.dirname(p) for p in first.all_paths()}))
+        return self._folders[1]
 
     def sample_rows(self, limit: int) -> list[dict]:
         """Up to `limit` indexed rows (path, sha256) of the first model."""

@@ -2,7 +2,7 @@
 The engine, the CLI and the page iterate these, so adding a model touches config.SPECS only."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
 from .config import ModelSpec, Settings
@@ -34,8 +34,14 @@ class Model:
     def label(self) -> str:
         return self.spec.label
 
-    def searched(self, rerank: Rerank, regions: bool = False, turns: bool = False) -> store.Collection:
-        """The collection a search with this re-ranking (or on regions, or on the indexed turns) runs on."""
+    def searched(self, rerank: Rerank, regions: bool = False, turns: bool = False, under: str | None = None,
+                 ) -> store.Collection:
+        """The collection a search with this re-ranking (or on regions, or on the indexed turns) runs on,
+        within the folder `under` if one is given."""
+        chosen = self._searched(rerank, regions, turns)
+        return store.Within(chosen, under) if under is not None else chosen
+
+    def _searched(self, rerank: Rerank, regions: bool, turns: bool) -> store.Collection:
         if regions:
             if self.regions is None:
                 raise ValueError("region search needs SEARCHCORE_REGIONS=1 while indexing")
@@ -52,6 +58,10 @@ class Model:
         """Rows per image in the collection of this kind of Model.grouped: the regions of this model's own
         feature grid, or the turns."""
         return regions_per_image(self.encoder.feature_grid) if kind == "regions" else TURNS
+
+    def dba_covers_the_index(self) -> bool:
+        """Every indexed image has its DBA vector (not so while an index run has not made them yet)."""
+        return self.dba.count() >= self.store.count()
 
     def turns_cover_the_index(self) -> bool:
         """Every indexed image has its turns (not so for images indexed before SEARCHCORE_TURNS was on)."""
@@ -95,11 +105,17 @@ def open_model(spec: ModelSpec, settings: Settings, client: object) -> Model:
                  collection("regions_") if s.regions else None, collection("turns_") if s.turns else None)
 
 
-def search_plan(models: Mapping[str, Model], options: SearchOptions) -> tuple[dict[str, store.Collection], bool]:
-    """The collection each model searches with these options, and whether the robust option runs on the
+def search_plan(models: Mapping[str, Model], options: SearchOptions,
+                ) -> tuple[dict[str, store.Collection], SearchOptions, bool]:
+    """The collection each model searches with these options, the options that run (DBA waits for its
+    vectors: while an index run has not made them yet, its images would be missing, so the search runs
+    on the plain vectors, with alpha-QE if it was asked for), and whether the robust option runs on the
     indexed turns: only when every indexed image has them and no re-ranking or region search is chosen
     (else the query's own turns are embedded)."""
     o = options
+    if o.rerank.augmented and not all(m.dba_covers_the_index() for m in models.values()):
+        o = replace(o, rerank=Rerank.QE if o.rerank.expands else Rerank.NONE)
     indexed_turns = (o.robust and o.rerank is Rerank.NONE and not o.regions
                      and all(m.turns_cover_the_index() for m in models.values()))
-    return {name: m.searched(o.rerank, o.regions, indexed_turns) for name, m in models.items()}, indexed_turns
+    return {name: m.searched(o.rerank, o.regions, indexed_turns, o.under) for name, m in models.items()}, o, \
+        indexed_turns

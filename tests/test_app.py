@@ -22,9 +22,10 @@ from searchcore.files.decode import read_raw
 from tests.conftest import (CHROMIUM, MODEL_DIR, PHOTOS, ROOT, any_page_of_app, labelled_folder, needs, settings_env,
                             settings_in, start_app, stop_app, write_photos)
 
-CAPTION = re.compile(r"^#\d+( [\u2460-\u2473\u3251-\u325f\u32b1-\u32bf])? L2 \d\.\d{3} · cos -?\d\.\d{3} · [^/]+/[^/]+$")
+CAPTION = re.compile(r"^#\d+( [\u2460-\u2473\u3251-\u325f\u32b1-\u32bf])? cos -?\d\.\d{3} · [^/]+/[^/]+ · L2 \d\.\d{3}$")
 OUTPUT = ROOT / "test-output"
 STATUS = 8  # the status line's place among /search's outputs
+ALL = "All indexed photos"  # the folder choice of a raw /search call that searches everything
 needs_chromium = needs(CHROMIUM.exists(), "needs Debian's chromium (.ci/run installs it)")
 
 
@@ -86,7 +87,7 @@ def test_search_api_gives_both_models_side_by_side(served_app):
         handle_file(str(photos / "coffee.jpg")), "Side by side", 5, api_name="/search")
     for gallery in (resnet, vgg):
         assert len(gallery) == 5 and all(CAPTION.match(item["caption"]) for item in gallery)
-        assert gallery[0]["caption"] == "#1 ① L2 0.000 · cos 1.000 · photos/coffee.jpg"  # the query itself is indexed
+        assert gallery[0]["caption"] == "#1 ① cos 1.000 · photos/coffee.jpg · L2 0.000"  # the query itself is indexed
     shared = len({h["id"] for h in as_json["hits"]["resnet50"]} & {h["id"] for h in as_json["hits"]["vgg16"]})
     assert f"**{shared} of 5 in both lists**" in agreement and "Jaccard" in agreement and "Kendall τ" in agreement
     only = {h["id"] for h in as_json["hits"]["resnet50"]} - {h["id"] for h in as_json["hits"]["vgg16"]}
@@ -101,10 +102,36 @@ def test_search_api_gives_both_models_side_by_side(served_app):
     assert {"l2", "cosine", "id", "file"} <= set(as_json["hits"]["vgg16"][0])
     assert "this very image is indexed" in status
     _, _, fused, *_ = client.predict(handle_file(str(photos / "coffee.jpg")), "Fused", 3, api_name="/search")
-    assert len(fused) == 3 and fused[0]["caption"].startswith("#1 L2 0.000 · cos 1.000")
+    assert len(fused) == 3 and fused[0]["caption"].startswith("#1 cos 1.000 · photos/coffee.jpg · L2 0.000")
     # the same search again at once is a full answer, not a skipped update
     again = client.predict(handle_file(str(photos / "coffee.jpg")), "Fused", 3, api_name="/search")
     assert [item["caption"] for item in again[2]] == [item["caption"] for item in fused]
+
+
+def test_search_within_a_folder_several_photos_together_and_duplicates_are_endpoints(served_app):
+    """`/search` takes a folder by the name the page shows (never a server path), `/search_together` 2 to 5
+    photos, `/duplicates` a way of scoring and a threshold."""
+    url, photos, _ = served_app
+    client = Client(url, verbose=False)
+    coffee, cat = handle_file(str(photos / "coffee.jpg")), handle_file(str(photos / "nested" / "chelsea.jpg"))
+    *_, as_json, _ = client.predict(coffee, "Side by side", 10, "none", False, False, "photos/nested",
+                                    api_name="/search")
+    found = [Path(h["file"]) for hits in as_json["hits"].values() for h in hits]
+    assert len(found) == 2 * 4 and {f.parent for f in found} == {(photos / "nested").resolve()}  # its 4, in both lists
+    *_, refused = client.predict(coffee, "Side by side", 5, "none", False, False, str(photos), api_name="/search")
+    assert "no indexed folder is called" in refused
+    *_, as_json, status = client.predict([{"image": coffee, "caption": None}, {"image": cat, "caption": None}],
+                                         "Side by side", 3, "none", ALL, api_name="/search_together")
+    assert as_json["query"] == "coffee.jpg + chelsea.jpg" and len(as_json["hits"]["vgg16"]) == 3, status
+    assert {h["file"] for h in as_json["hits"]["resnet50"][:2]} == {
+        str((photos / "coffee.jpg").resolve()), str((photos / "nested" / "chelsea.jpg").resolve())}
+    *_, alone = client.predict([{"image": coffee, "caption": None}], "Side by side", 3, "none", ALL,
+                               api_name="/search_together")
+    assert "Add 2 to 5 photos" in alone
+    summary, rows, groups = client.predict("fused", 0.88, api_name="/duplicates")
+    assert summary.startswith("No near-duplicates at 0.880") and groups["groups"] == []
+    summary, rows, groups = client.predict("resnet50", 0.5, api_name="/duplicates")
+    assert "group(s)** of near-duplicates" in summary and rows.count('class="dup-row"') == len(groups["groups"]) > 0
 
 
 def test_only_the_images_shown_are_served(served_app):
@@ -114,7 +141,8 @@ def test_only_the_images_shown_are_served(served_app):
     for path in ("/etc/passwd", str(ROOT / "app.py"), str(sources), str(photos / "coffee.jpg")):
         response = requests.get(f"{url}gradio_api/file={path}", timeout=10)
         assert response.status_code in (403, 404), (path, response.status_code)
-    _, (resnet, *_) = call(url, "search", [data_url((photos / "coffee.jpg").read_bytes()), "ResNet50", 3, "none", False, False])
+    coffee = data_url((photos / "coffee.jpg").read_bytes())
+    _, (resnet, *_) = call(url, "search", [coffee, "ResNet50", 3, "none", False, False, ALL])
     shown = requests.get(resnet[0]["image"]["url"], timeout=10)
     assert shown.status_code == 200 and Image.open(io.BytesIO(shown.content)).format == "JPEG"
     assert max(Image.open(io.BytesIO(shown.content)).size) <= 256
@@ -161,12 +189,13 @@ def test_data_urls_take_searchcores_decoder_and_the_upload_cap(served_app):
     url, photos, _ = served_app
     bomb = io.BytesIO()
     Image.new("1", (8_000, 8_000)).save(bomb, "PNG")  # 64 MP in a few kB
-    kind, outputs = call(url, "search", [data_url(bomb.getvalue()), "Side by side", 3, "none", False, False])
+    kind, outputs = call(url, "search", [data_url(bomb.getvalue()), "Side by side", 3, "none", False, False, ALL])
     assert kind == "complete" and "64000000 pixels, over the limit of 50000000" in outputs[STATUS], outputs
     over = b"\0" * (20 * 1024 * 1024 + 512 * 1024)  # over the upload limit, its request under the body cap
-    kind, outputs = call(url, "search", [data_url(over), "Side by side", 3, "none", False, False])
+    kind, outputs = call(url, "search", [data_url(over), "Side by side", 3, "none", False, False, ALL])
     assert kind == "error" and "over the upload limit of 20971520 bytes" in str(outputs), outputs
-    kind, outputs = call(url, "search", [data_url((photos / "coffee.jpg").read_bytes()), "Side by side", 3, "none", False, False])
+    kind, outputs = call(url, "search", [data_url((photos / "coffee.jpg").read_bytes()), "Side by side", 3, "none",
+                                         False, False, ALL])
     assert kind == "complete" and "this very image is indexed" in outputs[STATUS], outputs
 
 
@@ -194,7 +223,7 @@ def test_a_request_body_over_the_cap_is_refused_before_it_is_read(served_app):
         assert answer.status_code == 413 and "request body over the limit of" in answer.text, endpoint
     assert rss_kib_of_server(url) - before < 50 * 1024
     kind, outputs = call(url, "search", [data_url((photos / "coffee.jpg").read_bytes()), "Side by side", 3, "none",
-                                         False, False])
+                                         False, False, ALL])
     assert kind == "complete" and "this very image is indexed" in outputs[STATUS], outputs
 
 
@@ -223,7 +252,8 @@ def test_an_int8_app_says_so_and_keeps_its_own_collections(served_app):
     assert [(r[3], r[-1]) for r in rows] == [("int8", "images_resnet50_int8"), ("int8", "images_vgg16_int8")]
     assert all(r[1] == len(PHOTOS) for r in rows), rows
     resnet, vgg, *_ = client.predict(handle_file(str(photos / "coffee.jpg")), "Side by side", 3, api_name="/search")
-    assert resnet[0]["caption"].endswith("cos 1.000 · photos/coffee.jpg") and vgg[0]["caption"].endswith("coffee.jpg")
+    assert resnet[0]["caption"].endswith("cos 1.000 · photos/coffee.jpg · L2 0.000")
+    assert "coffee.jpg" in vgg[0]["caption"]
 
 
 def test_index_api_only_under_configured_roots(indexing_app, tmp_path):
@@ -357,8 +387,37 @@ def test_browser_upload_fills_both_galleries(served_app, pages):
     assert Path(chosen).is_file() and "VGG16: #2" in details.inner_text()
     page.locator("#again").click()
     page.locator("#status").get_by_text(Path(chosen).name).wait_for(timeout=60_000)
-    page.locator("#gallery-resnet50 .caption-label").first.get_by_text("#1 ① L2 0.000").wait_for(timeout=60_000)
+    own_first = re.compile(rf"^#1 ① cos \d\.\d{{3}} · \S+/{re.escape(Path(chosen).name)} ")  # similar photos: DBA+αQE
+    page.locator("#gallery-resnet50 .caption-label").first.get_by_text(own_first).wait_for(timeout=60_000)
     assert (OUTPUT / "app-search.png").stat().st_size > 10_000
+
+
+@needs_chromium
+def test_browser_intent_folder_and_several_photos(served_app, pages):
+    """A first page looks for similar photos; the same-photo intent sets its options (the address keeps
+    it); a search within a folder shows only that folder's photos; 2 photos searched together show
+    them in a row and their joint result."""
+    url, photos, _ = served_app
+    page = pages(url)
+    assert page.locator("#intent input[value=similar]").is_checked()
+    assert "re-ranked with DBA+αQE" in page.locator("#status").inner_text()
+    page.locator("#intent input[value=same]").check()
+    page.locator("#status").get_by_text("also searched turned and mirrored").wait_for(timeout=60_000)
+    page.wait_for_function("() => location.search.includes('i=same')", timeout=30_000)
+    page.locator("#advanced").get_by_text("Advanced").click()
+    assert page.locator("#robust input").is_checked() and page.locator("#rerank input[value=none]").is_checked()
+    page.locator("#within input").click()
+    page.get_by_role("option", name="photos/nested", exact=True).click()
+    captions = page.locator("#gallery-resnet50 .caption-label")
+    page.wait_for_function("() => { const c = [...document.querySelectorAll('#gallery-resnet50 .caption-label')];"
+                           " return c.length === 4 && c.every(e => e.innerText.includes(' · nested/')); }",
+                           timeout=60_000)
+    assert captions.count() == 4  # the folder holds 4 photos
+    page.set_input_files("#together input[type=file]", [str(photos / "coffee.jpg"), str(photos / "astronaut.jpg")])
+    page.locator("#together .thumbnail-item").nth(1).wait_for(timeout=30_000)  # the query photos in a row
+    page.locator("#together-go").click()
+    page.locator("#status").get_by_text("coffee.jpg + astronaut.jpg").wait_for(timeout=60_000)
+    page.screenshot(path=str(OUTPUT / "app-together.png"), full_page=True)
 
 
 def upload(page, path: Path, k: int) -> None:
@@ -504,7 +563,7 @@ def test_browser_url_keeps_the_search_for_reload_back_and_links(served_app, page
     page.reload()  # Reload: the same search again, from the URL alone
     page.locator("#status").get_by_text("coffee.jpg").wait_for(timeout=60_000)
     first = page.locator("#gallery-resnet50 .caption-label").first
-    first.get_by_text("#1 ① L2 0.000").or_(first.get_by_text("#1 L2 0.000")).wait_for(timeout=60_000)
+    first.get_by_text(re.compile(r"^#1 cos \d\.\d{3} · photos/coffee\.jpg ")).wait_for(timeout=60_000)
     assert page.locator("#mode input[value=ResNet50]").is_checked()
     page.set_input_files("#query input[type=file]", str(photos / "nested" / "chelsea.jpg"))
     cat = read_raw(photos / "nested" / "chelsea.jpg").sha256[:16]
@@ -524,8 +583,8 @@ def test_search_api_reranks_and_fuses_by_rank(served_app):
     plain = client.predict(query, "Fused (RRF)", 5, "none", api_name="/search")
     _, _, fused, *_, as_json, status = client.predict(query, "Fused (RRF)", 5, "dba+qe", api_name="/search")
     assert as_json["rerank"] == "dba+qe" and "re-ranked with DBA+αQE" in status
-    assert len(fused) == len(as_json["rrf"]) == 5 and fused[0]["caption"].endswith("photos/coffee.jpg")
-    assert [i["caption"].split(" · ")[-1] for i in fused] == [
+    assert len(fused) == len(as_json["rrf"]) == 5 and "photos/coffee.jpg ·" in fused[0]["caption"]
+    assert [i["caption"].split(" · ")[1] for i in fused] == [
         "/".join(h["file"].split("/")[-2:]) for h in as_json["rrf"]]  # the gallery shows the RRF list
     assert as_json["rrf"][0]["self"] and plain[7]["rrf"][0]["self"] and plain[7]["rerank"] == "none"
     with pytest.raises(Exception, match="not in the list of choices"):
@@ -643,7 +702,8 @@ def test_a_fresh_page_shows_a_comparison_without_a_click(served_app, pages):
     page = pages(url, 1366, 900)  # loaded: the first example searched and its follow-up done
     for model in ("resnet50", "vgg16"):
         assert page.locator(f"#gallery-{model} .caption-label").count() == 8
-    assert page.locator("#gallery-resnet50 .caption-label").first.inner_text().startswith("#1 ① L2 0.000")
+    first = page.locator("#gallery-resnet50 .caption-label").first.inner_text()
+    assert re.match(r"#1 ① cos \d\.\d{3} · ", first), first  # the example itself, first in both lists
     first_row = page.locator("#gallery-vgg16 .thumbnail-item").nth(1).bounding_box()
     examples = page.locator("#examples").bounding_box()
     assert first_row["y"] + first_row["height"] < 900 and examples["y"] + 120 < 900  # above the fold

@@ -147,13 +147,15 @@ def test_browser_map_hover_shows_the_image_and_a_click_searches_with_it(served, 
     page.screenshot(path=str(OUTPUT / "app-map.png"), full_page=True)
     point.click(force=True)
     page.locator("#status").get_by_text(name.split("/")[-1]).wait_for(timeout=60_000)
-    page.locator("#gallery-vgg16 .caption-label").first.get_by_text("#1 ① L2 0.000").wait_for(timeout=60_000)
+    own_first = re.compile(rf"^#1 ① cos \d\.\d{{3}} · {re.escape(name)} ")  # the point's photo itself first
+    page.locator("#gallery-vgg16 .caption-label").first.get_by_text(own_first).wait_for(timeout=60_000)
 
 
 @needs_chromium
 def test_browser_selected_hit_shows_why_it_matched(served, pages):
     url, labelled, _ = served
-    page = pages(url, height=1400)
+    # a plain search (a link that names no intent): the heatmaps explain the plain vectors' cosine
+    page = pages(f"{url}?mode=Side+by+side", height=1400)
     shown = page.locator("#status").inner_text()  # the first example's search, at load
     query = next(p for p in sorted(next(p for p in sorted(labelled.iterdir())).iterdir()) if p.name not in shown)
     # A hit clicked before the search's follow-up has run keeps its selection (the follow-up forgets only

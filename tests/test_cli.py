@@ -60,6 +60,13 @@ def test_cli_indexes_searches_and_removes_with_clear_output(cli_env, photo_dir, 
         assert result["agreement"]["resnet50~vgg16"]["k"] == 4 and result["fused"][0]["self"]
     text = run_cli(cli_env, "search", str(cat), "--top-k", "2", "--rerank", "dba+qe").stdout
     assert "(itself)" in text and "agreement resnet50~vgg16: overlap@2" in text and "fused (RRF):" in text
+    within = run_cli(cli_env, "search", str(coffee), "--under", str(photo_dir / "nested"), "--intent", "same",
+                     "--top-k", "10", "--json")
+    found = json.loads(within.stdout)
+    assert found["robust"] and [len(hits) for hits in found["hits"].values()] == [4, 4]  # all 4, only those
+    assert all(h["file"].startswith(f"{photo_dir / 'nested'}/") for hits in found["hits"].values() for h in hits)
+    both = run_cli(cli_env, "search", str(coffee), "--intent", "similar", "--robust")
+    assert both.returncode == 2 and "--intent sets the re-ranking" in both.stderr
 
     assert run_cli(cli_env, "remove", str(photo_dir / "nested")).stdout.strip() == "removed 4 image(s)"
     assert run_cli(cli_env, "remove", "--id", str(read_raw(coffee).id)).stdout.strip() == "removed 1 image(s)"

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from searchcore.config import check_models
-from searchcore.retrieval.options import MAX_TOP_K, Rerank, SearchOptions
+from searchcore.retrieval.options import MAX_TOP_K, Intent, Rerank, SearchOptions
 
 
 def test_options_are_typed_and_checked_when_made():
@@ -21,6 +21,20 @@ def test_options_are_typed_and_checked_when_made():
     with pytest.raises(ValueError, match="choose no re-ranking with it"):
         SearchOptions(regions=True, rerank=Rerank.QE)
     assert SearchOptions(regions=True, robust=True).rerank is Rerank.NONE
+
+
+def test_an_intent_names_its_options_and_is_named_by_them():
+    """Similar photos re-rank with DBA+alpha-QE; the same photo is matched turned and mirrored, and on
+    the regions only where the index holds them; options set by hand name their intent, or none."""
+    assert Intent.SIMILAR.options(8, True) == SearchOptions(8, Rerank.DBA_QE)
+    assert Intent.SAME.options(8, True) == SearchOptions(8, robust=True, regions=True)
+    assert Intent.SAME.options(8, False) == SearchOptions(8, robust=True)
+    for intent in Intent:
+        for regions_indexed in (True, False):
+            assert Intent.of(intent.options(30, regions_indexed), regions_indexed) is intent
+    assert Intent.of(SearchOptions(5, robust=True), True) is None  # regions are indexed, but not searched
+    assert Intent.of(SearchOptions(5, Rerank.QE), False) is None
+    assert Intent("same").label == "The same photo, edited"
 
 
 @pytest.mark.parametrize("names, message", [(["resnet50", "clip"], "unknown model(s) ['clip']"),

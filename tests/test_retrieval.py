@@ -14,7 +14,7 @@ from searchcore.evaluation.evaluate import EmbeddingsFile, _similarity, labelled
 from searchcore.files.decode import content_id, raw_from_bytes, read_raw
 from searchcore.files.samples import sample_files
 from searchcore.files.shown import ShownFiles
-from searchcore.retrieval.options import Rerank, SearchOptions
+from searchcore.retrieval.options import Intent, Rerank, SearchOptions
 from searchcore.retrieval.rerank import dba
 from searchcore.retrieval.fusion import FUSION_POOL, fuse, fused_order, rrf_order, rrf_ranking
 from searchcore.storage.regions import region_vectors, regions_per_image, row_id
@@ -231,6 +231,21 @@ def test_index_report_times_each_stage_and_maps_follow_the_index(engine, photo_d
     assert grown.total == len(PHOTOS) + 48 and grown.method == "t-SNE" and np.isfinite(grown.xy).all()
 
 
+def test_dba_waits_for_its_vectors_and_the_search_says_what_ran(engine, photo_dir):
+    """While an index run has not made the DBA vectors of its images yet (the app's start-up indexing),
+    a DBA search would miss those images: it runs on the plain vectors (alpha-QE kept) and says so."""
+    engine.index([photo_dir])
+    coffee = read_raw(photo_dir / "coffee.jpg")
+    assert engine.search_files([coffee.source], SearchOptions(k=3, rerank="dba+qe"))[0].rerank == "dba+qe"
+    for m in engine.models.values():
+        m.dba.delete([coffee.id])
+        m.dba.flush()
+    result = engine.search_files([coffee.source], SearchOptions(k=3, rerank="dba+qe"))[0]
+    assert result.rerank == "qe" and all(hits[0].id == coffee.id for hits in result.hits.values())
+    assert engine.search_files([coffee.source], SearchOptions(k=3, rerank="dba"))[0].rerank == "none"
+    assert engine.search_id(coffee.id, SearchOptions(k=3, rerank="dba+qe")).rerank == "qe"
+
+
 @pytest.mark.parametrize("rerank", ["qe", "dba", "dba+qe"])
 def test_reranked_searches_are_the_evaluations_reranking(crops_engine, rerank):
     """The app's alpha-QE and DBA give what the evaluation scores: the same top 10 (the query's own row
@@ -316,6 +331,17 @@ def test_region_search_finds_quarter_crops_at_least_as_often_and_cleans_up(tmp_p
             before = sum(r.hits[model][0].path == str(o) for r, (_, o) in zip(plain, crops))
             assert found >= before and found >= len(PHOTOS) - 1, (model, found, before)
         assert on_regions[0].regions and on_regions[0].to_json()["regions"]
+        # the same-photo intent matches the regions with the query's turns: a crop turned by 90° too
+        turned = [(crop.with_name(f"turned-{crop.name}"), original) for crop, original in crops]
+        for (crop, _), (path, _) in zip(crops, turned):
+            Image.open(crop).rotate(90, expand=True).save(path, quality=92)
+        same = engine.search_files([t for t, _ in turned], Intent.SAME.options(1, regions_indexed=True))
+        regions_only = engine.search_files([t for t, _ in turned], SearchOptions(k=1, regions=True))
+        for model in ("resnet50", "vgg16"):
+            found = sum(r.hits[model][0].path == str(o) for r, (_, o) in zip(same, turned))
+            before = sum(r.hits[model][0].path == str(o) for r, (_, o) in zip(regions_only, turned))
+            assert found >= before and found >= len(PHOTOS) - 1, (model, found, before)
+        assert same[0].robust and same[0].regions
         with pytest.raises(ValueError, match="no re-ranking"):
             engine.search_files([crops[0][0]], SearchOptions(regions=True, rerank="qe"))
         assert engine.remove(str(originals)) == len(PHOTOS)

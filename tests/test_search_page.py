@@ -14,6 +14,7 @@ from searchcore.files.shown import ShownFiles
 from searchcore.retrieval.compare import agreement
 from searchcore.retrieval.fusion import FUSED
 from searchcore.retrieval.lists import OnlyIn
+from searchcore.retrieval.options import SearchOptions
 from searchcore.web import views
 from searchcore.web.search_tab import SearchPage, keyed
 
@@ -32,7 +33,7 @@ def test_a_search_returns_each_list_by_its_place_and_the_rest_by_name(engine, ph
     assert set(values) == {*views.LISTS, "agreement", "details", "as_json", "status", "result"}
     for model in engine.models:
         assert values[model] == views.gallery(result, model, images) and len(values[model]) == 3
-        assert values[model][0][1].startswith("#1 ") and values[model][0][1].endswith(query.name)  # itself first
+        assert values[model][0][1].startswith("#1 ") and f"/{query.name} · " in values[model][0][1]  # itself first
         assert values[OnlyIn(model)] == views.gallery(result, OnlyIn(model), images)
     assert values[FUSED] and values["as_json"]["query"] == str(query)
 
@@ -92,6 +93,44 @@ def test_a_link_with_an_odd_k_keeps_the_rest_of_the_link(engine, photo_dir, tmp_
         assert Path(values["query"]).read_bytes() == photo.read_bytes()
     opened = page.restore(SimpleNamespace(query_params={"k": "12"}))  # no link: the first example, searched
     assert opened["k"] == 12 and opened["restored"] and opened["query"] == page.examples()[0][0]
+
+
+def test_a_bare_address_looks_for_similar_photos_and_a_link_keeps_its_intent(engine, photo_dir, tmp_path):
+    """A first visit gets the similar-photos intent; a link names its intent (i=…), or its re-ranking as
+    links did before intents (plain when it names none); options set by hand name their intent, or none."""
+    page = page_over(engine, photo_dir, tmp_path)
+    named = read_raw(sorted(photo_dir.glob("*.jpg"))[0]).sha256[:16]
+    opened = page.restore(SimpleNamespace(query_params={}))
+    assert [opened[name] for name in ("restored", "intent", "rerank", "robust", "regions")] == [
+        True, "similar", "dba+qe", False, False]
+    same = page.restore(SimpleNamespace(query_params={"q": named, "mode": views.SIDE_BY_SIDE, "i": "same"}))
+    assert (same["intent"], same["rerank"], same["robust"], same["regions"]) == ("same", "none", True, False)
+    older = page.restore(SimpleNamespace(query_params={"q": named, "mode": views.SIDE_BY_SIDE}))
+    assert (older["intent"], older["rerank"], older["robust"]) == (None, "none", False)
+    odd = page.restore(SimpleNamespace(query_params={"q": named, "mode": views.SIDE_BY_SIDE, "i": "<b>"}))
+    assert odd["intent"] is None and odd["rerank"] == "none"
+    assert page.choose_intent("similar") == {"rerank": "dba+qe", "robust": False, "regions": False}
+    assert page.choose_intent(None) == {}
+    assert page.intent_of("none", True, False) == {"intent": "same"}
+    assert page.intent_of("qe", False, False) == {"intent": None}
+    assert page.intent_of("dba+qe", False, True) == {"intent": None}  # regions with re-ranking: the search says why
+
+
+def test_a_search_within_a_folder_finds_exactly_its_nearest_and_names_no_server_path(engine, photo_dir, tmp_path):
+    """The page offers each indexed folder by its name under its root; a search within one gives that
+    folder's nearest, as the engine's exact filter does; a name that is no indexed folder is refused."""
+    page = page_over(engine, photo_dir, tmp_path)
+    assert page.folder_choices() == {"photos": str(photo_dir), "photos/nested": str(photo_dir / "nested")}
+    query = str(photo_dir / "coffee.jpg")
+    shown = page.search(query, views.SIDE_BY_SIDE, 3, "none", False, False, "photos/nested")["result"][0]
+    exact = engine.search_files([query], SearchOptions(k=3, under=str(photo_dir / "nested")))[0]
+    assert {m: [h.id for h in hits] for m, hits in shown.hits.items()} == \
+        {m: [h.id for h in hits] for m, hits in exact.hits.items()}
+    assert all(Path(h.path).parent == photo_dir / "nested" for hits in shown.hits.values() for h in hits)
+    everywhere = page.search(query, views.SIDE_BY_SIDE, 3, "none", False, False, views.ALL_FOLDERS)["result"][0]
+    assert everywhere.hits["resnet50"][0].path == query  # itself, outside that folder
+    refused = page.search(query, views.SIDE_BY_SIDE, 3, "none", False, False, "/etc")
+    assert refused["result"] is None and "no indexed folder is called '/etc'" in refused["status"]
 
 
 def test_the_row_of_hits_one_model_found_stays_hidden_when_the_lists_share_nothing(engine, photo_dir, tmp_path):

@@ -27,7 +27,7 @@ from searchcore.storage.store import VectorStore, connect
 
 from tests.conftest import (CHROMIUM, REDIS_URL, ROOT, any_page_of_app, crops_of_photos, free_port, needs, run_cli,
                             settings_env, settings_in, start_app, stop_app, write_photos)
-from tests.test_store import check_roundtrip, fill, unit
+from tests.test_store import check_roundtrip, check_within, fill, unit
 
 INDEXER = [sys.executable, "-m", "searchcore", "index"]
 
@@ -270,6 +270,19 @@ def test_server_uri_path_on_milvus_standalone(milvus_uri):
     name = f"t{uuid.uuid4().hex[:12]}_model"
     try:
         check_roundtrip(client, name)
+    finally:
+        client.drop_collection(name)
+        client.close()
+
+
+@pytest.mark.parametrize("exact_rows", [store.EXACT_ROWS, 0], ids=["rows-compared", "filtered-index"])
+def test_a_search_within_a_folder_is_exact_on_the_server(milvus_uri, exact_rows, monkeypatch):
+    """The folder filter on the standalone server: exactly the folder's k nearest, as brute force finds."""
+    monkeypatch.setattr(store, "EXACT_ROWS", exact_rows)
+    client = store.connect(milvus_uri)
+    name = f"t{uuid.uuid4().hex[:12]}_within"
+    try:
+        check_within(client, name)
     finally:
         client.drop_collection(name)
         client.close()

@@ -65,6 +65,42 @@ def test_a_folder_holds_only_its_own_files_whatever_its_name(tmp_path: Path):
     client.close()
 
 
+# Folders of one collection: names with Milvus' wildcards, a quote and accents, and neighbours that
+# share their first characters; 3,000 rows in all, so that a folder is a small part of the index.
+FOLDER_SIZES = {"/img/a_b": 40, "/img/axb": 500, "/img/100%": 30, "/img/100%/deeper": 10, "/img/100x": 600,
+                '/img/q"uote': 20, "/img/été": 25, "/img/a_bc": 1775}
+
+
+def check_within(client, name: str = "t_within", k: int = 10) -> None:
+    """A search within a folder gives exactly the k nearest rows of that folder and its subfolders, as
+    brute force over their vectors does, on the sealed (indexed) collection: whether the folder's rows
+    are compared one by one (up to store.EXACT_ROWS) or searched with the filtered index."""
+    vs = VectorStore(client, name, 64, "abc")
+    paths = [f"{folder}/{n}.jpg" for folder, size in FOLDER_SIZES.items() for n in range(size)]
+    vectors = unit(len(paths), 64, 5)
+    vs.upsert([{"id": n + 1, "vector": v.tolist(), "path": p, "sha256": f"{n:064x}"}
+               for n, (p, v) in enumerate(zip(paths, vectors))])
+    vs.flush()
+    queries = unit(4, 64, 6)
+    for folder in FOLDER_SIZES:
+        inside = np.array([p.startswith(folder + "/") for p in paths])
+        found = vs.search(queries, k, under=folder)
+        for query, hits in zip(queries, found):
+            cosines = np.where(inside, vectors @ query, -np.inf)
+            expected = [int(i) + 1 for i in np.argsort(-cosines)[:min(k, int(inside.sum()))]]
+            assert [h.id for h in hits] == expected, folder
+            assert all(h.path.startswith(folder + "/") for h in hits)
+    assert vs.search(queries[:1], 5, under="/img/none")[0] == []
+
+
+@pytest.mark.parametrize("exact_rows", [store.EXACT_ROWS, 0], ids=["rows-compared", "filtered-index"])
+def test_a_search_within_a_folder_is_exact_whatever_its_name(tmp_path: Path, exact_rows, monkeypatch):
+    monkeypatch.setattr(store, "EXACT_ROWS", exact_rows)
+    client = store.connect(str(tmp_path / "m.db"))
+    check_within(client)
+    client.close()
+
+
 def test_many_query_rows_go_in_requests_of_a_bounded_size(tmp_path: Path, monkeypatch):
     """A robustness run's 360 queries in one request outlasted Milvus Lite's timeout: searches go
     SEARCH_CHUNK rows per request, and the answers stay in query order."""

@@ -31,11 +31,11 @@ def test_captions_mark_shared_hits_and_leave_out_hits_without_an_image():
         "vgg16": [hit(3, "/r/b.jpg", 0.3), hit(1, "/r/a.jpg", 0.4), hit(4, "/r/gone.jpg", 0.6)]})
     images = {1: Path("/shown/1.webp"), 3: Path("/shown/3.webp")}  # 2 and 4 had no image to show
     resnet = views.gallery(result, "resnet50", images)
-    assert resnet == [("/shown/1.webp", "#1 ① L2 0.000 · cos 1.000 · r/a.jpg"),
-                      ("/shown/3.webp", "#3 ② L2 0.700 · cos 0.755 · r/b.jpg")]  # marks follow ResNet50's ranks
-    assert views.gallery(result, "vgg16", images)[0] == ("/shown/3.webp", "#1 ② L2 0.300 · cos 0.955 · r/b.jpg")
+    assert resnet == [("/shown/1.webp", "#1 ① cos 1.000 · r/a.jpg · L2 0.000"),
+                      ("/shown/3.webp", "#3 ② cos 0.755 · r/b.jpg · L2 0.700")]  # marks follow ResNet50's ranks
+    assert views.gallery(result, "vgg16", images)[0] == ("/shown/3.webp", "#1 ② cos 0.955 · r/b.jpg · L2 0.300")
     assert views.gallery(result, OnlyIn("resnet50"), {**images, 2: Path("/shown/2.webp")}) == [
-        ("/shown/2.webp", "#2 L2 0.500 · cos 0.875 · r/link.jpg")]  # its own rank, no mark
+        ("/shown/2.webp", "#2 cos 0.875 · r/link.jpg · L2 0.500")]  # its own rank, no mark
     assert result.ranked(OnlyIn("vgg16")) == [(3, result.hits["vgg16"][2])]
     assert re.search(r"2 hit\(s\) not shown", views.status_text(result, images))
     assert "this very image is indexed" in views.status_text(result, images)
@@ -181,4 +181,15 @@ def test_a_fused_hit_says_its_rank_in_each_models_list():
     """A fused hit did not say which model found it."""
     fused = FusedHit(id=1, path="/r/elephants/0516.jpg", sha256="0" * 64, cosine=0.8,
                      cosines={"resnet50": 0.85, "vgg16": 0.75}, ranks={"resnet50": 2, "vgg16": None})
-    assert views.caption(1, fused) == "#1 L2 0.632 · cos 0.800 · ResNet50 #2 · VGG16 — · elephants/0516.jpg"
+    assert views.caption(1, fused) == "#1 cos 0.800 · elephants/0516.jpg · L2 0.632 · ResNet50 #2 · VGG16 —"
+
+
+def test_folder_choices_name_each_folder_from_its_root_down_and_leave_out_the_rest():
+    """Every folder of indexed images under a root or the uploads, and each folder above it up to the
+    root, by a name that starts at the root's own name; folders outside them are not offered."""
+    roots = [Path("/srv/images"), Path("/home/app/uploads")]
+    folders = ["/srv/images/corel/elephants", "/srv/images/corel/beaches", "/home/app/uploads", "/etc/secret"]
+    assert views.folder_choices(folders, roots) == {
+        "images": "/srv/images", "images/corel": "/srv/images/corel",
+        "images/corel/beaches": "/srv/images/corel/beaches", "images/corel/elephants": "/srv/images/corel/elephants",
+        "uploads": "/home/app/uploads"}

@@ -1,6 +1,6 @@
 """How a search runs, typed and checked once: how many hits, which re-ranking, whether the query is also
 matched turned and mirrored, whether the indexed images' regions are searched. Every search entry point
-(the engine, the CLI, the app) takes one SearchOptions."""
+(the engine, the CLI, the app) takes one SearchOptions; an Intent names the options that serve a task."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,6 +58,7 @@ class SearchOptions:
     rerank: Rerank = Rerank.NONE
     robust: bool = False  # also match the query turned by 90, 180 and 270 degrees and mirrored
     regions: bool = False  # search the indexed images' regional descriptors (for crops)
+    under: str | None = None  # only the images whose stored path lies under this folder
 
     def __post_init__(self) -> None:
         check_top_k(self.k)
@@ -69,3 +70,28 @@ class SearchOptions:
 # The options the robustness view and script compare, by name.
 COMPARED_OPTIONS: dict[str, SearchOptions] = {"plain": SearchOptions(), "robust": SearchOptions(robust=True),
                                               "dba+qe": SearchOptions(rerank=Rerank.DBA_QE)}
+
+
+class Intent(str, Enum):
+    """What a person is looking for, and the options that find it best (measured on both tasks by
+    scripts/intents.py): photos of the same kind of scene (DBA+alpha-QE lifts that most, and finds edited
+    copies worse), or the same photo after an edit (the query also matched turned and mirrored, and,
+    where the index holds them, the indexed images' regions for crops)."""
+
+    SIMILAR = "similar"
+    SAME = "same"
+
+    @property
+    def label(self) -> str:
+        return {"similar": "Similar photos", "same": "The same photo, edited"}[self.value]
+
+    def options(self, k: int, regions_indexed: bool) -> SearchOptions:
+        """This intent's options with k hits; region search only where the index holds regions."""
+        if self is Intent.SIMILAR:
+            return SearchOptions(k, Rerank.DBA_QE)
+        return SearchOptions(k, robust=True, regions=regions_indexed)
+
+    @classmethod
+    def of(cls, options: SearchOptions, regions_indexed: bool) -> "Intent | None":
+        """The intent whose options these are (k aside), or None for another combination."""
+        return next((i for i in cls if i.options(options.k, regions_indexed) == options), None)

@@ -19,9 +19,12 @@ class InMemoryCollection:
         self.ids, self.paths, self.sha256s = list(ids), list(paths), list(sha256s)
         self._row = {i: n for n, i in enumerate(self.ids)}
 
-    def search(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
+    def search(self, vectors: np.ndarray, k: int, under: str | None = None) -> list[list[Hit]]:
         similarity = np.asarray(vectors, np.float32) @ self.matrix.T
-        return [[self._hit(n, float(row[n])) for n in nearest]
+        if under is not None:
+            start = under.rstrip("/") + "/"
+            similarity[:, [not p.startswith(start) for p in self.paths]] = -np.inf
+        return [[self._hit(n, float(row[n])) for n in nearest if row[n] > -np.inf]
                 for row, nearest in zip(similarity, top_k(similarity, k))]
 
     def vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:

@@ -60,9 +60,9 @@ class GroupedSearch:
     def __init__(self, rows: VectorStore, rows_per_image: int) -> None:
         self.rows, self.rows_per_image = rows, rows_per_image
 
-    def search(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
+    def search(self, vectors: np.ndarray, k: int, under: str | None = None) -> list[list[Hit]]:
         """Up to k images per query row (fewer when one image's rows fill the row hits)."""
-        found = self.rows.search(vectors, min(16384, k * OVERFETCH))
+        found = self.rows.search(vectors, min(16384, k * OVERFETCH), under)
         return [self._images(hits)[:k] for hits in found]
 
     def image_vectors(self, images: Mapping[int, str]) -> dict[int, np.ndarray]:

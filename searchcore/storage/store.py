@@ -26,6 +26,7 @@ MODEL_PROPERTY = "searchcore.onnx_sha256"
 # images, outlasted the timeout of Milvus Lite in a robustness run.
 SEARCH_CHUNK = 64  # query rows per search request
 GET_CHUNK = 256  # ids per fetch
+EXACT_ROWS = 2000  # a search within a folder of up to this many rows compares the query with each of them
 WRITE_FLOATS = 64 * 1024  # floats per write request: 32 rows of 2048, 128 of 512 (regions come 30 an image)
 MAX_RETRY_WAIT = 15.0  # seconds between two tries of a patient call, at most
 log = logging.getLogger("searchcore")
@@ -65,8 +66,9 @@ class Collection(Protocol):
     the grouped search over several rows per image (regions.GroupedSearch), or vectors in memory
     (memory.InMemoryCollection, for fast tests of the search rules)."""
 
-    def search(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
-        """The k nearest images of each query row, best first."""
+    def search(self, vectors: np.ndarray, k: int, under: str | None = None) -> list[list[Hit]]:
+        """The k nearest images of each query row, best first; with `under`, of the images whose stored
+        path lies under that folder only."""
         ...
 
     def image_vectors(self, images: Mapping[int, str]) -> dict[int, np.ndarray]:
@@ -76,6 +78,24 @@ class Collection(Protocol):
     def vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
         """The stored vector of each id that is here, for alpha-QE (a grouped search takes no re-ranking)."""
         ...
+
+
+@dataclass(frozen=True)
+class Within:
+    """A collection searched within one folder: search, fusion and re-ranking take it as they take the
+    collection, and see only the images under that folder."""
+
+    collection: Collection
+    folder: str
+
+    def search(self, vectors: np.ndarray, k: int, under: str | None = None) -> list[list[Hit]]:
+        return self.collection.search(vectors, k, self.folder)
+
+    def image_vectors(self, images: Mapping[int, str]) -> dict[int, np.ndarray]:
+        return self.collection.image_vectors(images)
+
+    def vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
+        return self.collection.vectors(ids)
 
 
 def _not_lite_noise(record: logging.LogRecord) -> bool:
@@ -161,6 +181,19 @@ def _loaded(store: "VectorStore", method, args, kwargs):
         return method(store, *args, **kwargs)
 
 
+def within(folder: str) -> str:
+    """A Milvus filter for the paths under a folder: a range of strings, [folder/, folder0), since "0"
+    follows "/". `like` would take a `%` or `_` of the folder's name for a wildcard (Milvus lets no
+    escape of them), and a range needs none."""
+    start = folder.rstrip("/") + "/"
+    return f"path >= {_literal(start)} and path < {_literal(start[:-1] + '0')}"
+
+
+def _literal(text: str) -> str:
+    """A Milvus string literal: quotes and backslashes escaped, other characters as they are."""
+    return json.dumps(text, ensure_ascii=False)
+
+
 class VectorStore:
     """The collection of one model. Writes and id look-ups are Strong (an indexer never misses what was
     just written, by any process); searches are Session (they see this client's own writes without
@@ -227,16 +260,37 @@ class VectorStore:
     def _upsert(self, rows: list[dict]) -> None:
         self.client.upsert(self.name, rows, timeout=self.timeout)
 
-    @guarded
-    def search(self, vectors: np.ndarray, k: int, chunk: int = SEARCH_CHUNK) -> list[list[Hit]]:
-        """The k nearest rows of each query row, `chunk` query rows per request."""
+    def search(self, vectors: np.ndarray, k: int, under: str | None = None, chunk: int = SEARCH_CHUNK,
+               ) -> list[list[Hit]]:
+        """The k nearest rows of each query row, `chunk` query rows per request; with `under`, only rows
+        whose path lies under that folder: exactly, from their vectors, for a folder of up to EXACT_ROWS
+        rows (a filtered HNSW search missed some of a small folder's nearest rows), else with a filtered
+        search with a wider beam."""
         vectors = np.asarray(vectors, np.float32)
+        rows = self._count(within(under)) if under is not None else None
+        if rows == 0:
+            return [[] for _ in vectors]
+        if rows is not None and rows <= EXACT_ROWS:
+            return self._search_exactly(vectors, k, within(under))
+        return self._search(vectors, k, under, chunk)
+
+    @guarded
+    def _search_exactly(self, vectors: np.ndarray, k: int, expression: str) -> list[list[Hit]]:
+        rows = self.client.query(self.name, filter=expression, output_fields=["vector", "path", "sha256"],
+                                 limit=EXACT_ROWS, timeout=self.timeout, consistency_level="Session")
+        cosines = vectors @ np.asarray([r["vector"] for r in rows], np.float32).T
+        return [[Hit(int(rows[n]["id"]), rows[n]["path"], rows[n]["sha256"], l2_from_cosine(c), float(c))
+                 for n, c in ((n, row[n]) for n in np.argsort(-row, kind="stable")[:k])] for row in cosines]
+
+    @guarded
+    def _search(self, vectors: np.ndarray, k: int, under: str | None, chunk: int) -> list[list[Hit]]:
+        params = self.index_type.search_params(k, filtered=under is not None)
         results = []
         for part in spans(len(vectors), chunk):
             results += self.client.search(self.name, data=vectors[part].tolist(), limit=k,
+                                          filter=within(under) if under is not None else "",
                                           output_fields=["path", "sha256"], timeout=self.timeout,
-                                          search_params={"metric_type": "L2",
-                                                         "params": self.index_type.search_params(k)},
+                                          search_params={"metric_type": "L2", "params": params},
                                           consistency_level="Session")
         return [[Hit.from_squared_l2(int(h["id"]), h["entity"]["path"], h["entity"]["sha256"], h["distance"])
                  for h in hits] for hits in results]
@@ -254,12 +308,10 @@ class VectorStore:
 
     @guarded
     def ids_under(self, path: str) -> list[int]:
-        """Ids whose stored path is this file or lies under this folder. In `like`, a `%` or `_` of the
-        folder's name matches any text: the rows it finds are checked against the folder itself."""
-        folder = path.rstrip("/") + "/"
-        rows = self.client.query(self.name, filter=f"path == {json.dumps(path)} or path like {json.dumps(folder + '%')}",
+        """Ids whose stored path is this file or lies under this folder."""
+        rows = self.client.query(self.name, filter=f"path == {_literal(path)} or ({within(path)})",
                                  output_fields=["path"], timeout=self.timeout, consistency_level="Strong")
-        return [int(r["id"]) for r in rows if r["path"] == path or r["path"].startswith(folder)]
+        return [int(r["id"]) for r in rows]
 
     @guarded
     def flush(self) -> None:
@@ -274,24 +326,36 @@ class VectorStore:
         result = self.client.delete(self.name, ids=ids, timeout=self.timeout)
         return int(result.get("delete_count", len(ids))) if isinstance(result, dict) else len(ids)
 
-    @guarded
     def count(self) -> int:
-        rows = self.client.query(self.name, filter="", output_fields=["count(*)"], timeout=self.timeout,
+        return self._count("")
+
+    @guarded
+    def _count(self, expression: str) -> int:
+        """The rows that match a filter ("": all of them)."""
+        rows = self.client.query(self.name, filter=expression, output_fields=["count(*)"], timeout=self.timeout,
                                  consistency_level="Strong")
         return int(rows[0]["count(*)"])
 
-    @guarded
     def all_ids(self) -> list[int]:
-        """Every stored id, read in batches (a plain query stops at 16,384 rows)."""
-        iterator = self.client.query_iterator(self.name, batch_size=5000, output_fields=["id"],
+        """Every stored id."""
+        return [int(r["id"]) for r in self._all("id")]
+
+    def all_paths(self) -> list[str]:
+        """Every stored path."""
+        return [r["path"] for r in self._all("path")]
+
+    @guarded
+    def _all(self, field: str) -> list[dict]:
+        """One field of every row, read in batches (a plain query stops at 16,384 rows)."""
+        iterator = self.client.query_iterator(self.name, batch_size=5000, output_fields=[field],
                                               timeout=self.timeout, consistency_level="Strong")
-        ids: list[int] = []
+        rows: list[dict] = []
         try:
             while batch := iterator.next():
-                ids += [int(r["id"]) for r in batch]
+                rows += batch
         finally:
             iterator.close()
-        return ids
+        return rows
 
     @guarded
     def sample(self, limit: int) -> list[dict]:

@@ -7,6 +7,7 @@ import gradio as gr
 
 from ..engine import Engine
 from ..files.shown import ShownFiles
+from .duplicates_tab import duplicates_tab
 from .evaluate_tab import evaluate_tab
 from .index_tab import index_tab
 from .map_tab import map_tab
@@ -17,14 +18,14 @@ from . import views
 
 INTRO = ("# Search images by image — ResNet50 and VGG16 side by side\n"
          "Drop a photo or pick one below it: each model's nearest images appear side by side, rank by rank. "
-         "cos 1.000 is the same picture; the higher, the closer.")
+         "The higher cos, the closer (1.000: the same picture, in a search with no re-ranking).")
 # The rest of the explanation, left out on a phone so that the first screen shows a comparison.
 INTRO_MORE = ("The same row is the same rank, and an image both models found carries the same mark (①, ②, …) in "
               "both lists. L2, the distance, says what cos says the other way round. ")
 
 
 def build_ui(engine: Engine, roots: list[Path], startup: StartupIndexing) -> tuple[gr.Blocks, ShownFiles]:
-    """The page with its five tabs, and the only folder it serves files from."""
+    """The page with its six tabs, and the only folder it serves files from."""
     shown = ShownFiles(engine.settings.home / "shown", roots, engine.settings.max_pixels, engine.thumbnails)
     # its files are content-addressed and never change: Gradio serves them as they are instead of
     # hashing and copying every gallery image into its cache on every search
@@ -44,6 +45,8 @@ def build_ui(engine: Engine, roots: list[Path], startup: StartupIndexing) -> tup
                 map_tab(engine, shown, query, search_after, tabs, map_page)
             with gr.Tab("Robustness", id="robustness"):
                 robustness_tab(engine, query)
+            with gr.Tab("Duplicates", id="duplicates"):
+                duplicates_tab(engine, shown)
             if not engine.settings.public:  # a public page's visitors do not change the shared index
                 with gr.Tab("Index", id="index"):
                     index_tab(engine, roots)

@@ -8,12 +8,15 @@ import gradio as gr
 # a history entry: Back steps through queries, not through every k tried.
 # The query is named by the first 16 hex digits of its SHA-256 (its id is those 63 bits; a JSON number
 # that large loses digits in JavaScript).
-KEEP_IN_URL = """(query, own, mode, k, rerank) => {
+KEEP_IN_URL = """(query, own, mode, k, intent, rerank) => {
   if (!query) { return; }  // no photo (a fresh page, a cleared query): the address stays as it is
   const url = new URL(window.location.href);
   if (own) { url.searchParams.set("q", own); } else { url.searchParams.delete("q"); }
   url.searchParams.set("mode", mode); url.searchParams.set("k", String(k));
-  if (rerank && rerank !== "none") { url.searchParams.set("r", rerank); } else { url.searchParams.delete("r"); }
+  // an intent names its options; other options are named by their re-ranking (robust and regions are not kept)
+  url.searchParams.delete("i"); url.searchParams.delete("r");
+  if (intent) { url.searchParams.set("i", intent); }
+  else if (rerank && rerank !== "none") { url.searchParams.set("r", rerank); }
   // a new query is a new history entry; a change of k, mode or re-ranking replaces the entry, and so does
   // the first search of a bare address (else Back to it searched and pushed again: Back could not leave)
   const here = new URL(window.location.href).searchParams;
@@ -90,6 +93,9 @@ CSS = """
   .pair { flex-wrap: nowrap !important; gap: 6px !important; }
   .pair .ranked { min-width: 0 !important; }
   .ranked .grid-container { grid-template-columns: 1fr !important; }
+  /* the whole photo, and one line of caption: the rank, the cosine and the folder come first */
+  .pair .ranked .thumbnail-item img { object-fit: contain !important; }
+  .pair .ranked .caption-label { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
   /* its first screen: a short intro, the query, one row of examples, then the results; the controls below */
   #intro h1 { font-size: 1.3em; margin-bottom: 4px; } #intro-more { display: none; }
   #search-row { flex-direction: column !important; } #search-side { display: contents !important; }
@@ -102,6 +108,12 @@ CSS = """
   #selection { right: 0; bottom: 0; width: 100vw; max-height: 62vh; border-radius: 8px 8px 0 0; }
 }
 .ranked .caption-label { white-space: normal; font-size: 0.8em; line-height: 1.25; max-width: 100%; }
+.dup-row { display: flex; gap: 8px; align-items: flex-start; overflow-x: auto; padding: 6px 0;
+  border-bottom: 1px solid var(--border-color-primary); }
+.dup-row figure { margin: 0; flex: 0 0 auto; width: 150px; }
+.dup-row img { width: 150px; height: 110px; object-fit: contain; background: var(--background-fill-secondary); }
+.dup-row figcaption { font-size: 0.8em; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.dup-n { font-weight: 600; min-width: 1.5em; }
 .map { position: relative; } .map svg { width: 100%; max-width: 520px; border: 1px solid #ddd; cursor: pointer; }
 .map-title { font-weight: 600; margin-bottom: 4px; } .map circle:hover { stroke: black; stroke-width: 2; }
 .map-legend { display: grid; grid-template-columns: repeat(auto-fill, minmax(130px, 1fr)); gap: 2px 10px;

@@ -10,17 +10,18 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import gradio as gr
 
-from ..engine import Engine
+from ..engine import MAX_TOGETHER, Engine
 from ..files.decode import content_id
 from ..files.shown import ShownFiles
 from ..retrieval.batcher import MAX_BATCH
 from ..retrieval.fusion import FUSED
 from ..retrieval.lists import OnlyIn
-from ..retrieval.options import SearchOptions
+from ..retrieval.options import Intent, SearchOptions
+from ..retrieval.search import QueryResult
 from ..retrieval.rerank import RERANKS
 from ..storage.store import StoreUnavailableError
 from .assets import HEAT_SCALE, KEEP_IN_URL, MARK_LOADED, SHOW_RESULTS_ON_PHONE
@@ -30,6 +31,10 @@ from . import views
 
 log = logging.getLogger("searchcore.app")
 EXAMPLES = 8
+INTENTS = tuple(i.value for i in Intent)
+# A first visit looks for photos like the one it drops in: its photo is new to the index, so there is no
+# copy of it to find (scripts/intents.py measures both intents on both tasks)
+DEFAULT_INTENT = Intent.SIMILAR
 NO_SELECTION = "Select a hit to see its details."
 FUSED_LABELS = {views.FUSED_MODE: "Fused (mean cosine of the models, over their top 50)",
                 views.FUSED_RRF_MODE: "Fused (reciprocal rank fusion of the models' top 50)"}
@@ -45,20 +50,40 @@ class SearchPage:
         self.public = engine.settings.public
 
     def search(self, image: str | None, mode: str, k: int, rerank: str = "none", robust: bool = False,
-               regions: bool = False) -> Values:
+               regions: bool = False, within: str | None = None) -> Values:
         """The galleries (plain values: update objects made Gradio rebuild configs and API schemas on
-        every search), the agreement, the details, the JSON, the status line and the state."""
+        every search), the agreement, the details, the JSON, the status line and the state. `within`
+        names an indexed folder as the page shows it (views.folder_choices), never a server path."""
         if not image:
             return self.empty_results("Drop a photo in to search.")
+        # None from an older client that does not send the last ones
+        return self._shown(mode, lambda: SearchOptions(views.check_k(k), rerank or "none", bool(robust),
+                                                       bool(regions), self.folder(within)),
+                           # with others' searches of this moment
+                           lambda options, models: self.engine.search_file(image, options, models))
+
+    def search_together(self, photos: list | None, mode: str, k: int, rerank: str = "none",
+                        within: str | None = None) -> Values:
+        """2 to MAX_TOGETHER photos (the gallery's (path, caption) items) searched as one query: more like
+        these (Engine.search_together); shown as a search is."""
+        paths = [item[0] if isinstance(item, (list, tuple)) else item for item in photos or []]
+        if not 2 <= len(paths) <= MAX_TOGETHER:
+            return self.empty_results(f"Add 2 to {MAX_TOGETHER} photos to search with them together "
+                                      f"({len(paths)} given).")
+        return self._shown(mode, lambda: SearchOptions(views.check_k(k), rerank or "none", under=self.folder(within)),
+                           lambda options, models: self.engine.search_together(paths, options, models))
+
+    def _shown(self, mode: str, options: Callable[[], SearchOptions],
+               run: Callable[[SearchOptions, tuple[str, ...]], QueryResult]) -> Values:
+        """A search's values: `options` made and `run` with them and the mode's models; a bad option or an
+        unreachable Milvus is said in the status line."""
         started = time.perf_counter()
         try:
             models = views.check_mode(mode)
-            # None from an older client that does not send the last three
-            options = SearchOptions(views.check_k(k), rerank or "none", bool(robust), bool(regions))
-            result = self.engine.search_file(image, options, models)  # with others' searches of this moment
+            result = run(options(), models)
         except (ValueError, StoreUnavailableError) as exc:
             return self.empty_results(views.error_text(str(exc)))
-        log.info("searched with %s in %.0f ms", Path(image).name, 1000 * (time.perf_counter() - started))
+        log.info("searched with %s in %.0f ms", Path(result.query).name, 1000 * (time.perf_counter() - started))
         images = self.shown.thumbnails([h for hits in result.hits.values() for h in hits] + result.fused + result.rrf)
         lists = views.shown_lists(mode)
         return {**{place: views.gallery(result, name, images) for place, name in zip(views.LISTS, lists)},
@@ -161,9 +186,47 @@ class SearchPage:
         k = params.get("k", "")
         if k.isascii() and k.isdigit() and 1 <= int(k) <= 50:  # "²" is a digit to isdigit, not to int
             values["k"] = int(k)
-        if params.get("r") in RERANKS:
-            values["rerank"] = params["r"]
-        return values
+        values["within"] = gr.Dropdown(choices=[views.ALL_FOLDERS, *self.folder_choices()], value=views.ALL_FOLDERS)
+        return values | self._restored_options(params)
+
+    def _restored_options(self, params: Mapping[str, str]) -> Values:
+        """The intent a link names (i=…), else its re-ranking (r=…, none if absent); a bare address gets
+        DEFAULT_INTENT."""
+        intent = params.get("i") if params.get("i") in INTENTS else None
+        if intent is None and "mode" not in params and "q" not in params:
+            intent = DEFAULT_INTENT.value
+        if intent:
+            return {"intent": intent, **self.choose_intent(intent)}
+        rerank = params["r"] if params.get("r") in RERANKS else "none"
+        return {"rerank": rerank, "robust": False, "regions": False, **self.intent_of(rerank, False, False)}
+
+    def folder(self, label: str | None) -> str | None:
+        """The indexed folder a label of the folder choice names (None: all of them), or a ValueError."""
+        if not label or label == views.ALL_FOLDERS:
+            return None
+        folder = self.folder_choices().get(label)
+        if folder is None:
+            raise ValueError(f"no indexed folder is called {label!r}")
+        return folder
+
+    def folder_choices(self) -> dict[str, str]:
+        return views.folder_choices(self.engine.folders(), [*self.roots, self.engine.settings.home / "uploads"])
+
+    def choose_intent(self, intent: str | None) -> Values:
+        """The options of the chosen intent, set in Advanced (the search follows)."""
+        if intent not in INTENTS:
+            return {}
+        options = Intent(intent).options(1, self.engine.settings.regions)
+        return {"rerank": options.rerank.value, "robust": options.robust, "regions": options.regions}
+
+    def intent_of(self, rerank: str | None, robust: bool, regions: bool) -> Values:
+        """The intent whose options Advanced now holds, or none selected for another combination."""
+        try:
+            options = SearchOptions(1, rerank or "none", bool(robust), bool(regions))
+        except ValueError:  # regions with re-ranking: the search says why
+            return {"intent": None}
+        intent = Intent.of(options, self.engine.settings.regions)
+        return {"intent": intent.value if intent else None}
 
     def search_selected(self, chosen) -> Values:
         copy = chosen and self.shown.original(chosen.path, chosen.sha256)
@@ -222,7 +285,11 @@ class SearchComponents:
     query: QueryImage
     mode: gr.Radio
     k: gr.Slider
+    intent: gr.Radio
+    within: gr.Dropdown
     rerank: gr.Radio
+    together: gr.Gallery
+    together_go: gr.Button
     robust: gr.Checkbox
     regions: gr.Checkbox
     go: gr.Button
@@ -245,8 +312,8 @@ class SearchComponents:
 
     def named(self) -> dict[Any, gr.components.Component]:
         """Every component a handler may set, by the name its values carry."""
-        fields = ("query", "mode", "k", "rerank", "agreement", "only_row", "selection", "details", "again", "why",
-                  "as_json", "status")
+        fields = ("query", "mode", "k", "intent", "within", "rerank", "robust", "regions", "agreement", "only_row",
+                  "selection", "details", "again", "why", "as_json", "status")
         return {**dict(zip(views.LISTS, self.galleries)), **{name: getattr(self, name) for name in fields}}
 
 
@@ -266,14 +333,24 @@ def layout(engine: Engine, samples: list[list[str]], startup: StartupIndexing
             with gr.Column(elem_id="search-controls"):  # on a phone, below the results
                 mode = gr.Radio(list(views.MODES), value="Side by side", label="Models", elem_id="mode")
                 k = gr.Slider(1, 50, value=8, step=1, label="Top k", elem_id="topk")
-                rerank = gr.Radio(views.RERANK_CHOICES, value="none", label="Re-ranking", elem_id="rerank",
-                                  info="αQE: the query expanded with its first 5 hits. DBA: each indexed image "
-                                       "blended with its 5 nearest. Both: the best on Corel-1k.")
-                robust = gr.Checkbox(False, label="Also search turned (90°, 180°, 270°) and mirrored",
-                                     elem_id="robust", info=views.robust_cost(engine.settings.turns))
-                regions = gr.Checkbox(False, label="Match crops: search the indexed images' regions",
-                                      elem_id="regions", visible=engine.settings.regions)
+                intent = gr.Radio([(i.label, i.value) for i in Intent], value=None, label="Looking for",
+                                  elem_id="intent", info=views.intent_info(engine.settings.regions))
+                within = gr.Dropdown([views.ALL_FOLDERS], value=views.ALL_FOLDERS, label="Search within",
+                                     elem_id="within", allow_custom_value=True,  # choices come with the page
+                                     info="Only the photos indexed under this folder: exactly its nearest.")
+                with gr.Accordion("Advanced: the options an intent sets", open=False, elem_id="advanced"):
+                    rerank = gr.Radio(views.RERANK_CHOICES, value="none", label="Re-ranking", elem_id="rerank",
+                                      info="αQE: the query expanded with its first 5 hits. DBA: each indexed "
+                                           "image blended with its 5 nearest. Both: the best on Corel-1k.")
+                    robust = gr.Checkbox(False, label="Also search turned (90°, 180°, 270°) and mirrored",
+                                         elem_id="robust", info=views.robust_cost(engine.settings.turns))
+                    regions = gr.Checkbox(False, label="Match crops: search the indexed images' regions",
+                                          elem_id="regions", visible=engine.settings.regions)
                 go = gr.Button("Search", variant="primary", elem_id="search")
+                together = gr.Gallery(label=f"More like these: 2 to {MAX_TOGETHER} photos", type="filepath",
+                                      interactive=True, columns=MAX_TOGETHER, height=150, object_fit="contain",
+                                      file_types=["image"], elem_id="together")
+                together_go = gr.Button("Search with these together", elem_id="together-go", size="sm")
         with gr.Column(scale=3, elem_id="search-results"):
             status = gr.Markdown(elem_id="status")
             with gr.Row(equal_height=False, elem_classes=["pair"]):
@@ -295,8 +372,9 @@ def layout(engine: Engine, samples: list[list[str]], startup: StartupIndexing
                 gr.HTML(HEAT_SCALE, elem_id="heat-scale")
             with gr.Accordion("JSON (ids, paths, L2, cosine)", open=False):
                 as_json = gr.JSON(open=True)
-    return SearchComponents(query, mode, k, rerank, robust, regions, go, status, per_model, fused, agreement,
-                            only_row, alone, selection, details, again, close, why, as_json), banner, examples
+    return SearchComponents(query, mode, k, intent, within, rerank, together, together_go, robust, regions, go, status,
+                            per_model, fused, agreement, only_row, alone, selection, details, again, close, why,
+                            as_json), banner, examples
 
 
 def search_tab(demo: gr.Blocks, page: SearchPage, startup: StartupIndexing) -> tuple[QueryImage, Callable]:
@@ -337,18 +415,27 @@ def wire(demo: gr.Blocks, page: SearchPage, c: SearchComponents) -> Callable:
 
     shown = [*views.LISTS, "agreement", "details", "as_json", "status", "result"]
     found = event(page.search, shown)
-    inputs = [c.query, c.mode, c.k, c.rerank, c.robust, c.regions]
+    inputs = [c.query, c.mode, c.k, c.rerank, c.robust, c.regions, c.within]
     # every event of the group takes the batch's limit: Gradio gives a group the lowest limit of its events
     each = {"concurrency_id": "search", "concurrency_limit": MAX_BATCH, "show_progress_on": [c.status],
             "show_progress": "minimal"}
     private = {"api_visibility": "private", **each}
+    quick = {"api_visibility": "private", "show_progress": "hidden", "concurrency_id": "selection"}
     # as many at once as a batch holds: concurrent searches are embedded and searched together
     searches = [c.query.input(inputs=inputs, api_name="search", trigger_mode="always_last", **found, **each),
                 c.go.click(inputs=inputs, **found, **private),
                 c.k.change(inputs=inputs, trigger_mode="always_last", **found, **private),
+                c.within.input(inputs=inputs, **found, **private),
+                c.together_go.click(inputs=[c.together, c.mode, c.k, c.rerank, c.within],
+                                    **event(page.search_together, shown), api_name="search_together", **each),
                 c.mode.change(inputs=c.mode, **event(page.show_mode, [*page.engine.models, FUSED])).then(
                     inputs=inputs, **found, **private),
-                *(option.change(inputs=inputs, **found, **private) for option in (c.rerank, c.robust, c.regions))]
+                # an intent sets the options, then one search runs; an option set by hand names its intent
+                c.intent.input(inputs=c.intent, **event(page.choose_intent, ["rerank", "robust", "regions"]),
+                               **quick).then(inputs=inputs, **found, **private),
+                *(option.input(inputs=[c.rerank, c.robust, c.regions], **event(page.intent_of, ["intent"]),
+                               **quick).then(inputs=inputs, **found, **private)
+                  for option in (c.rerank, c.robust, c.regions))]
     after = event(page.after_search, [*views.LISTS, "only_row", "why", "why_shown", "selected", "again",
                                       "selection", "alone_shown", "own_id"])
     c.close.click(lambda: gr.Column(visible=False), None, c.selection, api_visibility="private",
@@ -357,7 +444,7 @@ def wire(demo: gr.Blocks, page: SearchPage, c: SearchComponents) -> Callable:
     def follow_up(done):  # then the link: the JS gets the query's short id, not the whole result
         return done.then(inputs=[named[n] for n in ("result", "mode", "selected", "alone_shown", "why_shown")],
                          **after, api_visibility="private", show_progress="hidden", concurrency_id="selection").then(
-            None, [c.query, named["own_id"], c.mode, c.k, c.rerank], None, js=KEEP_IN_URL)
+            None, [c.query, named["own_id"], c.mode, c.k, c.intent, c.rerank], None, js=KEEP_IN_URL)
 
     def search_after(event_done):
         """A search (and its follow-ups) once an event that sets the query is done, if it set a new one."""
@@ -366,7 +453,8 @@ def wire(demo: gr.Blocks, page: SearchPage, c: SearchComponents) -> Callable:
     follow_up(searches[0]).then(None, None, None, js=SHOW_RESULTS_ON_PHONE)  # an upload, a paste, a shot
     for done in searches[1:]:
         follow_up(done)
-    restored = demo.load(**event(page.restore, ["query", "mode", "k", "rerank", "restored"]), api_visibility="private")
+    restored = demo.load(**event(page.restore, ["query", "mode", "k", "intent", "rerank", "robust", "regions",
+                                                "within", "restored"]), api_visibility="private")
     follow_up(restored.then(inputs=[named["restored"], *inputs], **event(page.search_restored, shown), **private)
               ).then(None, None, None, js=MARK_LOADED)
     search_after(c.again.click(inputs=named["selected"], **event(page.search_selected, ["query"]),

@@ -10,7 +10,7 @@ import os
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -23,6 +23,7 @@ from ..files.decode import is_under
 from ..index import IndexReport
 from ..inspection.explain import Explanation
 from ..inspection.maps import MapPoints
+from ..retrieval.duplicates import Group
 from ..retrieval.fusion import FUSED, FUSION_POOL, RRF, FusedHit
 from ..retrieval.lists import ListName, OnlyIn, list_label
 from ..retrieval.options import Rerank, check_top_k
@@ -113,12 +114,13 @@ def circled(number: int) -> str:
 
 
 def caption(rank: int, hit: Hit | FusedHit, mark: str = "") -> str:
-    """`#3 ② L2 0.412 · cos 0.915 · elephants/0516.jpg`: both metrics, three decimals, folder and name; a
-    fused hit also says its rank in each model's list (`ResNet50 #2 · VGG16 —`: not in that list)."""
-    ranks = "".join(f"{LABELS.get(m, m)} {f'#{r}' if r else '—'} · " for m, r in hit.ranks.items()) \
+    """`#3 ② cos 0.915 · elephants/0516.jpg · L2 0.412`: the rank, the cosine and what the hit is first (a
+    phone shows one line of it), then its L2 distance, three decimals; a fused hit also says its rank in
+    each model's list (`ResNet50 #2 · VGG16 —`: not in that list)."""
+    ranks = "".join(f" · {LABELS.get(m, m)} {f'#{r}' if r else '—'}" for m, r in hit.ranks.items()) \
         if isinstance(hit, FusedHit) else ""
-    return (f"#{rank}{' ' + mark if mark else ''} L2 {l2_from_cosine(hit.cosine):.3f} · cos {hit.cosine:.3f} · "
-            f"{ranks}{plain(short_path(hit.path))}")
+    return (f"#{rank}{' ' + mark if mark else ''} cos {hit.cosine:.3f} · {plain(short_path(hit.path))} · "
+            f"L2 {l2_from_cosine(hit.cosine):.3f}{ranks}")
 
 
 def gallery(result: QueryResult, name: ListName, images: Mapping[int, Path]) -> list[tuple[str, str]]:
@@ -219,6 +221,64 @@ def robust_cost(turns_indexed: bool) -> str:
     if turns_indexed:
         return "The turns are indexed: it costs one more search per model, not more model time."
     return "It runs each model five times (the photo, three turns and a mirror): a search takes several times longer."
+
+
+MAX_GROUPS_SHOWN = 200
+
+
+def shown_group(group: Group, images: Mapping[str, Path]) -> Group | None:
+    """The group with only the members that have an image to show; None when fewer than two are left."""
+    members = [m for m in group.members if m.path in images]
+    return Group(members) if len(members) > 1 else None
+
+
+def duplicates_summary(groups: Sequence[Group], scoring: str, threshold: float) -> str:
+    if not groups:
+        return f"No near-duplicates at {threshold:.3f} ({LABELS.get(scoring, 'fused')}): a lower threshold finds more."
+    images = sum(len(g.members) for g in groups)
+    more = f" The first {MAX_GROUPS_SHOWN} are shown." if len(groups) > MAX_GROUPS_SHOWN else ""
+    return (f"**{len(groups)} group(s)** of near-duplicates, {images} images, scored by "
+            f"{LABELS.get(scoring, 'the mean cosine of the models')} at {threshold:.3f}, largest first; under "
+            f"each photo its score to the group's first.{more}")
+
+
+def duplicates_html(groups: Sequence[Group], images: Mapping[str, Path]) -> str:
+    """One row of thumbnails per group, with each member's folder, name and score."""
+    rows = []
+    for n, group in enumerate(groups[:MAX_GROUPS_SHOWN], 1):
+        figures = "".join(
+            f'<figure><img src="gradio_api/file={html.escape(str(images[m.path]))}" '
+            f'alt="{html.escape(plain(short_path(m.path)))}"><figcaption>{m.similarity:.3f} · '
+            f'{html.escape(plain(short_path(m.path)))}</figcaption></figure>' for m in group.members)
+        rows.append(f'<div class="dup-row"><div class="dup-n">{n}</div>{figures}</div>')
+    return "".join(rows)
+
+
+ALL_FOLDERS = "All indexed photos"
+
+
+def folder_choices(folders: Iterable[str], bases: Sequence[Path]) -> dict[str, str]:
+    """Label -> folder, for each folder of indexed images under one of `bases` (the roots, the uploads)
+    and each folder between it and its base. A label is the path from the base's own name down
+    ("images/corel/elephants"), so that no server path shows; sorted by label."""
+    choices = {}
+    for folder in map(Path, folders):
+        base = next((b for b in bases if folder == b or b in folder.parents), None)
+        if base is None:
+            continue
+        for above in (folder, *folder.parents):
+            choices[str(Path(base.name) / above.relative_to(base))] = str(above)
+            if above == base:
+                break
+    return dict(sorted(choices.items()))
+
+
+def intent_info(regions_indexed: bool) -> str:
+    """What each intent finds, and what it sets, said under the choice."""
+    crops = ", cropped" if regions_indexed else ""
+    return ("Similar photos: the same kind of scene (re-ranked with DBA+αQE). The same photo, edited: a copy "
+            f"turned, mirrored{crops}, re-saved or recoloured (each model runs on five turns of your photo). "
+            "Advanced shows the options each sets.")
 
 
 def error_text(message: str) -> str:
