@@ -4,6 +4,7 @@ processes on one server, and the faults they must survive (Milvus SIGKILLed mid-
 mid-index)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -250,15 +251,22 @@ def test_hnsw_settings_reach_the_index_on_the_server(tmp_path, model_dir, milvus
 def test_each_index_type_is_made_and_searched_on_the_server(milvus_uri, index_type):
     """SEARCHCORE_INDEX_TYPE on a Milvus server: the index is the one chosen, and a sealed collection
     finds each vector itself first with that index's search parameters."""
-    client = store.connect(milvus_uri)
-    name = f"t{uuid.uuid4().hex[:12]}_model"
-    try:
+    with collection_on(milvus_uri) as (client, name):
         chosen = VectorStore(client, name, 16, "abc", index_type=index_type)
         vectors = unit(300, 16, 5)
         fill(chosen, vectors)
         chosen.flush()
         assert client.describe_index(name, "vector")["index_type"] == index_type.value
         assert [[h.id for h in hits] for hits in chosen.search(vectors[:20], 1)] == [[n + 1] for n in range(20)]
+
+
+@contextlib.contextmanager
+def collection_on(uri: str):
+    """(a client of the server, a new collection name), the collection dropped afterwards."""
+    client = store.connect(uri)
+    name = f"t{uuid.uuid4().hex[:12]}_model"
+    try:
+        yield client, name
     finally:
         client.drop_collection(name)
         client.close()
@@ -266,26 +274,16 @@ def test_each_index_type_is_made_and_searched_on_the_server(milvus_uri, index_ty
 
 def test_server_uri_path_on_milvus_standalone(milvus_uri):
     """The URI path, against a real Milvus standalone server."""
-    client = store.connect(milvus_uri)
-    name = f"t{uuid.uuid4().hex[:12]}_model"
-    try:
+    with collection_on(milvus_uri) as (client, name):
         check_roundtrip(client, name)
-    finally:
-        client.drop_collection(name)
-        client.close()
 
 
 @pytest.mark.parametrize("exact_rows", [store.EXACT_ROWS, 0], ids=["rows-compared", "filtered-index"])
 def test_a_search_within_a_folder_is_exact_on_the_server(milvus_uri, exact_rows, monkeypatch):
     """The folder filter on the standalone server: exactly the folder's k nearest, as brute force finds."""
     monkeypatch.setattr(store, "EXACT_ROWS", exact_rows)
-    client = store.connect(milvus_uri)
-    name = f"t{uuid.uuid4().hex[:12]}_within"
-    try:
+    with collection_on(milvus_uri) as (client, name):
         check_within(client, name)
-    finally:
-        client.drop_collection(name)
-        client.close()
 
 
 @needs(CHROMIUM.exists(), "needs Debian's chromium (.ci/run installs it)")
