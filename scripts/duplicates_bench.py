@@ -32,7 +32,7 @@ from robustness import images_under  # noqa: E402  (scripts/, this script's fold
 from searchcore import Engine, Settings  # noqa: E402
 from searchcore.config import PRECISIONS, configure_logging  # noqa: E402
 from searchcore.inspection.edits import crop  # noqa: E402
-from searchcore.retrieval.duplicates import MEAN_COSINE, components, scored_pairs  # noqa: E402
+from searchcore.retrieval.duplicates import FUSED_SCORING, groups_at, scored_pairs  # noqa: E402
 
 COPIES = ("resized", "jpeg q50", "crop 90%", "mirrored", "grayscale")
 HASHES = ("phash", "dhash", "whash")
@@ -96,7 +96,7 @@ def measure(groups: list[list[str]], planted: Planted) -> dict[str, float]:
 
 def vector_scores(engine: Engine, scoring: str) -> dict[tuple[str, str], float]:
     """Every candidate pair's score under one model or fused, by path."""
-    stores = {m: engine.models[m].store for m in (engine.models if scoring == MEAN_COSINE else [scoring])}
+    stores = {m: engine.models[m].store for m in (engine.models if scoring == FUSED_SCORING else [scoring])}
     scores, rows = scored_pairs(stores)
     return {(rows[a][0], rows[b][0]): s for (a, b), s in scores.items()}
 
@@ -115,11 +115,7 @@ def hash_scores(paths: list[str], method: str) -> dict[tuple[str, str], float]:
 
 
 def best_threshold(scores: dict[tuple[str, str], float], planted: Planted, grid: np.ndarray) -> float:
-    return max(grid, key=lambda t: measure(groups_by_path(scores, t), planted)["f1"])
-
-
-def groups_by_path(scores: dict[tuple[str, str], float], threshold: float) -> list[list[str]]:
-    return components(p for p, s in scores.items() if s >= threshold)
+    return max(grid, key=lambda t: measure(groups_at(scores, t), planted)["f1"])
 
 
 def main() -> None:
@@ -143,7 +139,7 @@ def main() -> None:
                                milvus_uri=f"{tmp}/{name}.db", redis_url="", precision=args.precision)
             with Engine(settings) as engine:
                 print(f"{name}: {engine.index([*photos, planted.folder]).summary()}")
-                for scoring in (*engine.models, MEAN_COSINE):
+                for scoring in (*engine.models, FUSED_SCORING):
                     scores[name][scoring] = vector_scores(engine, scoring)
             paths = [*map(str, photos), *(p for p in planted.kind_of)]
             for method in HASHES:
@@ -155,7 +151,7 @@ def main() -> None:
     for method in scores["tune"]:
         grid = np.arange(0.75, 1.0, 1 / 64) if method in HASHES else np.arange(0.70, 0.995, 0.005)
         threshold = best_threshold(scores["tune"][method], sets["tune"], grid)
-        m = measure(groups_by_path(scores["test"][method], threshold), sets["test"])
+        m = measure(groups_at(scores["test"][method], threshold), sets["test"])
         print(f"| {method} | {threshold:.3f} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | "
               + " | ".join(f"{m[k]:.2f}" for k in COPIES) + f" | {m['impure']} |")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from .config import MODEL_NAMES, PRECISIONS, Settings, check_models, configure_logging
-from .retrieval.duplicates import MEAN_COSINE, Group
+from .retrieval.duplicates import FUSED_SCORING, Group
 from .retrieval.options import Intent, SearchOptions
 from .retrieval.rerank import RERANKS
 from .retrieval.search import QueryResult
@@ -76,7 +76,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="one JSON object per query")
 
     du = sub.add_parser("duplicates", parents=[common], help="groups of near-duplicate images in the index")
-    du.add_argument("--model", choices=[*MODEL_NAMES, MEAN_COSINE], default=MEAN_COSINE,
+    du.add_argument("--model", choices=[*MODEL_NAMES, FUSED_SCORING], default=FUSED_SCORING,
                     help="score pairs by one model's cosine, or fused: the mean of the models' (default)")
     du.add_argument("--threshold", type=float, help="the least score of a pair (default: the model's measured one)")
     du.add_argument("--json", action="store_true", help="the groups as one JSON object")

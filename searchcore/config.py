@@ -97,8 +97,8 @@ class IndexType(str, Enum):
 
     def search_params(self, k: int, filtered: bool = False) -> dict:
         """What a search of k hits asks of this index: HNSW's ef and DISKANN's search list at least k.
-        A search filtered to a folder has a wider beam: with ef equal to k, or 512, Milvus Lite's
-        filtered HNSW missed some of the folder's nearest rows."""
+        A search filtered to a folder has a wider beam: with a narrow one, Milvus Lite's filtered HNSW
+        missed some of the folder's nearest rows (docs/benchmarks.md)."""
         ef = max(FILTERED_BEAM, k) if filtered else max(64, k)
         return {IndexType.HNSW: {"ef": ef}, IndexType.IVF_SQ8: {"nprobe": IVF_NPROBE * (1 + filtered)},
                 IndexType.DISKANN: {"search_list": max(100, k)}}[self]

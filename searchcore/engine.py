@@ -3,8 +3,10 @@ Milvus client, wired once. It offers what callers need (search, index, decode, t
 work is done by the modules it wires."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -25,7 +27,7 @@ from .inspection.explain import Explanation, explain
 from .model import Model, open_model, search_plan
 from .retrieval import dba
 from .retrieval.batcher import SearchBatcher
-from .retrieval.duplicates import MEAN_COSINE, THRESHOLDS, Group, duplicate_groups
+from .retrieval.duplicates import FUSED_SCORING, THRESHOLDS, Group, duplicate_groups
 from .retrieval.fusion import FusedHit
 from .retrieval.options import Rerank, SearchOptions
 from .retrieval.search import HitScore, Query, QueryResult, hit_scores, search, search_many
@@ -58,6 +60,8 @@ class Engine:
         self._maps = maps.MapCache()
         self._batcher = SearchBatcher(self.search_raw)
         self._folders: tuple[int, list[str]] = (-1, [])  # (index size, folders) of the last folders()
+        self._runs, self._runs_lock = 0, threading.Lock()  # index runs under way in this engine
+        self._dba_whole = self._dba_covers()
 
     @property
     def thumbnails(self) -> Thumbnails:
@@ -90,7 +94,7 @@ class Engine:
               ) -> IndexReport:
         """Index files and folders. With `roots`, files whose real path is outside them are refused;
         `on_progress(done, total)` follows the run. The DBA vectors follow (see `augment`)."""
-        with self._patient():
+        with self._patient(), self._indexing():
             report = self._indexer(models, roots, on_progress).run(paths)
             self._settle(report, models)
         return report
@@ -116,7 +120,7 @@ class Engine:
         it decoded and its vectors are stored, so nothing else is ever kept or served from that folder.
         Returns the report and a map from every path the report may name to the upload's own name."""
         raws, failures, names = read_uploads(files, uploads)
-        with self._patient():
+        with self._patient(), self._indexing():
             report = self._indexer(None, None).run_raws(raws)
             self._settle(report)
         report.failed[:0] = failures
@@ -130,7 +134,7 @@ class Engine:
         mirrored, keeping each hit's best cosine (see model.search_plan); `regions` searches the indexed
         images' regions (for crops)."""
         chosen = self._chosen(models)
-        stores, o, indexed_turns = search_plan(chosen, options)
+        stores, o, indexed_turns = search_plan(chosen, options, self._dba_current())
         queries, results = [], []
         for raw, vectors in self.embedder.query_vectors(raws, list(chosen), o.robust and not indexed_turns):
             if isinstance(vectors, DecodeError):
@@ -166,17 +170,27 @@ class Engine:
             raise ValueError(f"search together takes 2 to {MAX_TOGETHER} photos, not {len(paths)}")
         if options.robust or options.regions:
             raise ValueError("photos searched together use their plain vectors: no robust or region search")
+        chosen = self._chosen(models)
+        name, vectors = self._mean_vectors(paths, list(chosen))
+        if isinstance(vectors, str):
+            return QueryResult(query=name, id=-1, hits={}, error=vectors)
+        stores, o, _ = search_plan(chosen, options, self._dba_current())
+        return search(-1, name, vectors, stores, o.k, o.rerank.expands, o.rerank.value)
+
+    def _mean_vectors(self, paths: Sequence[Path | str], models: list[str]) -> tuple[str, dict[str, np.ndarray] | str]:
+        """The photos' names joined by " + ", and per model the normalised mean of their vectors, or the
+        first failure, naming its photo by its name only (a page strips only the query's own path, and
+        this query is several photos)."""
         outcomes = [outcome for _, outcome in read_each(paths)]
         name = " + ".join(Path(o.source).name for o in outcomes)
-        if unread := [o for o in outcomes if not isinstance(o, RawImage)]:
-            return QueryResult(query=name, id=-1, hits={}, error=_unread(unread[0]).error)
-        chosen = self._chosen(models)
-        embedded = [vectors for _, vectors in self.embedder.query_vectors(outcomes, list(chosen), False)]
-        if failed := [e for e in embedded if isinstance(e, DecodeError)]:
-            return QueryResult(query=name, id=-1, hits={}, error=str(failed[0]))
-        vectors = {m: l2_normalise(np.mean([e[m] for e in embedded], axis=0)) for m in chosen}
-        stores, o, _ = search_plan(chosen, options)
-        return search(-1, name, vectors, stores, o.k, o.rerank.expands, o.rerank.value)
+        for outcome in outcomes:
+            if not isinstance(outcome, RawImage):
+                return name, _by_name(f"{outcome.source}: {outcome.reason}", outcome.source)
+        embedded = self.embedder.query_vectors(outcomes, models, False)
+        for raw, vectors in embedded:
+            if isinstance(vectors, DecodeError):
+                return name, _by_name(str(vectors), raw.source)
+        return name, {m: l2_normalise(np.mean([v[m] for _, v in embedded], axis=0)) for m in models}
 
     def search_id(self, image_id: int, options: SearchOptions = SearchOptions(),
                   models: Sequence[str] | None = None) -> QueryResult:
@@ -189,7 +203,7 @@ class Engine:
             return QueryResult(query=f"id:{image_id}", id=image_id, hits={},
                                error=f"id {image_id} is not indexed for {', '.join(missing)}")
         path = next(iter(chosen.values())).store.rows([image_id])[image_id]["path"]
-        stores, o, _ = search_plan(chosen, replace(options, robust=False, regions=False))
+        stores, o, _ = search_plan(chosen, replace(options, robust=False, regions=False), self._dba_current())
         return search(image_id, path, vectors, stores, o.k, o.rerank.expands, o.rerank.value)
 
     def where_it_lands(self, edited: RawImage, original_id: int, k: int = 50) -> dict[str, dict[str, int | None]]:
@@ -221,15 +235,15 @@ class Engine:
         """An indexed image's path and SHA-256, or None."""
         return next(iter(self.models.values())).store.rows([image_id]).get(image_id)
 
-    def duplicates(self, scoring: str = MEAN_COSINE, threshold: float | None = None) -> list[Group]:
+    def duplicates(self, scoring: str = FUSED_SCORING, threshold: float | None = None) -> list[Group]:
         """Near-duplicate groups of the index under one model, or fused (the mean cosine of the models),
         at that way's measured threshold unless one is given (duplicates.py)."""
-        if scoring not in (*self.models, MEAN_COSINE):
-            raise ValueError(f"duplicates are scored by one of {', '.join((*self.models, MEAN_COSINE))}, "
+        if scoring not in (*self.models, FUSED_SCORING):
+            raise ValueError(f"duplicates are scored by one of {', '.join((*self.models, FUSED_SCORING))}, "
                              f"not {scoring!r}")
         if threshold is not None and not 0 < threshold <= 1:
             raise ValueError(f"the threshold is a cosine from 0 to 1, not {threshold!r}")
-        chosen = self._chosen(None if scoring == MEAN_COSINE else [scoring])
+        chosen = self._chosen(None if scoring == FUSED_SCORING else [scoring])
         return duplicate_groups({name: m.store for name, m in chosen.items()},
                                 THRESHOLDS[scoring] if threshold is None else threshold)
 
@@ -282,6 +296,26 @@ class Engine:
         with self._patient():
             return sum(dba.rebuild(m.store, m.dba) for m in self._chosen(models).values())
 
+    @contextlib.contextmanager
+    def _indexing(self):
+        """An index run: until it has made the DBA vectors of its images, DBA searches run on the plain
+        vectors (search_plan); after it, whether the DBA vectors cover the index is read again."""
+        with self._runs_lock:
+            self._runs += 1
+        try:
+            yield
+        finally:
+            with self._runs_lock:
+                self._runs -= 1
+            self._dba_whole = self._dba_covers()
+
+    def _dba_current(self) -> bool:
+        """No index run is under way here, and every indexed image had its DBA vector after the last."""
+        return self._runs == 0 and self._dba_whole
+
+    def _dba_covers(self) -> bool:
+        return all(m.dba_covers_the_index() for m in self.models.values())
+
     def _patient(self):
         """Work on the index (index runs, removals, DBA upkeep) outlives a slow or paused Milvus: each
         failing call is tried again for up to SEARCHCORE_MILVUS_PATIENCE seconds (store.patient)."""
@@ -295,6 +329,12 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _by_name(message: str, source: str) -> str:
+    """A message about one of several files, naming it by its name only: the query of several photos is
+    their names, and a page that strips the query's path from a message would leave this one whole."""
+    return message.replace(source, Path(source).name)
 
 
 def _unread(failure: Failure) -> QueryResult:

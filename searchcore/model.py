@@ -39,7 +39,7 @@ class Model:
         """The collection a search with this re-ranking (or on regions, or on the indexed turns) runs on,
         within the folder `under` if one is given."""
         chosen = self._searched(rerank, regions, turns)
-        return store.Within(chosen, under) if under is not None else chosen
+        return store.InFolder(chosen, under) if under is not None else chosen
 
     def _searched(self, rerank: Rerank, regions: bool, turns: bool) -> store.Collection:
         if regions:
@@ -105,15 +105,15 @@ def open_model(spec: ModelSpec, settings: Settings, client: object) -> Model:
                  collection("regions_") if s.regions else None, collection("turns_") if s.turns else None)
 
 
-def search_plan(models: Mapping[str, Model], options: SearchOptions,
+def search_plan(models: Mapping[str, Model], options: SearchOptions, dba_current: bool = True,
                 ) -> tuple[dict[str, store.Collection], SearchOptions, bool]:
     """The collection each model searches with these options, the options that run (DBA waits for its
-    vectors: while an index run has not made them yet, its images would be missing, so the search runs
-    on the plain vectors, with alpha-QE if it was asked for), and whether the robust option runs on the
-    indexed turns: only when every indexed image has them and no re-ranking or region search is chosen
-    (else the query's own turns are embedded)."""
+    vectors: while they are not `dba_current`, an index run's images would be missing, so the search
+    runs on the plain vectors, with alpha-QE if it was asked for), and whether the robust option runs on
+    the indexed turns: only when every indexed image has them and no re-ranking or region search is
+    chosen (else the query's own turns are embedded)."""
     o = options
-    if o.rerank.augmented and not all(m.dba_covers_the_index() for m in models.values()):
+    if o.rerank.augmented and not dba_current:
         o = replace(o, rerank=Rerank.QE if o.rerank.expands else Rerank.NONE)
     indexed_turns = (o.robust and o.rerank is Rerank.NONE and not o.regions
                      and all(m.turns_cover_the_index() for m in models.values()))

@@ -231,19 +231,22 @@ def test_index_report_times_each_stage_and_maps_follow_the_index(engine, photo_d
     assert grown.total == len(PHOTOS) + 48 and grown.method == "t-SNE" and np.isfinite(grown.xy).all()
 
 
-def test_dba_waits_for_its_vectors_and_the_search_says_what_ran(engine, photo_dir):
-    """While an index run has not made the DBA vectors of its images yet (the app's start-up indexing),
-    a DBA search would miss those images: it runs on the plain vectors (alpha-QE kept) and says so."""
+def test_dba_waits_for_its_vectors_and_the_search_says_what_ran(engine, photo_dir, many_photos):
+    """A search while an index run has not made the DBA vectors of its images yet (the app's start-up
+    indexing) missed those images: it runs on the plain vectors, alpha-QE kept, and says so."""
     engine.index([photo_dir])
     coffee = read_raw(photo_dir / "coffee.jpg")
-    assert engine.search_files([coffee.source], SearchOptions(k=3, rerank="dba+qe"))[0].rerank == "dba+qe"
-    for m in engine.models.values():
-        m.dba.delete([coffee.id])
-        m.dba.flush()
-    result = engine.search_files([coffee.source], SearchOptions(k=3, rerank="dba+qe"))[0]
-    assert result.rerank == "qe" and all(hits[0].id == coffee.id for hits in result.hits.values())
-    assert engine.search_files([coffee.source], SearchOptions(k=3, rerank="dba"))[0].rerank == "none"
-    assert engine.search_id(coffee.id, SearchOptions(k=3, rerank="dba+qe")).rerank == "qe"
+    during = []
+
+    def search_meanwhile(done: int, total: int) -> None:
+        if done and not during:
+            during.append(engine.search_files([coffee.source], SearchOptions(k=3, rerank="dba+qe"))[0])
+            during.append(engine.search_id(coffee.id, SearchOptions(k=3, rerank="dba")))
+    engine.index([many_photos], on_progress=search_meanwhile)
+    assert [r.rerank for r in during] == ["qe", "none"]
+    assert all(hits[0].id == coffee.id for hits in during[0].hits.values())
+    after = engine.search_files([coffee.source], SearchOptions(k=3, rerank="dba+qe"))[0]
+    assert after.rerank == "dba+qe" and all(hits[0].id == coffee.id for hits in after.hits.values())
 
 
 @pytest.mark.parametrize("rerank", ["qe", "dba", "dba+qe"])

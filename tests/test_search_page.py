@@ -14,7 +14,7 @@ from searchcore.files.shown import ShownFiles
 from searchcore.retrieval.compare import agreement
 from searchcore.retrieval.fusion import FUSED
 from searchcore.retrieval.lists import OnlyIn
-from searchcore.retrieval.options import SearchOptions
+from searchcore.storage.store import StoreUnavailableError
 from searchcore.web import views
 from searchcore.web.search_tab import SearchPage, keyed
 
@@ -123,14 +123,45 @@ def test_a_search_within_a_folder_finds_exactly_its_nearest_and_names_no_server_
     assert page.folder_choices() == {"photos": str(photo_dir), "photos/nested": str(photo_dir / "nested")}
     query = str(photo_dir / "coffee.jpg")
     shown = page.search(query, views.SIDE_BY_SIDE, 3, "none", False, False, "photos/nested")["result"][0]
-    exact = engine.search_files([query], SearchOptions(k=3, under=str(photo_dir / "nested")))[0]
-    assert {m: [h.id for h in hits] for m, hits in shown.hits.items()} == \
-        {m: [h.id for h in hits] for m, hits in exact.hits.items()}
+    nested = [read_raw(p).id for p in (photo_dir / "nested").glob("*.jpg")]
+    for model, hits in shown.hits.items():  # brute force over the folder's stored vectors
+        stored = engine.models[model].store.vectors(nested)
+        nearest = sorted(stored, key=lambda i: -float(stored[i] @ shown.vectors[model]))[:3]
+        assert [h.id for h in hits] == nearest
     assert all(Path(h.path).parent == photo_dir / "nested" for hits in shown.hits.values() for h in hits)
     everywhere = page.search(query, views.SIDE_BY_SIDE, 3, "none", False, False, views.ALL_FOLDERS)["result"][0]
     assert everywhere.hits["resnet50"][0].path == query  # itself, outside that folder
     refused = page.search(query, views.SIDE_BY_SIDE, 3, "none", False, False, "/etc")
     assert refused["result"] is None and "no indexed folder is called '/etc'" in refused["status"]
+
+
+def test_several_photos_that_fail_are_named_by_their_names_only(engine, photo_dir, tmp_path):
+    """The error of a photo searched with others named its temp path: the page strips only the query's
+    path, and that query is the photos' names."""
+    page = page_over(engine, photo_dir, tmp_path)
+    upload = tmp_path / "gradio-temp" / "notes.jpg"
+    upload.parent.mkdir()
+    upload.write_bytes(b"not a photo at all")
+    good = str(photo_dir / "coffee.jpg")
+    for photos in ([good, str(upload)], [good, str(tmp_path / "gone.jpg")]):
+        status = page.search_together([(p, None) for p in photos], views.SIDE_BY_SIDE, 3)["status"]
+        assert str(tmp_path) not in status and Path(photos[1]).name in status, status
+    found = page.search_together([(good, None), (str(photo_dir / "nested" / "chelsea.jpg"), None)],
+                                 views.SIDE_BY_SIDE, 3)["result"][0]
+    assert found.query == "coffee.jpg + chelsea.jpg" and len(found.hits["resnet50"]) == 3
+
+
+def test_the_page_loads_with_every_photo_to_search_while_milvus_does_not_answer(engine, photo_dir, tmp_path,
+                                                                              monkeypatch):
+    """The folder choice read the index at each page load, and a Milvus that did not answer broke the load."""
+    page = page_over(engine, photo_dir, tmp_path)
+
+    def unavailable():
+        raise StoreUnavailableError("Milvus at x did not answer")
+    monkeypatch.setattr(engine, "folders", unavailable)
+    monkeypatch.setattr(page, "examples", lambda: [])
+    opened = page.restore(SimpleNamespace(query_params={}))
+    assert opened["within"].choices == [(views.ALL_FOLDERS, views.ALL_FOLDERS)] and opened["restored"] is False
 
 
 def test_the_row_of_hits_one_model_found_stays_hidden_when_the_lists_share_nothing(engine, photo_dir, tmp_path):

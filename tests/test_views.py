@@ -193,3 +193,6 @@ def test_folder_choices_name_each_folder_from_its_root_down_and_leave_out_the_re
         "images": "/srv/images", "images/corel": "/srv/images/corel",
         "images/corel/beaches": "/srv/images/corel/beaches", "images/corel/elephants": "/srv/images/corel/elephants",
         "uploads": "/home/app/uploads"}
+    twins = [Path("/srv/a/images"), Path("/srv/b/images")]
+    assert views.folder_choices(["/srv/a/images", "/srv/b/images/cats"], twins) == {
+        "a/images": "/srv/a/images", "b/images": "/srv/b/images", "b/images/cats": "/srv/b/images/cats"}

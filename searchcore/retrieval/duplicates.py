@@ -5,19 +5,19 @@ square. Pairs at or above the threshold join their images' groups (connected com
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from ..batching import batched
 from ..storage.store import VectorStore
 
-MEAN_COSINE = "fused"  # pairs scored by the mean of the models' cosines
+FUSED_SCORING = "fused"  # pairs scored by the mean of the models' cosines
 NEIGHBOURS = 8  # nearest images asked per image; a larger group still joins through its members' pairs
 BATCH = 256  # images per Milvus search
 # The threshold per way of scoring that maximised F1 on planted copies among Corel photos
 # (scripts/duplicates_bench.py; docs/benchmarks.md).
-THRESHOLDS = {"resnet50": 0.87, "vgg16": 0.92, MEAN_COSINE: 0.88}
+THRESHOLDS = {"resnet50": 0.87, "vgg16": 0.92, FUSED_SCORING: 0.88}
 
 Pair = tuple[int, int]  # (smaller id, larger id)
 
@@ -34,6 +34,8 @@ class Member:
 
 @dataclass(frozen=True)
 class Group:
+    """Near-duplicate images, the first one first (the one most of the others were found near)."""
+
     members: list[Member]
 
     def to_json(self) -> dict:
@@ -51,11 +53,13 @@ def scored_pairs(stores: Mapping[str, VectorStore], neighbours: int = NEIGHBOURS
     rows: dict[int, tuple[str, str]] = {}
     for part in batched(first.all_ids(), batch):
         for name, vs in stores.items():
-            stored = vs.vectors(part)
-            ids = [i for i in part if i in stored]
+            stored = vs.rows(part, with_vectors=True)
+            rows.update({i: (r["path"], r["sha256"]) for i, r in stored.items()})
+            ids = list(stored)
             if not ids:
                 continue
-            for i, hits in zip(ids, vs.search(np.stack([stored[i] for i in ids]), neighbours + 1)):
+            vectors = np.asarray([stored[i]["vector"] for i in ids], np.float32)
+            for i, hits in zip(ids, vs.search(vectors, neighbours + 1)):
                 for hit in hits:
                     rows[hit.id] = (hit.path, hit.sha256)
                     if hit.id != i:
@@ -65,21 +69,23 @@ def scored_pairs(stores: Mapping[str, VectorStore], neighbours: int = NEIGHBOURS
 
 def _fused(cosines: dict[str, dict[Pair, float]], stores: Mapping[str, VectorStore]) -> dict[Pair, float]:
     """One score per pair: the model's cosine, or with several models their mean, the cosines a model's
-    search did not return computed from its stored vectors."""
+    search did not return computed from its stored vectors. A pair that some model has no vector of is
+    left out: one model's cosine is not on the fused scale."""
     pairs = set().union(*cosines.values())
     for name, known in cosines.items():
         missing = [p for p in pairs if p not in known]
         for part in batched(missing, BATCH * NEIGHBOURS):
             vectors = stores[name].vectors({i for p in part for i in p})
             known.update({(a, b): float(vectors[a] @ vectors[b]) for a, b in part if a in vectors and b in vectors})
-    return {p: float(np.mean([known[p] for known in cosines.values() if p in known])) for p in pairs}
+    return {p: float(np.mean([known[p] for known in cosines.values()])) for p in pairs
+            if all(p in known for known in cosines.values())}
 
 
-def components(pairs: Iterable[Pair]) -> list[list[int]]:
-    """The connected components of a graph given by its edges, each of two images or more."""
-    parent: dict[int, int] = {}
+def components(pairs: Iterable[tuple[Hashable, Hashable]]) -> list[list]:
+    """The connected components of a graph given by its edges (of images, by id or by path)."""
+    parent: dict = {}
 
-    def root(i: int) -> int:
+    def root(i: Hashable) -> Hashable:
         while parent.setdefault(i, i) != i:
             parent[i] = parent[parent[i]]
             i = parent[i]
@@ -87,13 +93,13 @@ def components(pairs: Iterable[Pair]) -> list[list[int]]:
 
     for a, b in pairs:
         parent[root(a)] = root(b)
-    groups: dict[int, list[int]] = {}
+    groups: dict = {}
     for i in parent:
         groups.setdefault(root(i), []).append(i)
     return list(groups.values())
 
 
-def groups_at(scores: Mapping[Pair, float], threshold: float) -> list[list[int]]:
+def groups_at(scores: Mapping[tuple[Hashable, Hashable], float], threshold: float) -> list[list]:
     """The groups of images joined by pairs scored at or above the threshold."""
     return components(p for p, score in scores.items() if score >= threshold)
 
@@ -108,7 +114,7 @@ def duplicate_groups(stores: Mapping[str, VectorStore], threshold: float, neighb
     for a, b in kept:
         degree[a], degree[b] = degree.get(a, 0) + 1, degree.get(b, 0) + 1
     groups = []
-    for ids in components(kept):
+    for ids in groups_at(kept, threshold):
         ids.sort(key=lambda i: (-degree[i], rows[i][0]))
         similarity = _to_first(stores, ids)
         groups.append(Group([Member(i, *rows[i], s) for i, s in zip(ids, similarity)]))
@@ -116,9 +122,10 @@ def duplicate_groups(stores: Mapping[str, VectorStore], threshold: float, neighb
 
 
 def _to_first(stores: Mapping[str, VectorStore], ids: Sequence[int]) -> list[float]:
-    """Each image's score to the first of `ids` (the mean cosine over the models)."""
+    """Each image's score to the first of `ids` (the mean cosine over the models; every member of a
+    group has a vector in each model scored, or it would be in no pair)."""
     per_model = []
     for vs in stores.values():
         vectors = vs.vectors(ids)
-        per_model.append([float(vectors[i] @ vectors[ids[0]]) if i in vectors else np.nan for i in ids])
-    return [float(np.nanmean(column)) for column in zip(*per_model)]
+        per_model.append([float(vectors[i] @ vectors[ids[0]]) for i in ids])
+    return [float(np.mean(column)) for column in zip(*per_model)]

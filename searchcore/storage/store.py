@@ -81,7 +81,7 @@ class Collection(Protocol):
 
 
 @dataclass(frozen=True)
-class Within:
+class InFolder:
     """A collection searched within one folder: search, fusion and re-ranking take it as they take the
     collection, and see only the images under that folder."""
 
@@ -89,6 +89,9 @@ class Within:
     folder: str
 
     def search(self, vectors: np.ndarray, k: int, under: str | None = None) -> list[list[Hit]]:
+        """Within this collection's folder (a folder given here as well must be that one)."""
+        if under not in (None, self.folder):
+            raise ValueError(f"a search within {self.folder!r} cannot also be within {under!r}")
         return self.collection.search(vectors, k, self.folder)
 
     def image_vectors(self, images: Mapping[int, str]) -> dict[int, np.ndarray]:
@@ -181,7 +184,7 @@ def _loaded(store: "VectorStore", method, args, kwargs):
         return method(store, *args, **kwargs)
 
 
-def within(folder: str) -> str:
+def under_folder(folder: str) -> str:
     """A Milvus filter for the paths under a folder: a range of strings, [folder/, folder0), since "0"
     follows "/". `like` would take a `%` or `_` of the folder's name for a wildcard (Milvus lets no
     escape of them), and a range needs none."""
@@ -267,11 +270,11 @@ class VectorStore:
         rows (a filtered HNSW search missed some of a small folder's nearest rows), else with a filtered
         search with a wider beam."""
         vectors = np.asarray(vectors, np.float32)
-        rows = self._count(within(under)) if under is not None else None
+        rows = self._count(under_folder(under)) if under is not None else None
         if rows == 0:
             return [[] for _ in vectors]
         if rows is not None and rows <= EXACT_ROWS:
-            return self._search_exactly(vectors, k, within(under))
+            return self._search_exactly(vectors, k, under_folder(under))
         return self._search(vectors, k, under, chunk)
 
     @guarded
@@ -288,7 +291,7 @@ class VectorStore:
         results = []
         for part in spans(len(vectors), chunk):
             results += self.client.search(self.name, data=vectors[part].tolist(), limit=k,
-                                          filter=within(under) if under is not None else "",
+                                          filter=under_folder(under) if under is not None else "",
                                           output_fields=["path", "sha256"], timeout=self.timeout,
                                           search_params={"metric_type": "L2", "params": params},
                                           consistency_level="Session")
@@ -309,7 +312,7 @@ class VectorStore:
     @guarded
     def ids_under(self, path: str) -> list[int]:
         """Ids whose stored path is this file or lies under this folder."""
-        rows = self.client.query(self.name, filter=f"path == {_literal(path)} or ({within(path)})",
+        rows = self.client.query(self.name, filter=f"path == {_literal(path)} or ({under_folder(path)})",
                                  output_fields=["path"], timeout=self.timeout, consistency_level="Strong")
         return [int(r["id"]) for r in rows]
 

@@ -186,7 +186,12 @@ class SearchPage:
         k = params.get("k", "")
         if k.isascii() and k.isdigit() and 1 <= int(k) <= 50:  # "²" is a digit to isdigit, not to int
             values["k"] = int(k)
-        values["within"] = gr.Dropdown(choices=[views.ALL_FOLDERS, *self.folder_choices()], value=views.ALL_FOLDERS)
+        try:
+            labels = list(self.folder_choices())
+        except StoreUnavailableError as exc:  # the page still loads, with all photos to search
+            log.warning("%s", exc)
+            labels = []
+        values["within"] = gr.Dropdown(choices=[views.ALL_FOLDERS, *labels], value=views.ALL_FOLDERS)
         return values | self._restored_options(params)
 
     def _restored_options(self, params: Mapping[str, str]) -> Values:
@@ -210,6 +215,7 @@ class SearchPage:
         return folder
 
     def folder_choices(self) -> dict[str, str]:
+        """Label -> folder of every indexed folder under the roots or the uploads (views.folder_choices)."""
         return views.folder_choices(self.engine.folders(), [*self.roots, self.engine.settings.home / "uploads"])
 
     def choose_intent(self, intent: str | None) -> Values:

@@ -227,19 +227,21 @@ MAX_GROUPS_SHOWN = 200
 
 
 def shown_group(group: Group, images: Mapping[str, Path]) -> Group | None:
-    """The group with only the members that have an image to show; None when fewer than two are left."""
+    """The group with only the members that have an image to show; None when fewer than two are left or
+    its first image is not shown (the scores are to that image)."""
     members = [m for m in group.members if m.path in images]
-    return Group(members) if len(members) > 1 else None
+    return Group(members) if len(members) > 1 and members[0] == group.members[0] else None
 
 
 def duplicates_summary(groups: Sequence[Group], scoring: str, threshold: float) -> str:
+    """How many groups and images were found, by what and at which threshold (or that none were)."""
+    scored_by = LABELS.get(scoring, "the mean cosine of the models")
     if not groups:
-        return f"No near-duplicates at {threshold:.3f} ({LABELS.get(scoring, 'fused')}): a lower threshold finds more."
+        return f"No near-duplicates at {threshold:.3f} ({scored_by}): a lower threshold finds more."
     images = sum(len(g.members) for g in groups)
-    more = f" The first {MAX_GROUPS_SHOWN} are shown." if len(groups) > MAX_GROUPS_SHOWN else ""
-    return (f"**{len(groups)} group(s)** of near-duplicates, {images} images, scored by "
-            f"{LABELS.get(scoring, 'the mean cosine of the models')} at {threshold:.3f}, largest first; under "
-            f"each photo its score to the group's first.{more}")
+    return (f"**{len(groups)} group(s)** of near-duplicates, {images} images, scored by {scored_by} at "
+            f"{threshold:.3f}, largest first (at most {MAX_GROUPS_SHOWN}); under each photo its score to "
+            "the group's first.")
 
 
 def duplicates_html(groups: Sequence[Group], images: Mapping[str, Path]) -> str:
@@ -260,14 +262,17 @@ ALL_FOLDERS = "All indexed photos"
 def folder_choices(folders: Iterable[str], bases: Sequence[Path]) -> dict[str, str]:
     """Label -> folder, for each folder of indexed images under one of `bases` (the roots, the uploads)
     and each folder between it and its base. A label is the path from the base's own name down
-    ("images/corel/elephants"), so that no server path shows; sorted by label."""
+    ("images/corel/elephants"; with the name of the folder above it when two bases share a name), so
+    that no server path shows; sorted by label."""
+    names = [b.name for b in bases]
+    base_label = {b: f"{b.parent.name}/{b.name}" if names.count(b.name) > 1 else b.name for b in bases}
     choices = {}
     for folder in map(Path, folders):
         base = next((b for b in bases if folder == b or b in folder.parents), None)
         if base is None:
             continue
         for above in (folder, *folder.parents):
-            choices[str(Path(base.name) / above.relative_to(base))] = str(above)
+            choices[str(Path(base_label[base]) / above.relative_to(base))] = str(above)
             if above == base:
                 break
     return dict(sorted(choices.items()))
