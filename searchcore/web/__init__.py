@@ -18,10 +18,11 @@ from . import views
 
 INTRO = ("# Search images by image — ResNet50 and VGG16 side by side\n"
          "Drop a photo or pick one below it: each model's nearest images appear side by side, rank by rank. "
-         "The higher cos, the closer (1.000: the same picture, in a search with no re-ranking).")
+         "The higher cos, the closer.")
 # The rest of the explanation, left out on a phone so that the first screen shows a comparison.
-INTRO_MORE = ("The same row is the same rank, and an image both models found carries the same mark (①, ②, …) in "
-              "both lists. L2, the distance, says what cos says the other way round. ")
+INTRO_MORE = ("In a search with no re-ranking, cos 1.000 is the same picture. The same row is the same rank, "
+              "and an image both models found carries the same mark (①, ②, …) in both lists. L2, the distance, "
+              "says what cos says the other way round. ")
 
 
 def build_ui(engine: Engine, roots: list[Path], startup: StartupIndexing) -> tuple[gr.Blocks, ShownFiles]:

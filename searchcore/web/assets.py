@@ -94,8 +94,9 @@ CSS = """
   .pair .ranked { min-width: 0 !important; }
   .ranked .grid-container { grid-template-columns: 1fr !important; }
   /* the whole photo, and one line of caption: the rank, the cosine and the folder come first */
+  .pair .ranked .thumbnail-item { --object-fit: contain !important; }
   .pair .ranked .thumbnail-item img { object-fit: contain !important; }
-  .pair .ranked .caption-label { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+  .pair .ranked .caption-label { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; font-size: 0.7em; }
   /* its first screen: a short intro, the query, one row of examples, then the results; the controls below */
   #intro h1 { font-size: 1.3em; margin-bottom: 4px; } #intro-more { display: none; }
   #search-row { flex-direction: column !important; } #search-side { display: contents !important; }
