@@ -7,8 +7,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from ..retrieval.rerank import top_k
-from ..similarity import l2_from_cosine
-from .store import Hit
+from .store import Hit, folder_start
 
 
 class InMemoryCollection:
@@ -22,7 +21,7 @@ class InMemoryCollection:
     def search(self, vectors: np.ndarray, k: int, under: str | None = None) -> list[list[Hit]]:
         similarity = np.asarray(vectors, np.float32) @ self.matrix.T
         if under is not None:
-            start = under.rstrip("/") + "/"
+            start = folder_start(under)
             similarity[:, [not p.startswith(start) for p in self.paths]] = -np.inf
         return [[self._hit(n, float(row[n])) for n in nearest if row[n] > -np.inf]
                 for row, nearest in zip(similarity, top_k(similarity, k))]
@@ -34,4 +33,4 @@ class InMemoryCollection:
         return {i: v[None, :] for i, v in self.vectors(images).items()}
 
     def _hit(self, row: int, cosine: float) -> Hit:
-        return Hit(self.ids[row], self.paths[row], self.sha256s[row], l2=l2_from_cosine(cosine), cosine=cosine)
+        return Hit.from_cosine(self.ids[row], self.paths[row], self.sha256s[row], cosine)

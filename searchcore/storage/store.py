@@ -57,8 +57,11 @@ class Hit:
 
     @classmethod
     def from_squared_l2(cls, id: int, path: str, sha256: str, squared: float) -> "Hit":
-        cosine = cosine_from_squared_l2(squared)
-        return cls(id=id, path=path, sha256=sha256, l2=l2_from_cosine(cosine), cosine=cosine)
+        return cls.from_cosine(id, path, sha256, cosine_from_squared_l2(squared))
+
+    @classmethod
+    def from_cosine(cls, id: int, path: str, sha256: str, cosine: float) -> "Hit":
+        return cls(id=id, path=path, sha256=sha256, l2=l2_from_cosine(cosine), cosine=float(cosine))
 
 
 class Collection(Protocol):
@@ -184,11 +187,16 @@ def _loaded(store: "VectorStore", method, args, kwargs):
         return method(store, *args, **kwargs)
 
 
+def folder_start(folder: str) -> str:
+    """What every path under a folder starts with: the folder and one "/"."""
+    return folder.rstrip("/") + "/"
+
+
 def under_folder(folder: str) -> str:
     """A Milvus filter for the paths under a folder: a range of strings, [folder/, folder0), since "0"
     follows "/". `like` would take a `%` or `_` of the folder's name for a wildcard (Milvus lets no
     escape of them), and a range needs none."""
-    start = folder.rstrip("/") + "/"
+    start = folder_start(folder)
     return f"path >= {_literal(start)} and path < {_literal(start[:-1] + '0')}"
 
 
@@ -282,8 +290,8 @@ class VectorStore:
         rows = self.client.query(self.name, filter=expression, output_fields=["vector", "path", "sha256"],
                                  limit=EXACT_ROWS, timeout=self.timeout, consistency_level="Session")
         cosines = vectors @ np.asarray([r["vector"] for r in rows], np.float32).T
-        return [[Hit(int(rows[n]["id"]), rows[n]["path"], rows[n]["sha256"], l2_from_cosine(c), float(c))
-                 for n, c in ((n, row[n]) for n in np.argsort(-row, kind="stable")[:k])] for row in cosines]
+        return [[Hit.from_cosine(int(rows[n]["id"]), rows[n]["path"], rows[n]["sha256"], row[n])
+                 for n in np.argsort(-row, kind="stable")[:k]] for row in cosines]
 
     @guarded
     def _search(self, vectors: np.ndarray, k: int, under: str | None, chunk: int) -> list[list[Hit]]:
