@@ -18,7 +18,7 @@ from .config import MODEL_NAMES, SPECS, Settings, check_models
 from .encoding.cache import EmbeddingCache
 from .encoding.embed import Embedder
 from .evaluation.evaluate import EmbeddingsFile, EvalReport, evaluate
-from .files.decode import DecodeError, Failure, RawImage, read_each, read_raw
+from .files.decode import DecodeError, Failure, RawImage, named_only, read_each, read_raw
 from .files.shown import Thumbnails
 from .index import Indexer, IndexReport, keep_uploads, read_uploads
 from .inspection import maps
@@ -185,11 +185,11 @@ class Engine:
         name = " + ".join(Path(o.source).name for o in outcomes)
         for outcome in outcomes:
             if not isinstance(outcome, RawImage):
-                return name, _by_name(f"{outcome.source}: {outcome.reason}", outcome.source)
+                return name, named_only(_unread(outcome).error, outcome.source)
         embedded = self.embedder.query_vectors(outcomes, models, False)
         for raw, vectors in embedded:
             if isinstance(vectors, DecodeError):
-                return name, _by_name(str(vectors), raw.source)
+                return name, named_only(str(vectors), raw.source)
         return name, {m: l2_normalise(np.mean([v[m] for _, v in embedded], axis=0)) for m in models}
 
     def search_id(self, image_id: int, options: SearchOptions = SearchOptions(),
@@ -329,12 +329,6 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _by_name(message: str, source: str) -> str:
-    """A message about one of several files, naming it by its name only: the query of several photos is
-    their names, and a page that strips the query's path from a message would leave this one whole."""
-    return message.replace(source, Path(source).name)
 
 
 def _unread(failure: Failure) -> QueryResult:

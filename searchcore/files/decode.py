@@ -86,6 +86,11 @@ def read_raw(path: Path | str, roots: Sequence[Path] | None = None, max_bytes: i
     return raw_from_bytes(data, source)
 
 
+def named_only(message: str, path: str) -> str:
+    """The message with the file's server path (an upload's temp path, say) cut down to its name."""
+    return message.replace(str(path), Path(path).name) if path else message
+
+
 @dataclass(frozen=True)
 class Failure:
     """A file that could not be used: its own path, a short kind (for grouping) and the full reason."""

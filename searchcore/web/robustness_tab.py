@@ -7,7 +7,7 @@ from pathlib import Path
 import gradio as gr
 
 from ..engine import Engine
-from ..files.decode import raw_from_bytes, read_raw
+from ..files.decode import named_only, raw_from_bytes, read_raw
 from ..inspection.edits import APP_EDITS, apply_edit
 from ..storage.store import StoreUnavailableError
 from .scratch import Scratch
@@ -34,7 +34,7 @@ def robustness_tab(engine: Engine, query: QueryImage) -> None:
                                       amount if APP_EDITS.get(kind) else None)  # a hidden slider keeps a value
             ranks = engine.where_it_lands(raw_from_bytes(edited_bytes, f"{kind} of {Path(image).name}"), original.id)
         except (ValueError, StoreUnavailableError) as exc:
-            return None, [], views.error_text(views.named_only(str(exc), image))
+            return None, [], views.error_text(named_only(str(exc), image))
         shown_edit = EDITED_PHOTOS.new("edited.jpg")
         shown_edit.write_bytes(edited_bytes)
         return str(shown_edit), views.robustness_rows(ranks), f"Where the original lands after **{views.safe(kind)}**."

@@ -19,7 +19,7 @@ from ..config import MODEL_NAMES, MODEL_SPECS, SPECS
 from ..encoding.manifest import ModelManifest
 from ..evaluation import plots
 from ..evaluation.evaluate import EvalReport
-from ..files.decode import is_under
+from ..files.decode import is_under, named_only
 from ..index import IndexReport
 from ..inspection.explain import Explanation
 from ..inspection.maps import MapPoints
@@ -142,11 +142,6 @@ def agreement_text(result: QueryResult) -> str:
     return (f"**{a.shared} of {a.k} in both lists** (marked ①, ②, … in both). Overlap {a.overlap_at_k:.2f}: the share "
             f"of the top {a.k} that both found · Jaccard {a.jaccard:.2f}: shared hits over all different hits · "
             f"order of the shared hits (Kendall τ) {tau}")
-
-
-def named_only(message: str, path: str) -> str:
-    """The message with the file's server path (an upload's temp path, say) cut down to its name."""
-    return message.replace(str(path), Path(path).name) if path else message
 
 
 PATH_KEYS = frozenset({"file", "query", "root", "source", "path"})
