@@ -13,10 +13,8 @@ and the groups that hold images of two different originals.
 """
 from __future__ import annotations
 
-import argparse
 import io
 import itertools
-import logging
 import random
 import sys
 import tempfile
@@ -28,9 +26,8 @@ from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from robustness import images_under  # noqa: E402  (scripts/, this script's folder)
+from robustness import images_under, parsed, photo_set_parser  # noqa: E402  (scripts/, this script's folder)
 from searchcore import Engine, Settings  # noqa: E402
-from searchcore.config import PRECISIONS, configure_logging  # noqa: E402
 from searchcore.inspection.edits import crop  # noqa: E402
 from searchcore.retrieval.duplicates import FUSED_SCORING, groups_at, scored_pairs  # noqa: E402
 
@@ -119,14 +116,9 @@ def best_threshold(scores: dict[tuple[str, str], float], planted: Planted, grid:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folder", type=Path)
+    parser = photo_set_parser(__doc__, "int8")
     parser.add_argument("--originals", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--precision", choices=PRECISIONS, default="int8")
-    args = parser.parse_args()
-    configure_logging()
-    logging.getLogger("searchcore").setLevel(logging.WARNING)
+    args = parsed(parser)
     photos = images_under(args.folder)
     chosen = random.Random(args.seed).sample(photos, 2 * args.originals)
     scores: dict[str, dict[str, dict]] = {"tune": {}, "test": {}}

@@ -13,8 +13,6 @@ Prints one table (intents by lists and tasks), R@1 per edit kind, and each optio
 """
 from __future__ import annotations
 
-import argparse
-import logging
 import random
 import statistics
 import sys
@@ -25,9 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from robustness import images_under, make_edits, place  # noqa: E402  (scripts/, this script's folder)
+from robustness import images_under, make_edits, parsed, photo_set_parser, place  # noqa: E402  (scripts/)
 from searchcore import Engine, Settings  # noqa: E402
-from searchcore.config import PRECISIONS, configure_logging  # noqa: E402
 from searchcore.inspection.edits import EDITS  # noqa: E402
 from searchcore.retrieval.options import Intent, SearchOptions  # noqa: E402
 
@@ -57,15 +54,10 @@ def timed_search(engine: Engine, paths: list[Path], options: SearchOptions) -> t
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folder", type=Path)
+    parser = photo_set_parser(__doc__, "int8")
     parser.add_argument("--queries", type=int, default=200, help="photos searched for their class")
     parser.add_argument("--originals", type=int, default=100, help="photos edited and searched for")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--precision", choices=PRECISIONS, default="int8")
-    args = parser.parse_args()
-    configure_logging()
-    logging.getLogger("searchcore").setLevel(logging.WARNING)
+    args = parsed(parser)
     photos = images_under(args.folder)
     rng = random.Random(args.seed)
     queries = sorted(rng.sample(photos, min(args.queries, len(photos))))

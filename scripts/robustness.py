@@ -62,19 +62,31 @@ def place(hits, original: str) -> int | None:
     return next((rank for rank, h in enumerate(hits, 1) if h.path == original), None)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def photo_set_parser(doc: str, precision: str) -> argparse.ArgumentParser:
+    """The arguments the scripts over a folder of photos share: the folder, --seed and --precision."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path)
-    parser.add_argument("--distractors", type=Path, required=True)
-    parser.add_argument("--limit", type=int, default=100, help="originals (a seeded sample)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--regions", action="store_true", help="index regional descriptors, add the regions option")
-    parser.add_argument("--turns", action="store_true", help="index every image turned and mirrored too")
-    parser.add_argument("--timed", type=int, default=40, help="edit queries timed one by one per option")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    parser.add_argument("--precision", choices=PRECISIONS, default=precision)
+    return parser
+
+
+def parsed(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The arguments, once searchcore's logging is set up without its INFO lines (the script prints tables)."""
     args = parser.parse_args()
     configure_logging()
     logging.getLogger("searchcore").setLevel(logging.WARNING)
+    return args
+
+
+def main() -> None:
+    parser = photo_set_parser(__doc__, "fp32")
+    parser.add_argument("--distractors", type=Path, required=True)
+    parser.add_argument("--limit", type=int, default=100, help="originals (a seeded sample)")
+    parser.add_argument("--regions", action="store_true", help="index regional descriptors, add the regions option")
+    parser.add_argument("--turns", action="store_true", help="index every image turned and mirrored too")
+    parser.add_argument("--timed", type=int, default=40, help="edit queries timed one by one per option")
+    args = parsed(parser)
     originals = images_under(args.folder)
     originals = sorted(random.Random(args.seed).sample(originals, min(args.limit, len(originals))))
     distractors = [p for p in images_under(args.distractors) if p not in set(originals)]

@@ -242,7 +242,7 @@ def duplicates_summary(groups: Sequence[Group], scoring: str, threshold: float) 
 def duplicates_html(groups: Sequence[Group], images: Mapping[str, Path]) -> str:
     """One row of thumbnails per group, with each member's folder, name and score."""
     rows = []
-    for n, group in enumerate(groups[:MAX_GROUPS_SHOWN], 1):
+    for n, group in enumerate(groups, 1):
         figures = "".join(
             f'<figure><img src="gradio_api/file={html.escape(str(images[m.path]))}" '
             f'alt="{html.escape(plain(short_path(m.path)))}"><figcaption>{m.similarity:.3f} · '
