@@ -189,6 +189,7 @@ def _search_options(args: argparse.Namespace, regions_indexed: bool) -> SearchOp
 def _run(engine: "Engine", args: argparse.Namespace) -> int:
     if args.command == "index":
         report = engine.index(args.paths)
+        engine.settle()  # the DBA step's time belongs in the stages printed
         for failure in report.failed:
             print(f"failed: {failure.source}: {failure.reason}", file=sys.stderr)
         for link in report.links_out:

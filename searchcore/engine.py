@@ -3,10 +3,10 @@ Milvus client, wired once. It offers what callers need (search, index, decode, t
 work is done by the modules it wires."""
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -60,7 +60,8 @@ class Engine:
         self._maps = maps.MapCache()
         self._batcher = SearchBatcher(self.search_raw)
         self._folders: tuple[int, list[str]] = (-1, [])  # (index size, folders) of the last folders()
-        self._runs, self._runs_lock = 0, threading.Lock()  # index runs under way in this engine
+        self._runs, self._runs_lock = 0, threading.Lock()  # index runs under way in this engine, or their upkeep
+        self._upkeep = ThreadPoolExecutor(1, thread_name_prefix="upkeep")  # the one writer of DBA vectors
         self._dba_whole = self._dba_covers()
 
     @property
@@ -93,19 +94,41 @@ class Engine:
               roots: Sequence[Path] | None = None, on_progress: Callable[[int, int], None] | None = None,
               ) -> IndexReport:
         """Index files and folders. With `roots`, files whose real path is outside them are refused;
-        `on_progress(done, total)` follows the run. The DBA vectors follow (see `augment`)."""
-        with self._patient(), self._indexing():
-            report = self._indexer(models, roots, on_progress).run(paths)
-            self._settle(report, models)
+        `on_progress(done, total)` follows the run. Every image is searchable when this returns; the
+        DBA vectors and the sealing follow on the upkeep thread (`settle` waits for them)."""
+        return self._run_then_upkeep(lambda: self._indexer(models, roots, on_progress).run(paths), models)
+
+    def _run_then_upkeep(self, run: Callable[[], IndexReport], models: Sequence[str] | None = None) -> IndexReport:
+        """An index run, then its upkeep queued: the run's images are written and searchable, and no model
+        waits for the DBA step. Until the upkeep is done, DBA searches run on the plain vectors (search_plan)."""
+        self._begin_run()
+        try:
+            with self._patient():
+                report = run()
+        except BaseException:
+            self._end_run()
+            raise
+        self._upkeep.submit(self._upkeep_after, report, models)
         return report
 
-    def _settle(self, report: IndexReport, models: Sequence[str] | None = None) -> None:
-        """After an index run: the image collections sealed (the DBA step's searches then use the index),
-        the DBA vectors kept current, and every collection the run wrote to sealed."""
-        self._seal(report, images_only=True)
-        with report.stages.stage("augment"):
-            self.augment(report.new_ids, models)
-        self._seal(report)
+    def _upkeep_after(self, report: IndexReport, models: Sequence[str] | None) -> None:
+        """On the upkeep thread, after an index run: the image collections sealed (the DBA step's searches
+        then use the index), the DBA vectors kept current, and every collection the run wrote to sealed.
+        A failure is logged: the next run's DBA step catches up (dba.catch_up)."""
+        try:
+            with self._patient():
+                self._seal(report, images_only=True)
+                with report.stages.stage("augment"):
+                    self._augment(report.new_ids, models)
+                self._seal(report)
+        except Exception:  # noqa: BLE001 - a thread of its own: said in the log, caught up by the next run
+            log.exception("the DBA vectors of an index run could not be made; the next run catches up")
+        finally:
+            self._end_run()
+
+    def settle(self) -> None:
+        """Wait until the upkeep of every index run so far is done: DBA vectors current, collections sealed."""
+        self._upkeep.submit(lambda: None).result()
 
     def _seal(self, report: IndexReport, images_only: bool = False) -> None:
         """Every collection that a run wrote to is sealed after it (or only the image collections), so that
@@ -120,9 +143,7 @@ class Engine:
         it decoded and its vectors are stored, so nothing else is ever kept or served from that folder.
         Returns the report and a map from every path the report may name to the upload's own name."""
         raws, failures, names = read_uploads(files, uploads)
-        with self._patient(), self._indexing():
-            report = self._indexer(None, None).run_raws(raws)
-            self._settle(report)
+        report = self._run_then_upkeep(lambda: self._indexer(None, None).run_raws(raws))
         report.failed[:0] = failures
         keep_uploads(raws, report)
         return report, names
@@ -278,39 +299,50 @@ class Engine:
     def remove(self, target: str | Path) -> int:
         """Remove a file's row, or every row under a folder, from every model's collection."""
         path = os.path.abspath(Path(target).expanduser())  # stored paths are absolute, links unresolved
-        with self._patient():
-            return len(set().union(*(m.remove(m.store.ids_under(path)) for m in self.models.values())))
+        return self._on_upkeep(lambda: len(set().union(*(m.remove(m.store.ids_under(path))
+                                                          for m in self.models.values()))))
 
     def remove_ids(self, ids: Sequence[int]) -> int:
         """Remove these indexed images (by id) from every model's collection."""
-        with self._patient():
-            return len(set().union(*(m.remove(list(ids)) for m in self.models.values())))
+        return self._on_upkeep(lambda: len(set().union(*(m.remove(list(ids)) for m in self.models.values()))))
 
     def augment(self, ids: set[int], models: Sequence[str] | None = None) -> int:
         """The DBA vectors kept current after an index run (dba.catch_up), per model."""
-        with self._patient():
-            return sum(dba.catch_up(m.store, m.dba, ids) for m in self._chosen(models).values())
+        return self._on_upkeep(lambda: self._augment(ids, models))
+
+    def _augment(self, ids: set[int], models: Sequence[str] | None) -> int:
+        return sum(dba.catch_up(m.store, m.dba, ids) for m in self._chosen(models).values())
 
     def rebuild_dba(self, models: Sequence[str] | None = None) -> int:
         """Every DBA vector computed anew from the current index (exact)."""
-        with self._patient():
-            return sum(dba.rebuild(m.store, m.dba) for m in self._chosen(models).values())
+        return self._on_upkeep(lambda: sum(dba.rebuild(m.store, m.dba) for m in self._chosen(models).values()))
 
-    @contextlib.contextmanager
-    def _indexing(self):
-        """An index run: until it has made the DBA vectors of its images, DBA searches run on the plain
-        vectors (search_plan); after it, whether the DBA vectors cover the index is read again."""
+    def _on_upkeep(self, work: Callable[[], int]) -> int:
+        """Work that writes DBA vectors, run on the upkeep thread after what is queued there, so that only
+        that thread ever writes them; its result or its failure comes back here."""
+        def patiently() -> int:
+            with self._patient():
+                return work()
+        return self._upkeep.submit(patiently).result()
+
+    def _begin_run(self) -> None:
         with self._runs_lock:
             self._runs += 1
+
+    def _end_run(self) -> None:
+        """An index run and its upkeep are over: whether the DBA vectors cover the index is read again (not
+        known, if Milvus does not answer: then DBA searches keep to the plain vectors)."""
+        with self._runs_lock:
+            self._runs -= 1
         try:
-            yield
-        finally:
-            with self._runs_lock:
-                self._runs -= 1
             self._dba_whole = self._dba_covers()
+        except Exception:  # noqa: BLE001 - read again after the next run
+            log.warning("Milvus did not say whether the DBA vectors cover the index", exc_info=True)
+            self._dba_whole = False
 
     def _dba_current(self) -> bool:
-        """No index run is under way here, and every indexed image had its DBA vector after the last."""
+        """No index run or its upkeep is under way here, and every indexed image had its DBA vector after
+        the last."""
         return self._runs == 0 and self._dba_whole
 
     def _dba_covers(self) -> bool:
@@ -322,6 +354,7 @@ class Engine:
         return store.patient(self.settings.milvus_patience)
 
     def close(self) -> None:
+        self._upkeep.shutdown(wait=True)
         store.disconnect(self.client, self.settings.milvus_uri)
 
     def __enter__(self) -> "Engine":

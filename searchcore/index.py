@@ -5,8 +5,10 @@ killed at any point loses nothing already written and a re-run adds only what is
 """
 from __future__ import annotations
 
+import contextvars
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
@@ -139,10 +141,15 @@ class Indexer:
         copies = Copies()
         plans = (self._plan(self._load(batch, report, advance), copies, report, advance)
                  for batch in batched(items, self.batch_size))
-        for embedded in self.embedder.stream(plans, report.stages, indexing=True):
-            with report.stages.stage("write"):
-                self._write(embedded, copies, report)
-            advance(len(embedded))
+        with ThreadPoolExecutor(1, thread_name_prefix="write") as writer:  # writes overlap the next inference
+            writing: tuple[list[Embedded], Future] | None = None
+            for embedded in self.embedder.stream(plans, report.stages, indexing=True):
+                if writing:
+                    self._written(*writing, copies, report, advance)
+                # in this thread's context: a write outlives a paused Milvus as the run does (store.patient)
+                writing = embedded, writer.submit(contextvars.copy_context().run, self._write, embedded, report.stages)
+            if writing:
+                self._written(*writing, copies, report, advance)
         bar.close()
         report.seconds = time.perf_counter() - started
         return report
@@ -184,14 +191,24 @@ class Indexer:
             advance(1)
         return plan
 
-    def _write(self, embedded: list[Embedded], copies: Copies, report: IndexReport) -> None:
-        for kind, stores in self.grouped_stores.items():  # these first: an image in `stores` has them all
-            for name, store in stores.items():
-                store.upsert([{"id": row_id(e.raw.sha256, n), "vector": v, "path": e.raw.source, "sha256": e.raw.sha256}
-                              for e in embedded if name in getattr(e, kind) for n, v in enumerate(getattr(e, kind)[name])])
-        for name, store in self.stores.items():
-            store.upsert([{"id": e.raw.id, "vector": e.vectors[name], "path": e.raw.source,
-                           "sha256": e.raw.sha256} for e in embedded if name in e.vectors])
+    def _write(self, embedded: list[Embedded], times: StageTimes) -> None:
+        """A batch's rows upserted into every store (on the writer thread)."""
+        with times.stage("write"):
+            for kind, stores in self.grouped_stores.items():  # these first: an image in `stores` has them all
+                for name, store in stores.items():
+                    store.upsert([{"id": row_id(e.raw.sha256, n), "vector": v, "path": e.raw.source,
+                                   "sha256": e.raw.sha256}
+                                  for e in embedded if name in getattr(e, kind)
+                                  for n, v in enumerate(getattr(e, kind)[name])])
+            for name, store in self.stores.items():
+                store.upsert([{"id": e.raw.id, "vector": e.vectors[name], "path": e.raw.source,
+                               "sha256": e.raw.sha256} for e in embedded if name in e.vectors])
+
+    @staticmethod
+    def _written(embedded: list[Embedded], writing: Future, copies: Copies, report: IndexReport,
+                 advance: Callable[[int], None]) -> None:
+        """Once a batch's write is done (its failure raised here), each image counted as indexed or failed."""
+        writing.result()
         for e in embedded:
             failure = Failure.of(e.error) if e.error is not None else None
             if failure:
@@ -201,6 +218,7 @@ class Indexer:
                 report.stored.add(e.raw.source)
                 report.new_ids.add(e.raw.id)
             copies.settle(e.raw, failure, report)
+        advance(len(embedded))
 
 
 def read_uploads(files: Sequence[Path | str], uploads: Path) -> tuple[list[RawImage], list[Failure], dict[str, str]]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -211,15 +212,18 @@ def test_an_index_run_seals_every_collection_it_wrote_to(settings, photo_dir, mo
         real = engine.client.flush
         monkeypatch.setattr(engine.client, "flush", lambda name, **kw: (flushed.append(name), real(name, **kw)))
         engine.index([photo_dir])
+        engine.settle()  # the upkeep seals what the run wrote
         written = {s.name for m in engine.models.values() for s in (m.store, m.dba, *m.grouped().values())}
         assert len(written) == 8 and set(flushed) == written, flushed
         flushed.clear()
         engine.index([photo_dir])
+        engine.settle()
         assert flushed == []
 
 
 def test_index_report_times_each_stage_and_maps_follow_the_index(engine, photo_dir, many_photos):
     report = engine.index([photo_dir])
+    engine.settle()  # the DBA step ("augment") is the upkeep's
     assert set(report.stages.seconds) == {"read", "decode", "inference", "write", "augment"}
     assert all(seconds > 0 for seconds in report.stages.seconds.values()), report.stages.seconds
     first = engine.map_points("resnet50")
@@ -232,8 +236,9 @@ def test_index_report_times_each_stage_and_maps_follow_the_index(engine, photo_d
 
 
 def test_dba_waits_for_its_vectors_and_the_search_says_what_ran(engine, photo_dir, many_photos):
-    """A search while an index run has not made the DBA vectors of its images yet (the app's start-up
-    indexing) missed those images: it runs on the plain vectors, alpha-QE kept, and says so."""
+    """A search while an index run or its upkeep has not made the DBA vectors of its images yet (the app's
+    start-up indexing) missed those images: it runs on the plain vectors, alpha-QE kept, and says so. The
+    run's images are searchable when index() returns, before the upkeep."""
     engine.index([photo_dir])
     coffee = read_raw(photo_dir / "coffee.jpg")
     during = []
@@ -242,9 +247,19 @@ def test_dba_waits_for_its_vectors_and_the_search_says_what_ran(engine, photo_di
         if done and not during:
             during.append(engine.search_files([coffee.source], SearchOptions(k=3, rerank="dba+qe"))[0])
             during.append(engine.search_id(coffee.id, SearchOptions(k=3, rerank="dba")))
-    engine.index([many_photos], on_progress=search_meanwhile)
+    gate = threading.Event()
+    engine._upkeep.submit(gate.wait)  # the upkeep thread held: the run's upkeep waits behind this
+    try:
+        report = engine.index([many_photos], on_progress=search_meanwhile)
+        newest = read_raw(sorted(many_photos.iterdir())[-1])
+        before_upkeep = engine.search_files([newest.source], SearchOptions(k=3, rerank="dba+qe"))[0]
+    finally:
+        gate.set()
     assert [r.rerank for r in during] == ["qe", "none"]
     assert all(hits[0].id == coffee.id for hits in during[0].hits.values())
+    assert before_upkeep.rerank == "qe" and newest.id in report.new_ids
+    assert all(hits[0].id == newest.id for hits in before_upkeep.hits.values())
+    engine.settle()
     after = engine.search_files([coffee.source], SearchOptions(k=3, rerank="dba+qe"))[0]
     assert after.rerank == "dba+qe" and all(hits[0].id == coffee.id for hits in after.hits.values())
 

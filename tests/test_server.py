@@ -179,6 +179,7 @@ def test_an_index_run_outlives_a_paused_milvus(tmp_path, model_dir, milvus_uri, 
     try:
         with Engine(settings) as engine:
             report = engine.index([many_photos], on_progress=pause_after_the_first_batch)
+            engine.settle()
             rows = {name: (m.store.count(), m.dba.count()) for name, m in engine.models.items()}
     finally:
         logging.getLogger("searchcore").removeHandler(handler)

@@ -58,6 +58,7 @@ class StartupIndexing:
             elif self.engine.is_empty():
                 report = self.engine.index(sample_files(), roots=self.roots, on_progress=self._progress)
                 log.info("indexing the sample photos: %s", report.summary())
+            self.engine.settle()  # over when the DBA vectors are current: the page searched the run meanwhile
         except Exception as exc:  # noqa: BLE001 - shown in the page instead of killing a thread silently
             log.exception("indexing at start-up failed")
             self.failure = str(exc)
