@@ -63,6 +63,11 @@ def test_many_failures_are_grouped_by_kind_with_the_full_list_apart():
     assert views.failure_list(report).count("\n") == 1001
 
 
+def test_an_index_summary_says_the_dba_vectors_follow_only_when_the_run_added_photos():
+    assert views.UPKEEP_NOTE in views.index_summary(IndexReport(indexed=1, new_ids={7}))
+    assert views.UPKEEP_NOTE not in views.index_summary(IndexReport(already=3))
+
+
 @pytest.mark.parametrize("mode", [None, "", "none", 3])
 def test_bad_modes_are_refused_by_name(mode):
     with pytest.raises(ValueError, match="mode must be one of Side by side, ResNet50, VGG16, Fused"):

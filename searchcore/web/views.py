@@ -411,10 +411,17 @@ def under_roots(folder: str, roots: Sequence[Path]) -> Path:
     return path
 
 
+UPKEEP_NOTE = ("The new photos are searchable now. Their DBA vectors follow in a moment; until then a "
+               "DBA re-ranking runs on the plain vectors, and the status line says so.")
+
+
 def index_summary(report: IndexReport, names: Mapping[str, str] | None = None) -> str:
-    """The counts, then the failures grouped by kind: the first few of each, and how many more."""
+    """The counts (and, when the run added photos, that their DBA vectors follow), then the failures
+    grouped by kind: the first few of each, and how many more."""
     names = names or {}
     lines = [f"**{safe(report.summary())}**"]
+    if report.new_ids:
+        lines.append(UPKEEP_NOTE)
     for kind, failures in report.failures_by_kind().items():
         lines.append(f"- ⚠️ {safe(kind)}: {len(failures)} file(s)")
         lines += [f"    - {safe(names.get(f.source, f.source))}: {safe(f.reason)}"
