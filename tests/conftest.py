@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -267,15 +268,17 @@ def labelled_folder(folder: Path, classes: int = 5, per_class: int = 8) -> Path:
             for image in sorted(source.glob("*.jpg"))[:per_class]:
                 (folder / source.name / image.name).write_bytes(image.read_bytes())
         return folder
-    # no dataset: crops of the sample photos, photo n in class n % classes (some classes hold two photos,
-    # so the models rank a class's images differently and the evaluation has disagreements to show)
+    # no dataset: `per_class` crops of the sample photos per class, photo n in class n % classes (some
+    # classes hold two photos, so the models rank a class's images differently and the evaluation has
+    # disagreements to show)
     crops = crops_of_photos(folder.parent / f"{folder.name}-crops", per_photo=per_class)
     members = {c: [Path(name).stem for n, name in enumerate(PHOTOS) if n % classes == c] for c in range(classes)}
     for c, stems in members.items():
         (folder / f"class{c}").mkdir(parents=True)
-        for stem in stems:
-            for j in range(per_class // len(stems)):
-                (crops / f"{stem}-{j}.jpg").rename(folder / f"class{c}" / f"{stem}-{j}.jpg")
+        for j in range(per_class):
+            name = f"{stems[j % len(stems)]}-{j}.jpg"
+            (crops / name).rename(folder / f"class{c}" / name)
+    shutil.rmtree(crops)
     return folder
 
 

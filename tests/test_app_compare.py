@@ -12,10 +12,12 @@ from gradio_client import Client
 
 from searchcore.files.decode import read_raw
 from searchcore.inspection.maps import METHODS
-from tests.conftest import labelled_folder, run_cli, settings_env, start_app, stop_app
+from tests.conftest import COREL, labelled_folder, needs, run_cli, settings_env, start_app, stop_app
 from tests.test_app import OUTPUT, dependency_ids, needs_chromium, upload
 
 CLASSES, PER_CLASS = 5, 8
+# the models rank some Corel queries differently; on crops of eight sample photos they may well agree
+needs_disagreements = needs(COREL.is_dir(), "needs ../shared/datasets/corel1k for queries the models disagree on")
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +37,7 @@ def evaluate_api(url: str, folder: Path) -> tuple:
     return Client(url, verbose=False).predict(str(folder), api_name="/evaluate")
 
 
+@needs_disagreements
 def test_evaluate_api_gives_the_clis_figures_and_reuses_the_embeddings(served, tmp_path):
     url, labelled, settings = served
     summary, table, curve, per_class, jaccard, mosaic, report = evaluate_api(url, labelled)
@@ -97,6 +100,7 @@ def test_map_api_places_every_indexed_image_for_each_model(served):
 
 
 @needs_chromium
+@needs_disagreements
 def test_browser_evaluate_tab_shows_the_table_the_plots_and_the_disagreements(served, pages):
     url, labelled, _ = served
     expected = evaluate_api(url, labelled)[-1]["scores"]
