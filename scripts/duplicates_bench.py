@@ -131,6 +131,7 @@ def main() -> None:
                                milvus_uri=f"{tmp}/{name}.db", redis_url="", precision=args.precision)
             with Engine(settings) as engine:
                 print(f"{name}: {engine.index([*photos, planted.folder]).summary()}")
+                engine.settle()  # every collection sealed before the scoring reads them
                 for scoring in (*engine.models, FUSED_SCORING):
                     scores[name][scoring] = vector_scores(engine, scoring)
             paths = [*map(str, photos), *(p for p in planted.kind_of)]

@@ -71,6 +71,7 @@ def main() -> None:
                            redis_url="", precision=args.precision)
         with Engine(settings) as engine:
             print(f"{len(photos)} photos indexed with regions: {engine.index(photos).summary()}")
+            engine.settle()  # DBA vectors current: the DBA intents search with them
             edits = make_edits(originals, Path(tmp) / "edits", args.seed)
             table, per_edit, seconds = {}, {}, {}
             for name, chosen in options.items():

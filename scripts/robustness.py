@@ -97,6 +97,7 @@ def main() -> None:
         options = {**COMPARED_OPTIONS, **({"regions": SearchOptions(regions=True)} if args.regions else {})}
         with Engine(settings) as engine:
             report = engine.index(originals + distractors)
+            engine.settle()  # DBA vectors current: the DBA options search with them
             print(f"{len(originals)} originals, {len(distractors)} distractors: {report.summary()}")
             edits = make_edits(originals, Path(tmp) / "edits", args.seed)
             found: dict[tuple[str, str, str], list[int | None]] = {}

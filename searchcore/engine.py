@@ -9,7 +9,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -36,6 +36,8 @@ from .similarity import l2_normalise
 from .storage.store import Hit
 
 MAX_TOGETHER = 5  # photos searched together at most
+UPKEEP = "upkeep"  # the name of the thread that writes DBA vectors and seals after index runs
+T = TypeVar("T")
 
 log = logging.getLogger("searchcore")
 
@@ -61,8 +63,9 @@ class Engine:
         self._batcher = SearchBatcher(self.search_raw)
         self._folders: tuple[int, list[str]] = (-1, [])  # (index size, folders) of the last folders()
         self._runs, self._runs_lock = 0, threading.Lock()  # index runs under way in this engine, or their upkeep
-        self._upkeep = ThreadPoolExecutor(1, thread_name_prefix="upkeep")  # the one writer of DBA vectors
-        self._dba_whole = self._dba_covers()
+        self._upkeep = ThreadPoolExecutor(1, thread_name_prefix=UPKEEP)  # the one writer of DBA vectors
+        self._upkeep_failure: Exception | None = None  # the first since the last settle(), which raises it
+        self._dba_whole: bool | None = self._dba_covers()  # None: not known, read again when asked
 
     @property
     def thumbnails(self) -> Thumbnails:
@@ -105,30 +108,44 @@ class Engine:
         try:
             with self._patient():
                 report = run()
-        except BaseException:
+        except BaseException:  # Milvus failed the run, most likely: the next run's DBA step catches up
+            self._queue_upkeep(self._end_run)
+            raise
+        self._queue_upkeep(lambda: self._upkeep_after(report, models))
+        return report
+
+    def _queue_upkeep(self, upkeep: Callable[[], None]) -> None:
+        """The upkeep of a run queued; it ends the run (_end_run) in turn with the others."""
+        try:
+            self._upkeep.submit(upkeep)
+        except BaseException:  # the engine is closed: no upkeep follows the run
             self._end_run()
             raise
-        self._upkeep.submit(self._upkeep_after, report, models)
-        return report
 
     def _upkeep_after(self, report: IndexReport, models: Sequence[str] | None) -> None:
         """On the upkeep thread, after an index run: the image collections sealed (the DBA step's searches
-        then use the index), the DBA vectors kept current, and every collection the run wrote to sealed.
-        A failure is logged: the next run's DBA step catches up (dba.catch_up)."""
+        then use the index), the DBA vectors kept current (with any image the DBA collection lacks), and
+        every collection the run wrote to sealed. A failure is logged and kept for `settle` to raise; the
+        next run's DBA step catches up (dba.catch_up)."""
         try:
             with self._patient():
                 self._seal(report, images_only=True)
                 with report.stages.stage("augment"):
                     self._augment(report.new_ids, models)
                 self._seal(report)
-        except Exception:  # noqa: BLE001 - a thread of its own: said in the log, caught up by the next run
+        except Exception as exc:  # noqa: BLE001 - a thread of its own: said in the log and by settle()
             log.exception("the DBA vectors of an index run could not be made; the next run catches up")
+            self._upkeep_failure = self._upkeep_failure or exc
         finally:
             self._end_run()
 
     def settle(self) -> None:
-        """Wait until the upkeep of every index run so far is done: DBA vectors current, collections sealed."""
-        self._upkeep.submit(lambda: None).result()
+        """Wait until the upkeep of every index run so far is done: DBA vectors current, collections sealed.
+        Raises the first upkeep failure since the last call (a StoreUnavailableError when Milvus is gone)."""
+        self._upkeep_result(lambda: None)
+        failure, self._upkeep_failure = self._upkeep_failure, None
+        if failure is not None:
+            raise failure
 
     def _seal(self, report: IndexReport, images_only: bool = False) -> None:
         """Every collection that a run wrote to is sealed after it (or only the image collections), so that
@@ -323,30 +340,43 @@ class Engine:
         def patiently() -> int:
             with self._patient():
                 return work()
-        return self._upkeep.submit(patiently).result()
+        return self._upkeep_result(patiently)
+
+    def _upkeep_result(self, work: Callable[[], T]) -> T:
+        """`work` run on the upkeep thread after what is queued there; waited for here."""
+        if threading.current_thread().name.startswith(UPKEEP):
+            raise RuntimeError("work queued from the upkeep thread would wait for itself")
+        return self._upkeep.submit(work).result()
 
     def _begin_run(self) -> None:
         with self._runs_lock:
             self._runs += 1
 
     def _end_run(self) -> None:
-        """An index run and its upkeep are over: whether the DBA vectors cover the index is read again (not
-        known, if Milvus does not answer: then DBA searches keep to the plain vectors)."""
+        """An index run and its upkeep are over: whether the DBA vectors cover the index is read again, and
+        the run counted out at the same time (not known if Milvus does not answer: read when next asked)."""
+        whole = self._dba_covers()
         with self._runs_lock:
             self._runs -= 1
-        try:
-            self._dba_whole = self._dba_covers()
-        except Exception:  # noqa: BLE001 - read again after the next run
-            log.warning("Milvus did not say whether the DBA vectors cover the index", exc_info=True)
-            self._dba_whole = False
+            self._dba_whole = whole
 
     def _dba_current(self) -> bool:
         """No index run or its upkeep is under way here, and every indexed image had its DBA vector after
-        the last."""
-        return self._runs == 0 and self._dba_whole
+        the last (read again here if that was not known)."""
+        if self._runs == 0 and self._dba_whole is None:
+            whole = self._dba_covers()
+            with self._runs_lock:
+                if self._runs == 0 and self._dba_whole is None:
+                    self._dba_whole = whole
+        return self._runs == 0 and bool(self._dba_whole)
 
-    def _dba_covers(self) -> bool:
-        return all(m.dba_covers_the_index() for m in self.models.values())
+    def _dba_covers(self) -> bool | None:
+        """Whether every model's DBA vectors cover its index; None if Milvus does not say."""
+        try:
+            return all(m.dba_covers_the_index() for m in self.models.values())
+        except Exception:  # noqa: BLE001 - DBA searches keep to the plain vectors until it is known
+            log.warning("Milvus did not say whether the DBA vectors cover the index", exc_info=True)
+            return None
 
     def _patient(self):
         """Work on the index (index runs, removals, DBA upkeep) outlives a slow or paused Milvus: each

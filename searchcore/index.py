@@ -1,7 +1,8 @@
 """Indexing runner: files -> raw bytes -> (skip what is stored) -> embed -> Milvus, batch by batch.
 
-Each batch is written before the next one is read further, and ids are content hashes, so a run
-killed at any point loses nothing already written and a re-run adds only what is missing.
+A batch is written while the next one is embedded (one write at a time, in order), a file counts as
+done only once its batch is written, and ids are content hashes, so a run killed at any point loses
+nothing already written and a re-run adds only what is missing.
 """
 from __future__ import annotations
 

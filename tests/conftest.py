@@ -25,6 +25,7 @@ from PIL import Image
 from searchcore import MODEL_NAMES, Engine, Settings
 from searchcore.config import PRECISIONS
 from searchcore.encoding.build import build_models
+from searchcore.web.startup import OVER as STARTUP_OVER
 from searchcore.web.waiting import TITLE as WAITING_TITLE
 
 from tests.milvus_standalone import MilvusStandalone
@@ -198,7 +199,7 @@ def start_app(env: dict[str, str], images: Path, log_path: Path, indexed: bool =
         try:
             up = requests.get(f"{url}config", timeout=2)  # the app's own page, not the one that says it waits
             if up.ok and up.json().get("title") != WAITING_TITLE and (
-                    not indexed or f"indexing {images}:" in log_path.read_text()):
+                    not indexed or STARTUP_OVER in log_path.read_text()):
                 return proc, url
         except requests.RequestException:
             pass

@@ -83,6 +83,7 @@ def engine_over_crops(home: Path, model_dir: Path, regions: bool = False):
     settings = settings_in(home, model_dir, regions=regions)
     with Engine(settings) as engine:
         assert engine.index([folder]).indexed == 8 * len(PHOTOS)
+        engine.settle()  # its DBA vectors made: the tests count Milvus calls and compare DBA rankings
         yield engine, sorted(folder.iterdir())
 
 
@@ -262,6 +263,24 @@ def test_dba_waits_for_its_vectors_and_the_search_says_what_ran(engine, photo_di
     engine.settle()
     after = engine.search_files([coffee.source], SearchOptions(k=3, rerank="dba+qe"))[0]
     assert after.rerank == "dba+qe" and all(hits[0].id == coffee.id for hits in after.hits.values())
+
+
+def test_a_failed_upkeep_is_raised_by_settle_and_dba_searches_keep_to_the_plain_vectors(settings, photo_dir):
+    """The DBA step of a run fails on the upkeep thread (its collection gone): settle() raised nothing and
+    the CLI said the run was fine. Now settle() raises it once, and DBA searches run as alpha-QE."""
+    with Engine(settings) as engine:
+        gate = threading.Event()
+        engine._upkeep.submit(gate.wait)  # the run's upkeep waits behind this
+        try:
+            engine.index([photo_dir])
+            engine.client.drop_collection(engine.models["vgg16"].dba.name)
+        finally:
+            gate.set()
+        with pytest.raises(Exception, match=engine.models["vgg16"].dba.name):
+            engine.settle()
+        engine.settle()  # raised once
+        found = engine.search_files([photo_dir / "coffee.jpg"], SearchOptions(k=3, rerank="dba+qe"))[0]
+        assert found.rerank == "qe" and all(hits[0].path.endswith("coffee.jpg") for hits in found.hits.values())
 
 
 @pytest.mark.parametrize("rerank", ["qe", "dba", "dba+qe"])

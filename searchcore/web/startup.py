@@ -17,6 +17,7 @@ from ..files.samples import sample_files, sample_folder
 from . import views
 
 log = logging.getLogger("searchcore.app")
+OVER = "start-up indexing over: the DBA vectors are current"  # logged last
 
 
 def index_roots(settings: Settings, images: Path | None) -> list[Path]:
@@ -59,6 +60,7 @@ class StartupIndexing:
                 report = self.engine.index(sample_files(), roots=self.roots, on_progress=self._progress)
                 log.info("indexing the sample photos: %s", report.summary())
             self.engine.settle()  # over when the DBA vectors are current: the page searched the run meanwhile
+            log.info("%s", OVER)
         except Exception as exc:  # noqa: BLE001 - shown in the page instead of killing a thread silently
             log.exception("indexing at start-up failed")
             self.failure = str(exc)
