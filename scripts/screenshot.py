@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from searchcore.files.samples import sample_files  # noqa: E402
+from searchcore.web import startup  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENS = {"screenshot.jpg": {"viewport": {"width": 1366, "height": 900}},
@@ -77,8 +78,7 @@ def shoot(url: str, query: Path, k: int, out_dir: Path, app: subprocess.Popen, l
     """Open the link of a search with the query once the app has indexed the photos, wait until both
     galleries show k hits, and save the page's first screen, at each size of SCREENS."""
     short = hashlib.sha256(query.read_bytes()).hexdigest()[:16]
-    indexed = f"indexing {query.parent}:"  # the app's log line once its start-up indexing is over
-    while indexed not in log.read_text():
+    while startup.OVER not in log.read_text():  # the app's start-up indexing is over
         if app.poll() is not None:
             raise SystemExit(log.read_text())
         time.sleep(0.2)

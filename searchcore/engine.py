@@ -63,6 +63,7 @@ class Engine:
         self._batcher = SearchBatcher(self.search_raw)
         self._folders: tuple[int, list[str]] = (-1, [])  # (index size, folders) of the last folders()
         self._runs, self._runs_lock = 0, threading.Lock()  # index runs under way in this engine, or their upkeep
+        self._run_count = 0  # index runs begun in this engine
         self._upkeep = ThreadPoolExecutor(1, thread_name_prefix=UPKEEP)  # the one writer of DBA vectors
         self._upkeep_failure: Exception | None = None  # the first since the last settle(), which raises it
         self._dba_whole: bool | None = self._dba_covers()  # None: not known, read again when asked
@@ -135,7 +136,8 @@ class Engine:
                 self._seal(report)
         except Exception as exc:  # noqa: BLE001 - a thread of its own: said in the log and by settle()
             log.exception("the DBA vectors of an index run could not be made; the next run catches up")
-            self._upkeep_failure = self._upkeep_failure or exc
+            with self._runs_lock:
+                self._upkeep_failure = self._upkeep_failure or exc
         finally:
             self._end_run()
 
@@ -143,7 +145,8 @@ class Engine:
         """Wait until the upkeep of every index run so far is done: DBA vectors current, collections sealed.
         Raises the first upkeep failure since the last call (a StoreUnavailableError when Milvus is gone)."""
         self._upkeep_result(lambda: None)
-        failure, self._upkeep_failure = self._upkeep_failure, None
+        with self._runs_lock:
+            failure, self._upkeep_failure = self._upkeep_failure, None
         if failure is not None:
             raise failure
 
@@ -172,7 +175,7 @@ class Engine:
         mirrored, keeping each hit's best cosine (see model.search_plan); `regions` searches the indexed
         images' regions (for crops)."""
         chosen = self._chosen(models)
-        stores, o, indexed_turns = search_plan(chosen, options, self._dba_current())
+        stores, o, indexed_turns = search_plan(chosen, options, self._dba_current(options.rerank))
         queries, results = [], []
         for raw, vectors in self.embedder.query_vectors(raws, list(chosen), o.robust and not indexed_turns):
             if isinstance(vectors, DecodeError):
@@ -212,7 +215,7 @@ class Engine:
         name, vectors = self._mean_vectors(paths, list(chosen))
         if isinstance(vectors, str):
             return QueryResult(query=name, id=-1, hits={}, error=vectors)
-        stores, o, _ = search_plan(chosen, options, self._dba_current())
+        stores, o, _ = search_plan(chosen, options, self._dba_current(options.rerank))
         return search(-1, name, vectors, stores, o.k, o.rerank.expands, o.rerank.value)
 
     def _mean_vectors(self, paths: Sequence[Path | str], models: list[str]) -> tuple[str, dict[str, np.ndarray] | str]:
@@ -241,7 +244,8 @@ class Engine:
             return QueryResult(query=f"id:{image_id}", id=image_id, hits={},
                                error=f"id {image_id} is not indexed for {', '.join(missing)}")
         path = next(iter(chosen.values())).store.rows([image_id])[image_id]["path"]
-        stores, o, _ = search_plan(chosen, replace(options, robust=False, regions=False), self._dba_current())
+        stores, o, _ = search_plan(chosen, replace(options, robust=False, regions=False),
+                                   self._dba_current(options.rerank))
         return search(image_id, path, vectors, stores, o.k, o.rerank.expands, o.rerank.value)
 
     def where_it_lands(self, edited: RawImage, original_id: int, k: int = 50) -> dict[str, dict[str, int | None]]:
@@ -351,31 +355,37 @@ class Engine:
     def _begin_run(self) -> None:
         with self._runs_lock:
             self._runs += 1
+            self._run_count += 1
 
     def _end_run(self) -> None:
         """An index run and its upkeep are over: whether the DBA vectors cover the index is read again, and
         the run counted out at the same time (not known if Milvus does not answer: read when next asked)."""
         whole = self._dba_covers()
         with self._runs_lock:
-            self._runs -= 1
             self._dba_whole = whole
+            self._runs -= 1
 
-    def _dba_current(self) -> bool:
-        """No index run or its upkeep is under way here, and every indexed image had its DBA vector after
-        the last (read again here if that was not known)."""
-        if self._runs == 0 and self._dba_whole is None:
+    def _dba_current(self, rerank: Rerank) -> bool:
+        """For a DBA search: no index run or its upkeep is under way here, and every indexed image had its
+        DBA vector after the last (read again here if that was not known, unless a run began meanwhile)."""
+        if not rerank.augmented:
+            return False
+        with self._runs_lock:
+            runs, whole, began = self._runs, self._dba_whole, self._run_count
+        if runs == 0 and whole is None:
             whole = self._dba_covers()
             with self._runs_lock:
-                if self._runs == 0 and self._dba_whole is None:
+                if self._run_count == began and self._dba_whole is None:
                     self._dba_whole = whole
-        return self._runs == 0 and bool(self._dba_whole)
+        return runs == 0 and bool(whole)
 
     def _dba_covers(self) -> bool | None:
         """Whether every model's DBA vectors cover its index; None if Milvus does not say."""
         try:
             return all(m.dba_covers_the_index() for m in self.models.values())
         except Exception:  # noqa: BLE001 - DBA searches keep to the plain vectors until it is known
-            log.warning("Milvus did not say whether the DBA vectors cover the index", exc_info=True)
+            log.warning("Milvus did not say whether the DBA vectors cover the index",
+                        exc_info=log.isEnabledFor(logging.DEBUG))
             return None
 
     def _patient(self):

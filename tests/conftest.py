@@ -25,7 +25,7 @@ from PIL import Image
 from searchcore import MODEL_NAMES, Engine, Settings
 from searchcore.config import PRECISIONS
 from searchcore.encoding.build import build_models
-from searchcore.web.startup import OVER as STARTUP_OVER
+from searchcore.web.startup import FAILED as STARTUP_FAILED, OVER as STARTUP_OVER
 from searchcore.web.waiting import TITLE as WAITING_TITLE
 
 from tests.milvus_standalone import MilvusStandalone
@@ -195,7 +195,7 @@ def start_app(env: dict[str, str], images: Path, log_path: Path, indexed: bool =
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        assert proc.poll() is None, log_path.read_text()
+        assert proc.poll() is None and STARTUP_FAILED not in log_path.read_text(), log_path.read_text()
         try:
             up = requests.get(f"{url}config", timeout=2)  # the app's own page, not the one that says it waits
             if up.ok and up.json().get("title") != WAITING_TITLE and (

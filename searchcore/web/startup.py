@@ -17,7 +17,8 @@ from ..files.samples import sample_files, sample_folder
 from . import views
 
 log = logging.getLogger("searchcore.app")
-OVER = "start-up indexing over: the DBA vectors are current"  # logged last
+OVER = "start-up indexing over: the DBA vectors are current"  # logged last, once the page says it
+FAILED = "indexing at start-up failed"
 
 
 def index_roots(settings: Settings, images: Path | None) -> list[Path]:
@@ -60,12 +61,13 @@ class StartupIndexing:
                 report = self.engine.index(sample_files(), roots=self.roots, on_progress=self._progress)
                 log.info("indexing the sample photos: %s", report.summary())
             self.engine.settle()  # over when the DBA vectors are current: the page searched the run meanwhile
-            log.info("%s", OVER)
         except Exception as exc:  # noqa: BLE001 - shown in the page instead of killing a thread silently
-            log.exception("indexing at start-up failed")
+            log.exception("%s", FAILED)
             self.failure = str(exc)
         finally:
             self.finished.set()
+        if self.failure is None:
+            log.info("%s", OVER)
 
     def _folders(self) -> list[Path]:
         """The folders to index: --images if it holds photos, and the demo collection once it is here.
