@@ -68,6 +68,11 @@ def needs(present: bool, reason: str):
     return pytest.mark.skipif(not present and not IN_CI, reason=reason)
 
 
+def needs_corel(why: str):
+    """For a test that needs Corel-1k's real photos (`why`: what the stand-in labelled folders lack)."""
+    return needs(COREL.is_dir(), f"needs ../shared/datasets/corel1k: {why}")
+
+
 @pytest.fixture(scope="session")
 def model_dir(hermetic_environment) -> Path:
     """Both models in both precisions, built once; test workers running at once build one at a time."""

@@ -12,12 +12,12 @@ from gradio_client import Client
 
 from searchcore.files.decode import read_raw
 from searchcore.inspection.maps import METHODS
-from tests.conftest import COREL, labelled_folder, needs, run_cli, settings_env, start_app, stop_app
+from tests.conftest import labelled_folder, needs_corel, run_cli, settings_env, start_app, stop_app
 from tests.test_app import OUTPUT, dependency_ids, needs_chromium, upload
 
 CLASSES, PER_CLASS = 5, 8
 # the models rank some Corel queries differently; on crops of eight sample photos they may well agree
-needs_disagreements = needs(COREL.is_dir(), "needs ../shared/datasets/corel1k for queries the models disagree on")
+needs_disagreements = needs_corel("queries the models disagree on")
 
 
 @pytest.fixture(scope="module")

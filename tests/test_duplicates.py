@@ -13,7 +13,7 @@ from searchcore.files.shown import ShownFiles
 from searchcore.inspection.edits import crop
 from searchcore.retrieval.duplicates import THRESHOLDS, components, scored_pairs
 from searchcore.web.duplicates_tab import find_duplicates
-from tests.conftest import COREL, labelled_folder, needs, run_cli
+from tests.conftest import labelled_folder, needs_corel, run_cli
 
 
 def plant_copies(originals: list[Path], folder: Path) -> dict[str, set[str]]:
@@ -36,7 +36,7 @@ def plant_copies(originals: list[Path], folder: Path) -> dict[str, set[str]]:
     return groups
 
 
-@needs(COREL.is_dir(), "needs ../shared/datasets/corel1k: crops of one sample photo are near-duplicates")
+@needs_corel("crops of one sample photo are near-duplicates")
 def test_planted_copies_are_grouped_with_their_originals_and_with_nothing_else(cli_env, tmp_path):
     """`duplicates --json`, by each model and fused at its measured threshold: each original with its
     resized, re-saved and cropped copies, in a group of its own; no other group among the 40 photos."""

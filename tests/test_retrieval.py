@@ -19,7 +19,7 @@ from searchcore.retrieval.options import Intent, Rerank, SearchOptions
 from searchcore.retrieval.rerank import dba
 from searchcore.retrieval.fusion import FUSION_POOL, fuse, fused_order, rrf_order, rrf_ranking
 from searchcore.storage.regions import region_vectors, regions_per_image, row_id
-from tests.conftest import COREL, PHOTOS, SAMPLES, crops_of_photos, run_cli, needs, settings_in, EVALUATIONS
+from tests.conftest import COREL, PHOTOS, SAMPLES, crops_of_photos, run_cli, needs_corel, settings_in, EVALUATIONS
 
 
 def test_two_crops_of_one_photo_are_nearest_each_other(engine, tmp_path):
@@ -47,7 +47,7 @@ PINNED = {"resnet50": {"P@1": 0.969, "P@10": 0.9446, "mAP": 0.83939},
           "vgg16": {"P@1": 0.966, "P@10": 0.9425, "mAP": 0.84174}}
 
 
-@needs(COREL.is_dir(), "needs ../shared/datasets/corel1k")
+@needs_corel("the reference figures are its own")
 def test_corel1k_reproduces_the_reference_figures(cli_env, settings):
     """The fp32 export on the whole dataset. Its vectors are kept across runs, named by the files (path,
     size, mtime) and the model builds, so only a new build (or changed files) is embedded again; one

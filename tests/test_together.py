@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from searchcore.retrieval.options import SearchOptions
-from tests.conftest import COREL, labelled_folder, needs, run_cli
+from tests.conftest import labelled_folder, needs_corel, run_cli
 
 SHOWN = 6  # hits counted, the query photos left out
 
@@ -20,7 +20,7 @@ def class_precision(result, photos: list[Path]) -> dict[str, float]:
             / SHOWN for model, hits in result.hits.items()}
 
 
-@needs(COREL.is_dir(), "needs ../shared/datasets/corel1k: crops of one sample photo are too alike")
+@needs_corel("crops of one sample photo are too alike")
 def test_two_photos_of_a_class_find_it_better_than_either_alone(engine, tmp_path):
     labelled = labelled_folder(tmp_path / "set", classes=5, per_class=10)
     engine.index([labelled])
