@@ -200,11 +200,12 @@ def start_app(env: dict[str, str], images: Path, log_path: Path, indexed: bool =
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        assert proc.poll() is None and STARTUP_FAILED not in log_path.read_text(), log_path.read_text()
+        alive = proc.poll() is None
+        said = log_path.read_text()  # after the poll: all that a process that died said
+        assert alive and STARTUP_FAILED not in said, said
         try:
             up = requests.get(f"{url}config", timeout=2)  # the app's own page, not the one that says it waits
-            if up.ok and up.json().get("title") != WAITING_TITLE and (
-                    not indexed or STARTUP_OVER in log_path.read_text()):
+            if up.ok and up.json().get("title") != WAITING_TITLE and (not indexed or STARTUP_OVER in said):
                 return proc, url
         except requests.RequestException:
             pass
