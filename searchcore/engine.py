@@ -103,12 +103,15 @@ class Engine:
         return self._run_then_upkeep(lambda: self._indexer(models, roots, on_progress).run(paths), models)
 
     def _run_then_upkeep(self, run: Callable[[], IndexReport], models: Sequence[str] | None = None) -> IndexReport:
-        """An index run, then its upkeep queued: the run's images are written and searchable, and no model
-        waits for the DBA step. Until the upkeep is done, DBA searches run on the plain vectors (search_plan)."""
+        """An index run, then its upkeep queued: the run's images are written, sealed and searchable, and no
+        model waits for the DBA step. Until the upkeep is done, DBA searches run on the plain vectors
+        (search_plan). The image collections are sealed here, not on the upkeep thread: Milvus Lite drops a
+        sealed batch from view until its segment is written, so a read meanwhile would miss the run's rows."""
         self._begin_run()
         try:
             with self._patient():
                 report = run()
+                self._seal(report, images_only=True)
         except BaseException:  # Milvus failed the run, most likely: the next run's DBA step catches up
             self._queue_upkeep(self._end_run)
             raise
@@ -124,13 +127,11 @@ class Engine:
             raise
 
     def _upkeep_after(self, report: IndexReport, models: Sequence[str] | None) -> None:
-        """On the upkeep thread, after an index run: the image collections sealed (the DBA step's searches
-        then use the index), the DBA vectors kept current (with any image the DBA collection lacks), and
-        every collection the run wrote to sealed. A failure is logged and kept for `settle` to raise; the
-        next run's DBA step catches up (dba.catch_up)."""
+        """On the upkeep thread, after an index run: the DBA vectors kept current (with any image the DBA
+        collection lacks), and every collection the run wrote to sealed. A failure is logged and kept for
+        `settle` to raise; the next run's DBA step catches up (dba.catch_up)."""
         try:
             with self._patient():
-                self._seal(report, images_only=True)
                 with report.stages.stage("augment"):
                     self._augment(report.new_ids, models)
                 self._seal(report)

@@ -212,8 +212,16 @@ def test_an_index_run_seals_every_collection_it_wrote_to(settings, photo_dir, mo
         flushed = []
         real = engine.client.flush
         monkeypatch.setattr(engine.client, "flush", lambda name, **kw: (flushed.append(name), real(name, **kw)))
-        engine.index([photo_dir])
-        engine.settle()  # the upkeep seals what the run wrote
+        gate = threading.Event()
+        engine._upkeep.submit(gate.wait)  # the run's upkeep waits behind this
+        try:
+            engine.index([photo_dir])
+            # before: sealed on the upkeep thread while the caller read them, and Milvus Lite hid the run's
+            # rows during that seal (the search or evaluation right after index() found none)
+            assert set(flushed) == {m.store.name for m in engine.models.values()}, flushed
+        finally:
+            gate.set()
+        engine.settle()  # the upkeep seals the rest of what the run wrote
         written = {s.name for m in engine.models.values() for s in (m.store, m.dba, *m.grouped().values())}
         assert len(written) == 8 and set(flushed) == written, flushed
         flushed.clear()
