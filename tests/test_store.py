@@ -4,6 +4,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,41 @@ def test_many_query_rows_go_in_requests_of_a_bounded_size(tmp_path: Path, monkey
     found = vs.search(vectors, 1)
     assert requests == [store.SEARCH_CHUNK, store.SEARCH_CHUNK, 150 - 2 * store.SEARCH_CHUNK]
     assert [hits[0].id for hits in found] == list(range(1, 151))
+    client.close()
+
+
+def test_a_search_while_milvus_lite_flushes_sees_every_row(tmp_path: Path, monkeypatch):
+    """Milvus Lite's flush swaps in an empty memtable, then opens a new write-ahead log, then writes the
+    frozen rows to a segment: a search in between found none of them (the page's searches while an index
+    run's collections were sealed). The search is started inside that window, where the new log is made;
+    it must wait for the flush and then find all 50 rows."""
+    from milvus_lite.engine import collection as lite_collection
+    client = store.connect(str(tmp_path / "m.db"))
+    vs = VectorStore(client, "t_flush", 16, "abc")
+    vectors = unit(50, 16, 3)
+    fill(vs, vectors)
+    found: list[list] = []
+    searchers: list[threading.Thread] = []
+    lock = vs.lite_lock
+    new_log = lite_collection.WAL
+
+    def search() -> None:
+        found.extend(vs.search(vectors[:1], 50))
+        with lock.changed:
+            lock.changed.notify_all()
+
+    def new_log_with_a_search_inside(**kwargs):
+        searchers.append(threading.Thread(target=search))
+        searchers[0].start()
+        with lock.changed:  # the search is done, or waits for this flush
+            lock.changed.wait_for(lambda: found or lock.readers_waiting)
+        return new_log(**kwargs)
+
+    monkeypatch.setattr(lite_collection, "WAL", new_log_with_a_search_inside)
+    vs.flush()
+    searchers[0].join()
+    assert len(found[0]) == 50
+    assert vs.count() == 50
     client.close()
 
 

@@ -19,6 +19,7 @@ from ..batching import spans
 from ..config import IndexType
 from ..retrying import retried
 from ..similarity import cosine_from_squared_l2, l2_from_cosine
+from .locking import lite_lock
 
 MAX_PATH = 4096
 MODEL_PROPERTY = "searchcore.onnx_sha256"
@@ -146,22 +147,38 @@ def _short(exc: Exception) -> str:
     return str(message).splitlines()[0][:200]
 
 
-def guarded(method):
+def _guarded(method, writes: bool):
     """Turn any failure of the Milvus client inside a VectorStore method into StoreUnavailableError,
     after trying again while a `patient` block allows. A collection that a restarted server has not
-    loaded again yet is loaded, and the call tried once more."""
+    loaded again yet is loaded, and the call tried once more. On Milvus Lite, a write holds its
+    collection alone and reads share it (`lite_lock`)."""
     @functools.wraps(method)
     def wrapper(self: "VectorStore", *args, **kwargs):
         def said(exc: Exception, wait: float, tries: int) -> None:
             log.warning("Milvus at %s did not answer (%s); %s tried again in %.1f s", self.uri, _short(exc),
                         method.__name__, wait)
+
+        def attempt():
+            if self.lite_lock is None:
+                return _loaded(self, method, args, kwargs)
+            with self.lite_lock.writing_alone() if writes else self.lite_lock.reading():
+                return _loaded(self, method, args, kwargs)
         try:
-            return retried(lambda: _loaded(self, method, args, kwargs),
-                           lambda exc: isinstance(exc, (MilvusException, grpc.RpcError)) and transient(exc),
+            return retried(attempt, lambda exc: isinstance(exc, (MilvusException, grpc.RpcError)) and transient(exc),
                            said, 0.5, MAX_RETRY_WAIT, _PATIENCE.get())
         except (MilvusException, grpc.RpcError) as exc:
             raise StoreUnavailableError(f"Milvus at {self.uri} did not answer ({_short(exc)})") from exc
     return wrapper
+
+
+def guarded(method):
+    """A guarded read (`_guarded`)."""
+    return _guarded(method, writes=False)
+
+
+def guarded_write(method):
+    """A guarded write or flush (`_guarded`)."""
+    return _guarded(method, writes=True)
 
 
 TRANSIENT_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED,
@@ -219,6 +236,7 @@ class VectorStore:
         its own index, and is searched with that index's parameters."""
         self.client, self.name, self.dim = client, name, dim
         self.uri, self.timeout = uri or "the configured URI", timeout
+        self.lite_lock = lite_lock(uri, name)
         self.index_type, self.index_params = index_type, index_type.build_params(*hnsw)
         self._open(model_sha256)
 
@@ -267,7 +285,7 @@ class VectorStore:
         for part in spans(len(rows), max(1, WRITE_FLOATS // self.dim)):
             self._upsert(rows[part])
 
-    @guarded
+    @guarded_write
     def _upsert(self, rows: list[dict]) -> None:
         self.client.upsert(self.name, rows, timeout=self.timeout)
 
@@ -324,13 +342,13 @@ class VectorStore:
                                  output_fields=["path"], timeout=self.timeout, consistency_level="Strong")
         return [int(r["id"]) for r in rows]
 
-    @guarded
+    @guarded_write
     def flush(self) -> None:
         """Seal what was written, so that searches use the index (Milvus Lite searches unsealed rows one by
         one, which is slow for region collections; docs/benchmarks.md)."""
         self.client.flush(self.name, timeout=self.timeout)
 
-    @guarded
+    @guarded_write
     def delete(self, ids: list[int]) -> int:
         if not ids:
             return 0
