@@ -509,7 +509,7 @@ def test_browser_phone_shows_a_comparison_on_its_first_screen_and_results_rank_b
 
 
 @needs_chromium
-def test_browser_index_tab_empties_the_upload_box(indexing_app, pages, tmp_path):
+def test_browser_index_tab_empties_the_upload_box_and_says_when_the_dba_vectors_are_current(indexing_app, pages, tmp_path):
     url, photos, _, _ = indexing_app
     upload_file = tmp_path / "new-crop.jpg"
     Image.open(photos / "coffee.jpg").crop((0, 0, 320, 200)).save(upload_file)
@@ -526,6 +526,9 @@ def test_browser_index_tab_empties_the_upload_box(indexing_app, pages, tmp_path)
     page.locator("#summary").get_by_text("indexed 1").wait_for(timeout=60_000)
     page.wait_for_function("() => !document.querySelector('#files').innerText.includes('new-crop')",
                            timeout=30_000)
+    page.locator("#summary").get_by_text("their DBA vectors are current").wait_for(timeout=60_000)
+    assert "indexed 1" in page.locator("#summary").inner_text()
+    page.screenshot(path=str(OUTPUT / "app-index-settled.png"))
     page.locator("#index").click()  # a second click sends nothing again
     page.locator("#summary").get_by_text("Give a folder under the allowed roots").wait_for(timeout=60_000)
 

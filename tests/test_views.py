@@ -68,6 +68,15 @@ def test_an_index_summary_says_the_dba_vectors_follow_only_when_the_run_added_ph
     assert views.UPKEEP_NOTE not in views.index_summary(IndexReport(already=3))
 
 
+def test_a_settled_summary_says_the_dba_vectors_are_current_or_why_their_step_failed():
+    summary = views.index_summary(IndexReport(indexed=1, new_ids={7}))
+    current = views.settled_summary(summary, None)
+    assert views.UPKEEP_NOTE not in current and views.UPKEEP_DONE in current and "indexed 1" in current
+    failed = views.settled_summary(summary, RuntimeError("Milvus at <b>x</b> did not answer"))
+    assert views.UPKEEP_NOTE not in failed and "⚠️ The DBA step after this run failed" in failed
+    assert "<b>" not in failed  # the reason is shown as text
+
+
 @pytest.mark.parametrize("mode", [None, "", "none", 3])
 def test_bad_modes_are_refused_by_name(mode):
     with pytest.raises(ValueError, match="mode must be one of Side by side, ResNet50, VGG16, Fused"):

@@ -46,6 +46,17 @@ def index_tab(engine: Engine, roots: list[Path]) -> None:
             messages.append("Give a folder under the allowed roots, or upload images.")
         return "\n\n".join(messages), str(full_list) if full_list else None, stats()
 
+    def settled(summary: str | None):
+        """Once the run's upkeep is over, the summary says so (only a run that added photos has one)."""
+        if not summary or views.UPKEEP_NOTE not in summary:
+            return gr.update()
+        try:
+            engine.settle()
+        except Exception as exc:  # noqa: BLE001 - the upkeep's failure, whatever it was, is the page's to say
+            log.warning("the DBA step after an index run failed: %s", exc)
+            return views.settled_summary(summary, exc)
+        return views.settled_summary(summary, None)
+
     def stats():
         try:
             return views.stats_rows(engine.stats())
@@ -65,6 +76,8 @@ def index_tab(engine: Engine, roots: list[Path]) -> None:
     failures = gr.File(label="Every failure, as a tab-separated list", elem_id="failures")
     table = gr.Dataframe(stats(), headers=views.STATS_HEADERS, interactive=False, label="Collections")
     # then the upload box is emptied: its files are indexed, and the next click must not send them again
+    # and once the run's DBA vectors are current (or their step failed), the summary says it
     start.click(index, [folder, files], [summary, failures, table], api_name="index", concurrency_limit=1).then(
-        lambda: None, None, files, api_visibility="private")
+        lambda: None, None, files, api_visibility="private").then(
+        settled, summary, summary, api_visibility="private", show_progress="hidden")
     gr.Button("Refresh", size="sm").click(stats, None, table, api_name="stats")

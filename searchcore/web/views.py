@@ -413,6 +413,16 @@ def under_roots(folder: str, roots: Sequence[Path]) -> Path:
 
 UPKEEP_NOTE = ("The new photos are searchable now. Their DBA vectors follow in a moment; until then a "
                "DBA re-ranking runs on the plain vectors, and the status line says so.")
+UPKEEP_DONE = "The new photos are searchable, and their DBA vectors are current."
+
+
+def settled_summary(summary: str, failure: Exception | None) -> str:
+    """An index summary once the run's upkeep is over: the note that the DBA vectors follow becomes that
+    they are current, or the reason the step failed (DBA searches then keep to the plain vectors)."""
+    done = UPKEEP_DONE if failure is None else error_text(
+        f"The DBA step after this run failed ({failure}); DBA re-rankings run on the plain vectors until the "
+        "next run catches up.")
+    return summary.replace(UPKEEP_NOTE, done)
 
 
 def index_summary(report: IndexReport, names: Mapping[str, str] | None = None) -> str:
