@@ -105,8 +105,8 @@ class Engine:
     def _run_then_upkeep(self, run: Callable[[], IndexReport], models: Sequence[str] | None = None) -> IndexReport:
         """An index run, then its upkeep queued: the run's images are written, sealed and searchable, and no
         model waits for the DBA step. Until the upkeep is done, DBA searches run on the plain vectors
-        (search_plan). The image collections are sealed here, not on the upkeep thread: Milvus Lite drops a
-        sealed batch from view until its segment is written, so a read meanwhile would miss the run's rows."""
+        (search_plan). The image collections are sealed here, so that the searches right after it use their
+        index (Milvus Lite searches unsealed rows one by one)."""
         self._begin_run()
         try:
             with self._patient():
@@ -141,6 +141,12 @@ class Engine:
                 self._upkeep_failure = self._upkeep_failure or exc
         finally:
             self._end_run()
+
+    def dba_current_after_upkeep(self) -> bool:
+        """Wait for the upkeep queued so far, then whether a DBA search would run on the DBA vectors. Its
+        failures stay for settle(): a page that asks cannot take another run's failure for its own."""
+        self._upkeep_result(lambda: None)
+        return self._dba_current(Rerank.DBA)
 
     def settle(self) -> None:
         """Wait until the upkeep of every index run so far is done: DBA vectors current, collections sealed.

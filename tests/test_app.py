@@ -509,7 +509,7 @@ def test_browser_phone_shows_a_comparison_on_its_first_screen_and_results_rank_b
 
 
 @needs_chromium
-def test_browser_index_tab_empties_the_upload_box_and_says_when_the_dba_vectors_are_current(indexing_app, pages, tmp_path):
+def test_browser_index_tab_empties_the_upload_box_and_says_when_dba_is_current(indexing_app, pages, tmp_path):
     url, photos, _, _ = indexing_app
     upload_file = tmp_path / "new-crop.jpg"
     Image.open(photos / "coffee.jpg").crop((0, 0, 320, 200)).save(upload_file)

@@ -275,7 +275,8 @@ def test_dba_waits_for_its_vectors_and_the_search_says_what_ran(engine, photo_di
 
 def test_a_failed_upkeep_is_raised_by_settle_and_dba_searches_keep_to_the_plain_vectors(settings, photo_dir):
     """The DBA step of a run fails on the upkeep thread (its collection gone): settle() raised nothing and
-    the CLI said the run was fine. Now settle() raises it once, and DBA searches run as alpha-QE."""
+    the CLI said the run was fine. Now settle() raises it once (asking whether DBA is current takes
+    nothing away from it), and DBA searches run as alpha-QE."""
     with Engine(settings) as engine:
         gate = threading.Event()
         engine._upkeep.submit(gate.wait)  # the run's upkeep waits behind this
@@ -284,6 +285,7 @@ def test_a_failed_upkeep_is_raised_by_settle_and_dba_searches_keep_to_the_plain_
             engine.client.drop_collection(engine.models["vgg16"].dba.name)
         finally:
             gate.set()
+        assert engine.dba_current_after_upkeep() is False  # what the Index tab shows; the failure stays
         with pytest.raises(Exception, match=engine.models["vgg16"].dba.name):
             engine.settle()
         engine.settle()  # raised once

@@ -124,8 +124,9 @@ def test_a_search_while_milvus_lite_flushes_sees_every_row(tmp_path: Path, monke
     run's collections were sealed). The search is started inside that window, where the new log is made;
     it must wait for the flush and then find all 50 rows."""
     from milvus_lite.engine import collection as lite_collection
-    client = store.connect(str(tmp_path / "m.db"))
-    vs = VectorStore(client, "t_flush", 16, "abc")
+    uri = str(tmp_path / "m.db")
+    client = store.connect(uri)
+    vs = VectorStore(client, "t_flush", 16, "abc", uri)
     vectors = unit(50, 16, 3)
     fill(vs, vectors)
     found: list[list] = []
@@ -134,20 +135,23 @@ def test_a_search_while_milvus_lite_flushes_sees_every_row(tmp_path: Path, monke
     new_log = lite_collection.WAL
 
     def search() -> None:
-        found.extend(vs.search(vectors[:1], 50))
-        with lock.changed:
-            lock.changed.notify_all()
+        try:
+            found.extend(vs.search(vectors[:1], 50))
+        finally:
+            with lock.changed:
+                lock.changed.notify_all()
 
     def new_log_with_a_search_inside(**kwargs):
         searchers.append(threading.Thread(target=search))
-        searchers[0].start()
+        searchers[-1].start()
         with lock.changed:  # the search is done, or waits for this flush
-            lock.changed.wait_for(lambda: found or lock.readers_waiting)
+            assert lock.changed.wait_for(lambda: found or lock.readers_waiting or not searchers[-1].is_alive(), 60)
         return new_log(**kwargs)
 
     monkeypatch.setattr(lite_collection, "WAL", new_log_with_a_search_inside)
     vs.flush()
-    searchers[0].join()
+    searchers[-1].join(60)
+    assert not searchers[-1].is_alive()
     assert len(found[0]) == 50
     assert vs.count() == 50
     client.close()

@@ -161,7 +161,7 @@ def _guarded(method, writes: bool):
         def attempt():
             if self.lite_lock is None:
                 return _loaded(self, method, args, kwargs)
-            with self.lite_lock.writing_alone() if writes else self.lite_lock.reading():
+            with self.lite_lock.writing() if writes else self.lite_lock.reading():
                 return _loaded(self, method, args, kwargs)
         try:
             return retried(attempt, lambda exc: isinstance(exc, (MilvusException, grpc.RpcError)) and transient(exc),
@@ -171,7 +171,7 @@ def _guarded(method, writes: bool):
     return wrapper
 
 
-def guarded(method):
+def guarded_read(method):
     """A guarded read (`_guarded`)."""
     return _guarded(method, writes=False)
 
@@ -231,7 +231,8 @@ class VectorStore:
     def __init__(self, client: MilvusClient, name: str, dim: int, model_sha256: str, uri: str = "",
                  timeout: float = 10.0, hnsw: tuple[int, int] = (16, 200), index_type: IndexType = IndexType.HNSW,
                  ) -> None:
-        """hnsw: (M, efConstruction), and index_type, for a collection created here, checked before anything
+        """uri: the client's, named in errors; a Milvus Lite path also keys the collection's lock (lite_lock).
+        hnsw: (M, efConstruction), and index_type, for a collection created here, checked before anything
         is created (a bad index saved by Milvus Lite breaks the next load). A collection made before keeps
         its own index, and is searched with that index's parameters."""
         self.client, self.name, self.dim = client, name, dim
@@ -240,7 +241,7 @@ class VectorStore:
         self.index_type, self.index_params = index_type, index_type.build_params(*hnsw)
         self._open(model_sha256)
 
-    @guarded
+    @guarded_read
     def _open(self, model_sha256: str) -> None:
         client, name = self.client, self.name
         identity = {MODEL_PROPERTY: model_sha256}
@@ -266,7 +267,7 @@ class VectorStore:
         self.client.create_collection(self.name, schema=schema, index_params=index, properties=properties,
                                       consistency_level="Strong")
 
-    @guarded
+    @guarded_read
     def _get(self, ids: Iterable[int], fields: list[str], chunk: int = GET_CHUNK) -> dict[int, dict]:
         """Stored rows by id (absent ids are left out), with the given fields, `chunk` ids per request."""
         ids, rows = list(ids), []
@@ -303,7 +304,7 @@ class VectorStore:
             return self._search_exactly(vectors, k, under_folder(under))
         return self._search(vectors, k, under, chunk)
 
-    @guarded
+    @guarded_read
     def _search_exactly(self, vectors: np.ndarray, k: int, expression: str) -> list[list[Hit]]:
         rows = self.client.query(self.name, filter=expression, output_fields=["vector", "path", "sha256"],
                                  limit=EXACT_ROWS, timeout=self.timeout, consistency_level="Session")
@@ -311,7 +312,7 @@ class VectorStore:
         return [[Hit.from_cosine(int(rows[n]["id"]), rows[n]["path"], rows[n]["sha256"], row[n])
                  for n in np.argsort(-row, kind="stable")[:k]] for row in cosines]
 
-    @guarded
+    @guarded_read
     def _search(self, vectors: np.ndarray, k: int, under: str | None, chunk: int) -> list[list[Hit]]:
         params = self.index_type.search_params(k, filtered=under is not None)
         results = []
@@ -335,7 +336,7 @@ class VectorStore:
         """path and sha256 (and the vector) of stored ids."""
         return self._get(ids, ["path", "sha256"] + ["vector"] * with_vectors)
 
-    @guarded
+    @guarded_read
     def ids_under(self, path: str) -> list[int]:
         """Ids whose stored path is this file or lies under this folder."""
         rows = self.client.query(self.name, filter=f"path == {_literal(path)} or ({under_folder(path)})",
@@ -358,7 +359,7 @@ class VectorStore:
     def count(self) -> int:
         return self._count("")
 
-    @guarded
+    @guarded_read
     def _count(self, expression: str) -> int:
         """The rows that match a filter ("": all of them)."""
         rows = self.client.query(self.name, filter=expression, output_fields=["count(*)"], timeout=self.timeout,
@@ -373,7 +374,7 @@ class VectorStore:
         """Every stored path."""
         return [r["path"] for r in self._all("path")]
 
-    @guarded
+    @guarded_read
     def _all(self, field: str) -> list[dict]:
         """One field of every row, read in batches (a plain query stops at 16,384 rows)."""
         iterator = self.client.query_iterator(self.name, batch_size=5000, output_fields=[field],
@@ -386,7 +387,7 @@ class VectorStore:
             iterator.close()
         return rows
 
-    @guarded
+    @guarded_read
     def sample(self, limit: int) -> list[dict]:
         return list(self.client.query(self.name, filter="", output_fields=["path", "sha256"], limit=limit,
                                       timeout=self.timeout, consistency_level="Strong"))

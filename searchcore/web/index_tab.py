@@ -50,12 +50,7 @@ def index_tab(engine: Engine, roots: list[Path]) -> None:
         """Once the run's upkeep is over, the summary says so (only a run that added photos has one)."""
         if not summary or views.UPKEEP_NOTE not in summary:
             return gr.update()
-        try:
-            engine.settle()
-        except Exception as exc:  # noqa: BLE001 - the upkeep's failure, whatever it was, is the page's to say
-            log.warning("the DBA step after an index run failed: %s", exc)
-            return views.settled_summary(summary, exc)
-        return views.settled_summary(summary, None)
+        return views.settled_summary(summary, engine.dba_current_after_upkeep())
 
     def stats():
         try:

@@ -414,14 +414,14 @@ def under_roots(folder: str, roots: Sequence[Path]) -> Path:
 UPKEEP_NOTE = ("The new photos are searchable now. Their DBA vectors follow in a moment; until then a "
                "DBA re-ranking runs on the plain vectors, and the status line says so.")
 UPKEEP_DONE = "The new photos are searchable, and their DBA vectors are current."
+UPKEEP_BEHIND = ("⚠️ The DBA vectors are not current: another index run is under way, or their step failed "
+                 "(the app's log says why). Until they are, DBA re-rankings run on the plain vectors.")
 
 
-def settled_summary(summary: str, failure: Exception | None) -> str:
+def settled_summary(summary: str, dba_current: bool) -> str:
     """An index summary once the run's upkeep is over: the note that the DBA vectors follow becomes that
-    they are current, or the reason the step failed (DBA searches then keep to the plain vectors)."""
-    done = UPKEEP_DONE if failure is None else error_text(
-        f"The DBA step after this run failed ({failure}); DBA re-rankings run on the plain vectors until the "
-        "next run catches up.")
+    they are current, or that they are not (and what DBA searches do meanwhile)."""
+    done = UPKEEP_DONE if dba_current else UPKEEP_BEHIND
     return summary.replace(UPKEEP_NOTE, done)
 
 
