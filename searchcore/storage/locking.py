@@ -47,6 +47,13 @@ class ReadWriteLock:
                 self.changed.notify_all()
 
 
+def held(lock: ReadWriteLock | None, writes: bool):
+    """The lock held for a write or a read; nothing to hold without a lock (a Milvus server)."""
+    if lock is None:
+        return contextlib.nullcontext()
+    return lock.writing() if writes else lock.reading()
+
+
 _LITE_LOCKS: dict[tuple[str, str], ReadWriteLock] = {}
 _LITE_LOCKS_LOCK = threading.Lock()
 

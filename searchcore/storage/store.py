@@ -19,7 +19,7 @@ from ..batching import spans
 from ..config import IndexType
 from ..retrying import retried
 from ..similarity import cosine_from_squared_l2, l2_from_cosine
-from .locking import lite_lock
+from .locking import held, lite_lock
 
 MAX_PATH = 4096
 MODEL_PROPERTY = "searchcore.onnx_sha256"
@@ -159,9 +159,7 @@ def _guarded(method, writes: bool):
                         method.__name__, wait)
 
         def attempt():
-            if self.lite_lock is None:
-                return _loaded(self, method, args, kwargs)
-            with self.lite_lock.writing() if writes else self.lite_lock.reading():
+            with held(self.lite_lock, writes):
                 return _loaded(self, method, args, kwargs)
         try:
             return retried(attempt, lambda exc: isinstance(exc, (MilvusException, grpc.RpcError)) and transient(exc),
