@@ -216,8 +216,8 @@ def test_an_index_run_seals_every_collection_it_wrote_to(settings, photo_dir, mo
         engine._upkeep.submit(gate.wait)  # the run's upkeep waits behind this
         try:
             engine.index([photo_dir])
-            # before: sealed on the upkeep thread while the caller read them, and Milvus Lite hid the run's
-            # rows during that seal (the search or evaluation right after index() found none)
+            # the image collections are sealed before index() returns: the searches right after it use
+            # their index (Milvus Lite searches unsealed rows one by one)
             assert set(flushed) == {m.store.name for m in engine.models.values()}, flushed
         finally:
             gate.set()

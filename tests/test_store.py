@@ -131,6 +131,7 @@ def test_a_search_while_milvus_lite_flushes_sees_every_row(tmp_path: Path, monke
     fill(vs, vectors)
     found: list[list] = []
     searchers: list[threading.Thread] = []
+    searched = threading.Event()  # the search returned or raised
     lock = vs.lite_lock
     new_log = lite_collection.WAL
 
@@ -139,13 +140,14 @@ def test_a_search_while_milvus_lite_flushes_sees_every_row(tmp_path: Path, monke
             found.extend(vs.search(vectors[:1], 50))
         finally:
             with lock.changed:
+                searched.set()
                 lock.changed.notify_all()
 
     def new_log_with_a_search_inside(**kwargs):
         searchers.append(threading.Thread(target=search))
         searchers[-1].start()
         with lock.changed:  # the search is done, or waits for this flush
-            assert lock.changed.wait_for(lambda: found or lock.readers_waiting or not searchers[-1].is_alive(), 60)
+            assert lock.changed.wait_for(lambda: searched.is_set() or lock.readers_waiting, 60)
         return new_log(**kwargs)
 
     monkeypatch.setattr(lite_collection, "WAL", new_log_with_a_search_inside)
